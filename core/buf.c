@@ -1,0 +1,215 @@
+/* Growable byte buffer and JSON/base64 writers. Owns its bytes. */
+#include "core/buf.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/mem.h"
+
+void weir_buf_init(struct weir_buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void weir_buf_deinit(struct weir_buf *b)
+{
+    free(b->data);
+    weir_buf_init(b);
+}
+
+void weir_buf_reset(struct weir_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void weir_buf_reserve(struct weir_buf *b, size_t extra)
+{
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap *= 2;
+    b->data = weir_realloc(b->data, cap);
+    b->cap = cap;
+}
+
+void weir_buf_append(struct weir_buf *b, const void *data, size_t len)
+{
+    weir_buf_reserve(b, len);
+    if (len)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void weir_buf_append_str(struct weir_buf *b, const char *s)
+{
+    weir_buf_append(b, s, strlen(s));
+}
+
+void weir_buf_append_char(struct weir_buf *b, char c)
+{
+    weir_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void weir_buf_printf(struct weir_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char small[256];
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        weir_buf_append(b, small, (size_t)n);
+        return;
+    }
+    weir_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void weir_buf_append_i64(struct weir_buf *b, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    weir_buf_append(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not valid UTF-8. */
+static size_t utf8_seq_len(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        n = 2;
+        cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3;
+        cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n > avail)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    weir_buf_reserve(b, len + 2);
+    weir_buf_append_char(b, '"');
+    size_t run = 0; /* bytes copied verbatim in one go */
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            run++;
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t n = utf8_seq_len(p + i, len - i);
+            if (n) {
+                run += n;
+                i += n;
+                continue;
+            }
+        }
+        weir_buf_append(b, p + i - run, run);
+        run = 0;
+        switch (c) {
+        case '"':
+            weir_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            weir_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            weir_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            weir_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            weir_buf_append(b, "\\t", 2);
+            break;
+        default:
+            if (c < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                weir_buf_append(b, esc, 6);
+            } else {
+                weir_buf_append(b, "\\ufffd", 6); /* a byte that is not UTF-8 */
+            }
+        }
+        i++;
+    }
+    weir_buf_append(b, p + len - run, run);
+    weir_buf_append_char(b, '"');
+}
+
+void weir_buf_append_base64(struct weir_buf *b, const void *data, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = data;
+    size_t out = 4 * ((len + 2) / 3);
+    weir_buf_reserve(b, out);
+    char *o = b->data + b->len;
+    size_t i = 0;
+    for (; i + 2 < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        *o++ = tbl[v >> 18];
+        *o++ = tbl[(v >> 12) & 63];
+        *o++ = tbl[(v >> 6) & 63];
+        *o++ = tbl[v & 63];
+    }
+    if (i < len) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
+        *o++ = tbl[v >> 18];
+        *o++ = tbl[(v >> 12) & 63];
+        *o++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len += out;
+    b->data[b->len] = '\0';
+}
+
+char *weir_buf_take(struct weir_buf *b, size_t *len)
+{
+    if (!b->data)
+        weir_buf_reserve(b, 0);
+    char *d = b->data;
+    if (len)
+        *len = b->len;
+    weir_buf_init(b);
+    return d;
+}

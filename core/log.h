@@ -1,0 +1,56 @@
+/* Logging: one line per event, level first, component named, key=value details after the text.
+ * Owns the log level and the stderr writer; must never log payload bytes above trace level. */
+#ifndef WEIR_LOG_H
+#define WEIR_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum weir_log_level {
+    WEIR_LOG_TRACE,
+    WEIR_LOG_DEBUG,
+    WEIR_LOG_INFO,
+    WEIR_LOG_WARN,
+    WEIR_LOG_ERROR,
+    WEIR_LOG_OFF
+};
+
+void weir_log_set_level(enum weir_log_level level);
+enum weir_log_level weir_log_get_level(void);
+
+/* Parses "trace".."error"/"off" into *level. Returns 0 on success, -1 on an unknown name. */
+int weir_log_parse_level(const char *name, enum weir_log_level *level);
+
+static inline bool weir_log_enabled(enum weir_log_level level)
+{
+    return level >= weir_log_get_level();
+}
+
+/* Writes "LEVEL time component: text" to stderr. component may be NULL. */
+void weir_log(enum weir_log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Like weir_log, but an identical (component, text) repeated within `window_ms` is counted
+ * instead of printed; the count is printed with the next line that gets through. */
+void weir_log_limited(enum weir_log_level level, const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define weir_trace(c, ...)                                                                         \
+    do {                                                                                           \
+        if (weir_log_enabled(WEIR_LOG_TRACE))                                                      \
+            weir_log(WEIR_LOG_TRACE, c, __VA_ARGS__);                                              \
+    } while (0)
+#define weir_debug(c, ...)                                                                         \
+    do {                                                                                           \
+        if (weir_log_enabled(WEIR_LOG_DEBUG))                                                      \
+            weir_log(WEIR_LOG_DEBUG, c, __VA_ARGS__);                                              \
+    } while (0)
+#define weir_info(c, ...)  weir_log(WEIR_LOG_INFO, c, __VA_ARGS__)
+#define weir_warn(c, ...)  weir_log(WEIR_LOG_WARN, c, __VA_ARGS__)
+#define weir_error(c, ...) weir_log(WEIR_LOG_ERROR, c, __VA_ARGS__)
+
+/* Copies uri into out with any password (user:PASS@) replaced by "***", so URIs can be logged.
+ * Always NUL-terminates; truncates to out_len. */
+void weir_log_redact_uri(const char *uri, char *out, size_t out_len);
+
+#endif

@@ -1,0 +1,68 @@
+/* Records and batches: what travels from a poller through a mapping to the dispatcher, and the
+ * verdicts that travel back. Plain data; must never know a source protocol or a target. */
+#ifndef WEIR_RECORD_H
+#define WEIR_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+enum weir_verdict {
+    WEIR_VERDICT_PENDING = 0,
+    WEIR_VERDICT_DONE,  /* succeeded, filtered out, or routed to a failure destination: settle it */
+    WEIR_VERDICT_RETRY,   /* not done: the source delivers it again (counts as a receive) */
+    WEIR_VERDICT_RELEASE, /* never given to the function (shutdown): hand it back at once */
+};
+
+/* One record. Every string is owned by the record (free with weir_record_free) and may be NULL
+ * unless said otherwise. Source-specific fields are plain members so an encoder can use them
+ * without knowing the source protocol. */
+struct weir_record {
+    char *data; /* payload bytes (SQS body); never NULL, may hold NUL bytes */
+    size_t data_len;
+    char *id;     /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
+    char *handle; /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
+    char *group_id;   /* SQS MessageGroupId (FIFO), Kafka key, ... */
+    char *dedup_id;   /* SQS MessageDeduplicationId */
+    char *attrs_json; /* SQS messageAttributes as a JSON object in SQS shape, or NULL */
+    uint64_t seq;     /* source order: list sequence, offset, LSN */
+    uint32_t lane;    /* ordering lane; records of one batch share it */
+    uint32_t receive_count;   /* SQS ApproximateReceiveCount, counting this receive */
+    int64_t sent_ms;          /* wall ms the producer sent it (SentTimestamp) */
+    int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
+    int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
+    enum weir_verdict verdict;
+};
+
+struct weir_record *weir_record_new(void);
+void weir_record_free(struct weir_record *r);
+
+struct weir_mapping;
+
+/* A run of records of one lane, with the event built for them. A batch belongs to its mapping
+ * until the dispatcher takes it, and comes back to the mapping with a verdict on every record. */
+struct weir_batch {
+    struct weir_mapping *m;
+    struct weir_record **records; /* owned */
+    size_t n;
+    size_t cap;
+    uint32_t lane;
+    int64_t opened_ms;    /* mono ms the first record was added: the window counts from it */
+    struct weir_buf event; /* the encoded AWS event JSON, complete once the batch is closed */
+    uint32_t invocations; /* invocations made for this batch so far */
+};
+
+struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane);
+/* Frees the batch and every record still in it. NULL is a no-op. */
+void weir_batch_free(struct weir_batch *b);
+/* Appends r; the batch takes ownership. */
+void weir_batch_take(struct weir_batch *b, struct weir_record *r);
+/* Index of the record whose id equals id, or -1. */
+long weir_batch_find(const struct weir_batch *b, const char *id, size_t id_len);
+/* Sets every record's verdict to v. */
+void weir_batch_set_verdicts(struct weir_batch *b, enum weir_verdict v);
+/* Earliest record deadline in the batch (0 when no record has one). */
+int64_t weir_batch_deadline(const struct weir_batch *b);
+
+#endif
