@@ -14,6 +14,7 @@
 struct event_base;
 struct weir_function_cfg;
 struct weir_function;
+struct weir_target_ops;
 
 /* How one mapping wants its batches driven. */
 struct weir_disp_policy {
@@ -28,6 +29,10 @@ typedef void (*weir_disp_done_fn)(void *arg, struct weir_batch *b);
 /* Builds the function's targets (one per endpoint, or one command). cfg is borrowed. */
 struct weir_function *weir_function_new(const struct weir_function_cfg *cfg,
                                         struct event_base *base, struct weir_err *err);
+/* The same with the target protocol given: tests drive the dispatcher with a fake target. */
+struct weir_function *weir_function_new_with(const struct weir_function_cfg *cfg,
+                                             const struct weir_target_ops *ops,
+                                             struct event_base *base, struct weir_err *err);
 /* Cancels whatever is still running (its batches are not called back). NULL is a no-op. */
 void weir_function_free(struct weir_function *fn);
 const char *weir_function_name(const struct weir_function *fn);

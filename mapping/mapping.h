@@ -12,6 +12,7 @@
 struct event_base;
 struct weir_mapping_cfg;
 struct weir_function;
+struct weir_poller_ops;
 
 struct weir_mapping;
 
@@ -19,6 +20,11 @@ struct weir_mapping;
 struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *cfg, const char *region,
                                       struct weir_function *fn, struct event_base *base,
                                       struct weir_err *err);
+/* The same with the source protocol given: tests drive the mapping with a fake poller. */
+struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
+                                           const struct weir_poller_ops *ops, const char *region,
+                                           struct weir_function *fn, struct event_base *base,
+                                           struct weir_err *err);
 /* Starts the poller (a disabled mapping logs and stays idle). */
 weir_status weir_mapping_start(struct weir_mapping *m);
 /* Graceful stop: reads no more, gives back records not yet sent, waits for batches in flight,
