@@ -19,7 +19,8 @@ void weir_buf_reserve(struct weir_buf *b, size_t extra);
 void weir_buf_append(struct weir_buf *b, const void *data, size_t len);
 void weir_buf_append_str(struct weir_buf *b, const char *s);
 void weir_buf_append_char(struct weir_buf *b, char c);
-void weir_buf_printf(struct weir_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void weir_buf_printf(struct weir_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void weir_buf_append_i64(struct weir_buf *b, int64_t v);
 /* Appends s as a quoted JSON string; invalid UTF-8 bytes become U+FFFD. */
 void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len);

@@ -11,7 +11,7 @@
 enum weir_verdict {
     WEIR_VERDICT_PENDING = 0,
     WEIR_VERDICT_DONE,  /* succeeded, filtered out, or routed to a failure destination: settle it */
-    WEIR_VERDICT_RETRY,   /* not done: the source delivers it again (counts as a receive) */
+    WEIR_VERDICT_RETRY, /* not done: the source delivers it again (counts as a receive) */
     WEIR_VERDICT_RELEASE, /* never given to the function (shutdown): hand it back at once */
 };
 
@@ -21,13 +21,13 @@ enum weir_verdict {
 struct weir_record {
     char *data; /* payload bytes (SQS body); never NULL, may hold NUL bytes */
     size_t data_len;
-    char *id;     /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
-    char *handle; /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
-    char *group_id;   /* SQS MessageGroupId (FIFO), Kafka key, ... */
-    char *dedup_id;   /* SQS MessageDeduplicationId */
-    char *attrs_json; /* SQS messageAttributes as a JSON object in SQS shape, or NULL */
-    uint64_t seq;     /* source order: list sequence, offset, LSN */
-    uint32_t lane;    /* ordering lane; records of one batch share it */
+    char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
+    char *handle;             /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
+    char *group_id;           /* SQS MessageGroupId (FIFO), Kafka key, ... */
+    char *dedup_id;           /* SQS MessageDeduplicationId */
+    char *attrs_json;         /* SQS messageAttributes as a JSON object in SQS shape, or NULL */
+    uint64_t seq;             /* source order: list sequence, offset, LSN */
+    uint32_t lane;            /* ordering lane; records of one batch share it */
     uint32_t receive_count;   /* SQS ApproximateReceiveCount, counting this receive */
     int64_t sent_ms;          /* wall ms the producer sent it (SentTimestamp) */
     int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
@@ -48,9 +48,9 @@ struct weir_batch {
     size_t n;
     size_t cap;
     uint32_t lane;
-    int64_t opened_ms;    /* mono ms the first record was added: the window counts from it */
+    int64_t opened_ms;     /* mono ms the first record was added: the window counts from it */
     struct weir_buf event; /* the encoded AWS event JSON, complete once the batch is closed */
-    uint32_t invocations; /* invocations made for this batch so far */
+    uint32_t invocations;  /* invocations made for this batch so far */
 };
 
 struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane);

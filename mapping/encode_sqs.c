@@ -1,0 +1,272 @@
+/* The SQS event encoder: records -> {"Records":[...]} exactly as Lambda delivers them from SQS
+ * (reference section 4.3), including md5OfBody and the SQS message-attribute digest.
+ * It writes bytes only; it must never talk to a server or decide a verdict. The per-record path
+ * runs for every message, so it touches jansson only when a record carries attributes. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "mapping/encode.h"
+
+/* SQS fills SenderId with the IAM identity of the producer. A Redis producer has none, so every
+ * message carries this fixed, IAM-shaped (AIDA + 16) identity; docs/events.md says so. */
+#define SQS_SENDER_ID "AIDAWEIRLOCALSENDER0"
+
+/* Transport type bytes of the SQS attribute digest: String and Number (and their custom
+ * subtypes such as "Number.float") hash as 1, Binary as 2. */
+#define SQS_TRANSPORT_STRING 1
+#define SQS_TRANSPORT_BINARY 2
+
+/* Appends v as a quoted decimal string: every SQS attribute value is a string. snprintf would
+ * parse a format for each of the four numbers of every record. */
+static void append_num_str(struct weir_buf *out, uint64_t v, int negative)
+{
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    *--p = '"';
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (negative)
+        *--p = '-';
+    *--p = '"';
+    weir_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+static void append_u64_str(struct weir_buf *out, uint64_t v)
+{
+    append_num_str(out, v, 0);
+}
+
+/* No source produces a negative time, but the string stays valid if one does. */
+static void append_i64_str(struct weir_buf *out, int64_t v)
+{
+    if (v < 0)
+        append_num_str(out, (uint64_t)0 - (uint64_t)v, 1);
+    else
+        append_num_str(out, (uint64_t)v, 0);
+}
+
+static void append_cstr(struct weir_buf *out, const char *s)
+{
+    if (!s)
+        s = "";
+    weir_buf_append_json_str(out, s, strlen(s));
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes base64 (standard or URL alphabet); padding, whitespace and stray bytes are skipped, so
+ * a sloppy producer still gets a digest over the bytes it meant. */
+static void b64_decode(struct weir_buf *out, const char *s, size_t len)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    weir_buf_reserve(out, len / 4 * 3 + 3);
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value((unsigned char)s[i]);
+        if (v < 0)
+            continue;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            weir_buf_append_char(out, (char)((acc >> bits) & 0xFF));
+        }
+    }
+}
+
+static void md5_len_bytes(struct weir_md5 *md5, const void *data, size_t len)
+{
+    unsigned char be[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                           (unsigned char)(len >> 8), (unsigned char)len};
+    weir_md5_update(md5, be, 4);
+    weir_md5_update(md5, data, len);
+}
+
+static const char *str_member(const json_t *obj, const char *key, size_t *len)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v)) {
+        *len = 0;
+        return "";
+    }
+    *len = json_string_length(v);
+    return json_string_value(v);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The SQS message-attribute digest: for each attribute in name order, length-prefixed name,
+ * length-prefixed dataType, one transport byte, length-prefixed value (binary values decoded).
+ * Names compare by byte, which for UTF-8 is code-point order; SQS names are ASCII in practice.
+ * A member missing from an attribute hashes as empty, so the digest shows the damage. */
+static void attrs_md5_hex(const json_t *attrs, char hex[33])
+{
+    size_t n = json_object_size(attrs);
+    const char **names = weir_malloc(n * sizeof(*names));
+    size_t i = 0;
+    const char *name;
+    const json_t *val;
+    json_object_foreach((json_t *)attrs, name, val)
+    {
+        names[i++] = name;
+    }
+    qsort(names, n, sizeof(*names), cmp_names);
+
+    struct weir_md5 md5;
+    struct weir_buf bin;
+    weir_buf_init(&bin);
+    weir_md5_init(&md5);
+    for (i = 0; i < n; i++) {
+        const json_t *a = json_object_get(attrs, names[i]);
+        size_t type_len, value_len;
+        const char *type = str_member(a, "dataType", &type_len);
+        md5_len_bytes(&md5, names[i], strlen(names[i]));
+        md5_len_bytes(&md5, type, type_len);
+        if (strncmp(type, "Binary", 6) == 0) {
+            const char *b64 = str_member(a, "binaryValue", &value_len);
+            unsigned char t = SQS_TRANSPORT_BINARY;
+            weir_buf_reset(&bin);
+            b64_decode(&bin, b64, value_len);
+            weir_md5_update(&md5, &t, 1);
+            md5_len_bytes(&md5, bin.data, bin.len);
+        } else {
+            const char *s = str_member(a, "stringValue", &value_len);
+            unsigned char t = SQS_TRANSPORT_STRING;
+            weir_md5_update(&md5, &t, 1);
+            md5_len_bytes(&md5, s, value_len);
+        }
+    }
+    weir_buf_deinit(&bin);
+    free(names);
+
+    static const char digits[] = "0123456789abcdef";
+    unsigned char d[16];
+    weir_md5_final(&md5, d);
+    for (i = 0; i < 16; i++) {
+        hex[i * 2] = digits[d[i] >> 4];
+        hex[i * 2 + 1] = digits[d[i] & 15];
+    }
+    hex[32] = '\0';
+}
+
+/* Writes messageAttributes (and md5OfMessageAttributes when there are any). attrs_json is
+ * copied verbatim once jansson has accepted it as an object: a record that reached the encoder
+ * with broken attributes must not break the event of the whole batch. */
+static void append_msg_attrs(struct weir_buf *out, const struct weir_record *r, char md5_hex[33])
+{
+    md5_hex[0] = '\0';
+    if (!r->attrs_json) {
+        weir_buf_append(out, "{}", 2);
+        return;
+    }
+    json_error_t jerr;
+    json_t *attrs = json_loads(r->attrs_json, 0, &jerr);
+    if (!json_is_object(attrs)) {
+        weir_log_limited(WEIR_LOG_WARN, "encode.sqs",
+                         "message attributes dropped: not a JSON object message_id=%s error=\"%s\"",
+                         r->id, attrs ? "not an object" : jerr.text);
+        weir_buf_append(out, "{}", 2);
+        json_decref(attrs);
+        return;
+    }
+    weir_buf_append_str(out, r->attrs_json);
+    if (json_object_size(attrs))
+        attrs_md5_hex(attrs, md5_hex);
+    json_decref(attrs);
+}
+
+static void sqs_open(struct weir_buf *out, const struct weir_event_ctx *ctx)
+{
+    weir_buf_append(out, "{\"Records\":[", 12);
+}
+
+static void sqs_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
+                       const struct weir_record *r, int first)
+{
+    char body_md5[33];
+    char attrs_md5[33];
+
+    if (!first)
+        weir_buf_append_char(out, ',');
+    weir_buf_reserve(out, r->data_len + 512);
+    weir_buf_append_str(out, "{\"messageId\":");
+    append_cstr(out, r->id);
+    weir_buf_append_str(out, ",\"receiptHandle\":");
+    append_cstr(out, r->handle);
+    weir_buf_append_str(out, ",\"body\":");
+    weir_buf_append_json_str(out, r->data, r->data_len);
+
+    weir_buf_append_str(out, ",\"attributes\":{\"ApproximateReceiveCount\":");
+    append_u64_str(out, r->receive_count);
+    weir_buf_append_str(out, ",\"SentTimestamp\":");
+    append_i64_str(out, r->sent_ms);
+    weir_buf_append_str(out, ",\"SenderId\":\"" SQS_SENDER_ID
+                             "\",\"ApproximateFirstReceiveTimestamp\":");
+    append_i64_str(out, r->first_receive_ms);
+    if (r->group_id) {
+        weir_buf_append_str(out, ",\"MessageGroupId\":");
+        append_cstr(out, r->group_id);
+    }
+    if (r->dedup_id) {
+        weir_buf_append_str(out, ",\"MessageDeduplicationId\":");
+        append_cstr(out, r->dedup_id);
+    }
+    if (r->group_id) {
+        /* A message group id is what makes a message FIFO; only FIFO messages are numbered. */
+        weir_buf_append_str(out, ",\"SequenceNumber\":");
+        append_u64_str(out, r->seq);
+    }
+
+    weir_buf_append_str(out, "},\"messageAttributes\":");
+    append_msg_attrs(out, r, attrs_md5);
+
+    weir_md5_hex(r->data, r->data_len, body_md5);
+    weir_buf_append_str(out, ",\"md5OfBody\":\"");
+    weir_buf_append(out, body_md5, 32);
+    if (attrs_md5[0]) {
+        weir_buf_append_str(out, "\",\"md5OfMessageAttributes\":\"");
+        weir_buf_append(out, attrs_md5, 32);
+    }
+    weir_buf_append_str(out, "\",\"eventSource\":\"aws:sqs\",\"eventSourceARN\":");
+    append_cstr(out, ctx->source_arn);
+    weir_buf_append_str(out, ",\"awsRegion\":");
+    append_cstr(out, ctx->region);
+    weir_buf_append_char(out, '}');
+}
+
+static void sqs_close(struct weir_buf *out, const struct weir_event_ctx *ctx)
+{
+    weir_buf_append(out, "]}", 2);
+}
+
+const struct weir_encoder weir_encoder_sqs = {
+    .name = "sqs",
+    .open = sqs_open,
+    .append = sqs_append,
+    .close = sqs_close,
+    .close_len = 2,
+};
