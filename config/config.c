@@ -1,0 +1,991 @@
+/* The configuration schema, as tables of data, and the walk that checks a parsed tree against
+ * it: fills plain structs, applies AWS's defaults, and reports every broken rule as
+ * file:line:col in file order. Also owns the error report. Must never start, connect to or
+ * open anything but the one file it is asked to read. */
+#include "config/config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/cfgtree.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "pollers/poller.h"
+
+/* A configuration is a screenful, not a data set; anything this large is the wrong file. */
+#define MAX_FILE_BYTES (16u << 20)
+#define MAX_NAME       64
+/* AWS's batch_size ceiling for every source, used while the source itself is unknown. */
+#define AWS_MAX_BATCH 10000
+/* In a field's max: take the bound from the mapping's source (batch_size). */
+#define MAX_FROM_SOURCE (-1)
+#define MAX_FIELDS      16
+
+/* ---- the report -------------------------------------------------------------------------- */
+
+void weir_cfg_report_init(struct weir_cfg_report *rep)
+{
+    rep->errors = NULL;
+    rep->n = 0;
+}
+
+void weir_cfg_report_deinit(struct weir_cfg_report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++)
+        free(rep->errors[i]);
+    free(rep->errors);
+    weir_cfg_report_init(rep);
+}
+
+static void report_take(struct weir_cfg_report *rep, char *msg)
+{
+    rep->errors = weir_realloc(rep->errors, (rep->n + 1) * sizeof(*rep->errors));
+    rep->errors[rep->n++] = msg;
+}
+
+/* A position with line 0 stands for the whole file ("cannot read") and prints as "FILE: ". */
+void weir_cfg_report_add(struct weir_cfg_report *rep, struct weir_cfg_pos pos, const char *fmt, ...)
+{
+    const char *file = pos.file ? pos.file : "(config)";
+    char head[64];
+    if (pos.line > 0)
+        snprintf(head, sizeof(head), ":%d:%d: ", pos.line, pos.col);
+    else
+        snprintf(head, sizeof(head), ": ");
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    assert(n >= 0);
+    size_t flen = strlen(file), hlen = strlen(head);
+    char *msg = weir_malloc(flen + hlen + (size_t)n + 1);
+    memcpy(msg, file, flen);
+    memcpy(msg + flen, head, hlen);
+    va_start(ap, fmt);
+    vsnprintf(msg + flen + hlen, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    report_take(rep, msg);
+}
+
+struct sorted {
+    long line, col;
+    size_t idx;
+    char *msg;
+};
+
+static int sorted_cmp(const void *a, const void *b)
+{
+    const struct sorted *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    if (x->col != y->col)
+        return x->col < y->col ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Rules that combine fields are checked after the walk (and the poller adds its own through
+ * weir_cfg_report_add), so errors arrive out of file order. Every entry of `found` starts with
+ * file, then ":LINE:COL: " or ": "; sorting on that, stably, restores the order a reader
+ * expects. Moves the messages into rep and leaves found empty. */
+static void report_move_sorted(struct weir_cfg_report *rep, struct weir_cfg_report *found,
+                               const char *file)
+{
+    size_t flen = strlen(file);
+    struct sorted *s = weir_calloc(found->n, sizeof(*s));
+    for (size_t i = 0; i < found->n; i++) {
+        const char *p = found->errors[i] + flen;
+        s[i].idx = i;
+        s[i].msg = found->errors[i];
+        if (p[0] == ':' && isdigit((unsigned char)p[1])) {
+            char *end;
+            s[i].line = strtol(p + 1, &end, 10);
+            if (*end == ':')
+                s[i].col = strtol(end + 1, NULL, 10);
+        }
+    }
+    qsort(s, found->n, sizeof(*s), sorted_cmp);
+    for (size_t i = 0; i < found->n; i++)
+        report_take(rep, s[i].msg);
+    free(s);
+    free(found->errors);
+    weir_cfg_report_init(found);
+}
+
+/* ---- the walk's state and messages ------------------------------------------------------- */
+
+struct load {
+    struct weir_config *cfg;
+    struct weir_cfg_report *rep;
+    const char *kind; /* "function" or "mapping" while walking one; NULL at the top level */
+    char place[96];   /* "mapping 'orders'" (or "mapping #2" until its name is known) */
+    const struct weir_poller_ops *poller; /* the current mapping's source, once known */
+    struct weir_cfg_keypos **keys;        /* where the current object's key positions go */
+    size_t *n_keys;
+    bool *fn_bad; /* per function: it had errors, so its values may be stand-ins */
+};
+
+struct field;
+typedef void (*setter)(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj);
+
+/* One key of an object: how to read it and where in the object its value goes. */
+struct field {
+    const char *key;
+    setter set;
+    bool required;
+    int min, max;             /* integers: the range; strings: the least length */
+    size_t off;               /* the value's offset in the object */
+    size_t off_n;             /* lists: their length's offset */
+    const struct schema *sub; /* nested objects: their keys (stored in the same object) */
+};
+
+struct schema {
+    const struct field *fields;
+    size_t n;
+};
+
+static void err_line(struct load *ld, int line, int col, bool with_place, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void err_line(struct load *ld, int line, int col, bool with_place, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct weir_cfg_pos pos = {.file = ld->cfg->file, .line = line, .col = col};
+    if (with_place && ld->place[0])
+        weir_cfg_report_add(ld->rep, pos, "%s: %s", ld->place, msg);
+    else
+        weir_cfg_report_add(ld->rep, pos, "%s", msg);
+}
+
+#define err_at(ld, node, ...) err_line(ld, (node)->line, (node)->col, true, __VA_ARGS__)
+#define err_pos(ld, pos, ...) err_line(ld, (pos).line, (pos).col, true, __VA_ARGS__)
+
+/* Copies text for a message: quotes and control characters escaped, long text cut short. */
+static const char *show(const char *s, size_t len, char *out, size_t out_len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 8 < out_len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (i == 40) {
+            o += (size_t)snprintf(out + o, out_len - o, "...");
+            break;
+        }
+        if (c == '"' || c == '\\')
+            o += (size_t)snprintf(out + o, out_len - o, "\\%c", c);
+        else if (c == '\n')
+            o += (size_t)snprintf(out + o, out_len - o, "\\n");
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Decimal only, optional sign. Values past +-10^12 saturate there: every range weir checks is
+ * far inside int, so a saturated value is reported as out of range with the text as written. */
+static bool parse_int(const char *s, long long *out)
+{
+    long long v = 0;
+    bool neg = false;
+    if (*s == '-' || *s == '+')
+        neg = *s++ == '-';
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (!isdigit((unsigned char)*s))
+            return false;
+        if (v < 1000000000000LL)
+            v = v * 10 + (*s - '0');
+    }
+    *out = neg ? -v : v;
+    return true;
+}
+
+static bool is_true(const char *s)
+{
+    return !strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE");
+}
+
+static bool is_false(const char *s)
+{
+    return !strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE");
+}
+
+/* 1.5, -2e3: named "number" in messages so "must be an integer" reads right. Not "nan" or "inf",
+ * which strtod takes but a reader would call words. */
+static bool looks_number(const char *s)
+{
+    char *end;
+    if (!*s || !strchr("+-.0123456789", *s))
+        return false;
+    strtod(s, &end);
+    return *end == '\0';
+}
+
+/* What a value is, for "must be X, got Y". */
+static const char *describe(const struct weir_cfgnode *v, char *out, size_t out_len)
+{
+    char text[256];
+    long long i;
+    if (v->kind == WEIR_CFGNODE_MAP)
+        return "a mapping";
+    if (v->kind == WEIR_CFGNODE_SEQ)
+        return "a sequence";
+    if (weir_cfgtree_is_null(v))
+        return "null";
+    show(v->str, v->len, text, sizeof(text));
+    if (!v->quoted && parse_int(v->str, &i)) {
+        snprintf(out, out_len, "integer %s", text);
+    } else if (!v->quoted && (is_true(v->str) || is_false(v->str))) {
+        snprintf(out, out_len, "boolean %s", text);
+    } else if (!v->quoted && looks_number(v->str)) {
+        snprintf(out, out_len, "number %s", text);
+    } else {
+        snprintf(out, out_len, "string \"%s\"", text);
+    }
+    return out;
+}
+
+/* ---- key positions ----------------------------------------------------------------------- */
+
+static const struct weir_cfg_keypos *keypos_find(const struct weir_cfg_keypos *keys, size_t n,
+                                                 const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(keys[i].key, key))
+            return &keys[i];
+    return NULL;
+}
+
+struct weir_cfg_pos weir_mapping_cfg_pos(const struct weir_mapping_cfg *mc, const char *key)
+{
+    const struct weir_cfg_keypos *kp = keypos_find(mc->keys, mc->n_keys, key);
+    return kp ? kp->pos : mc->pos;
+}
+
+struct weir_cfg_pos weir_function_cfg_pos(const struct weir_function_cfg *fc, const char *key)
+{
+    const struct weir_cfg_keypos *kp = keypos_find(fc->keys, fc->n_keys, key);
+    return kp ? kp->pos : fc->pos;
+}
+
+static void keypos_add(struct load *ld, const char *path, const struct weir_cfgnode *k)
+{
+    if (!ld->keys)
+        return;
+    *ld->keys = weir_realloc(*ld->keys, (*ld->n_keys + 1) * sizeof(**ld->keys));
+    (*ld->keys)[(*ld->n_keys)++] = (struct weir_cfg_keypos){
+        .key = weir_strdup(path),
+        .pos = {.file = ld->cfg->file, .line = k->line, .col = k->col},
+    };
+}
+
+/* ---- value readers ----------------------------------------------------------------------- */
+
+/* A copy of a scalar as a string, or NULL after reporting why it is not one. Any scalar is a
+ * string (port: 6379 is "6379"), but a YAML null is not. */
+static char *want_string(struct load *ld, const struct weir_cfgnode *v, const char *path,
+                         size_t min_len)
+{
+    char got[320];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return NULL;
+    if (v->kind != WEIR_CFGNODE_SCALAR || weir_cfgtree_is_null(v)) {
+        err_at(ld, v, "%s must be a string, got %s", path, describe(v, got, sizeof(got)));
+        return NULL;
+    }
+    if (memchr(v->str, '\0', v->len)) {
+        err_at(ld, v, "%s must not contain a NUL character", path);
+        return NULL;
+    }
+    if (v->len < min_len) {
+        err_at(ld, v, "%s must not be empty", path);
+        return NULL;
+    }
+    return weir_strndup(v->str, v->len);
+}
+
+static void set_string(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj)
+{
+    char *s = want_string(ld, v, path, (size_t)f->min);
+    if (s)
+        *(char **)((char *)obj + f->off) = s;
+}
+
+static void set_int(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                    const char *path, void *obj)
+{
+    char got[320];
+    long long i;
+    int max = f->max;
+    if (max == MAX_FROM_SOURCE)
+        max = ld->poller ? ld->poller->max_batch_size : AWS_MAX_BATCH;
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind == WEIR_CFGNODE_SCALAR && !v->quoted && parse_int(v->str, &i)) {
+        if (i < f->min || i > max)
+            err_at(ld, v, "%s %s is out of range %d..%d", path, show(v->str, v->len, got, 64),
+                   f->min, max);
+        else
+            *(int *)((char *)obj + f->off) = (int)i;
+        return;
+    }
+    if (v->kind == WEIR_CFGNODE_SCALAR && v->quoted && parse_int(v->str, &i))
+        err_at(ld, v, "%s must be an integer, got %s (write it without quotes)", path,
+               describe(v, got, sizeof(got)));
+    else
+        err_at(ld, v, "%s must be an integer, got %s", path, describe(v, got, sizeof(got)));
+}
+
+static void set_bool(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                     const char *path, void *obj)
+{
+    static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
+    char got[320];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind == WEIR_CFGNODE_SCALAR && !v->quoted) {
+        if (is_true(v->str) || is_false(v->str)) {
+            *(bool *)((char *)obj + f->off) = is_true(v->str);
+            return;
+        }
+        /* YAML 1.1 read these as booleans and YAML 1.2 as strings; either guess would surprise
+         * someone, so neither is made. */
+        for (size_t i = 0; i < sizeof(yaml11) / sizeof(*yaml11); i++)
+            if (!strcasecmp(v->str, yaml11[i])) {
+                err_at(ld, v, "%s must be true or false, got '%s': write true or false", path,
+                       v->str);
+                return;
+            }
+    }
+    err_at(ld, v, "%s must be true or false, got %s", path, describe(v, got, sizeof(got)));
+}
+
+static void set_name(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                     const char *path, void *obj)
+{
+    char shown[128];
+    char *s = want_string(ld, v, path, 1);
+    if (!s)
+        return;
+    size_t len = strlen(s);
+    bool ok = len <= MAX_NAME;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-';
+    if (!ok) {
+        err_at(ld, v, "name \"%s\" must be 1..%d characters of A-Z a-z 0-9 _ -",
+               show(s, len, shown, sizeof(shown)), MAX_NAME);
+        free(s);
+        return;
+    }
+    *(char **)((char *)obj + f->off) = s;
+    snprintf(ld->place, sizeof(ld->place), "%s '%s'", ld->kind, s);
+}
+
+static void set_source(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj)
+{
+    char known[256] = "", safe[256];
+    struct weir_mapping_cfg *mc = obj;
+    char *s = want_string(ld, v, path, 1);
+    if (!s)
+        return;
+    mc->source = s;
+    /* The URI may carry a password: only its scheme, or a redacted copy, goes in a message. */
+    const char *sep = strstr(s, "://");
+    if (!sep || sep == s) {
+        weir_log_redact_uri(s, safe, sizeof(safe));
+        err_at(ld, v,
+               "source must be a URI scheme://..., e.g. redis://127.0.0.1:6379/0/orders; "
+               "got \"%s\"",
+               safe);
+        return;
+    }
+    ld->poller = weir_poller_find(s);
+    if (ld->poller)
+        return;
+    for (size_t i = 0; weir_pollers[i]; i++) {
+        size_t o = strlen(known);
+        snprintf(known + o, sizeof(known) - o, "%s%s://", i ? ", " : "", weir_pollers[i]->scheme);
+    }
+    err_at(ld, v, "source has an unknown scheme '%.*s'; known schemes: %s", (int)(sep - s), s,
+           known);
+}
+
+static void set_funcref(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                        const char *path, void *obj)
+{
+    char shown[128];
+    struct weir_mapping_cfg *mc = obj;
+    char *s = want_string(ld, v, path, 1);
+    if (!s)
+        return;
+    mc->function = s;
+    for (size_t i = 0; i < ld->cfg->n_functions; i++) {
+        const struct weir_function_cfg *fc = &ld->cfg->functions[i];
+        if (fc->name && !strcmp(fc->name, s)) {
+            mc->fn = fc;
+            return;
+        }
+    }
+    err_at(ld, v, "no function named '%s'", show(s, strlen(s), shown, sizeof(shown)));
+}
+
+/* Reads a sequence of strings into a NULL-terminated array at f->off and its length at
+ * f->off_n. Entries that fail are reported and left out. */
+static void store_strings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                          const char *path, void *obj, bool is_url)
+{
+    char elem[128], safe[256];
+    char **list = weir_calloc(v->n + 1, sizeof(*list));
+    size_t n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        snprintf(elem, sizeof(elem), "%s[%zu]", path, i);
+        const char *name = v->kind == WEIR_CFGNODE_SEQ ? elem : path;
+        /* argv[0] names the program; later arguments may well be empty strings. */
+        char *s = want_string(ld, v->vals[i], name, is_url || i == 0 ? 1 : 0);
+        if (!s)
+            continue;
+        if (is_url && strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) {
+            weir_log_redact_uri(s, safe, sizeof(safe));
+            err_at(ld, v->vals[i], "%s must start with http:// or https://, got \"%s\"", name,
+                   safe);
+            free(s);
+            continue;
+        }
+        list[n++] = s;
+    }
+    *(char ***)((char *)obj + f->off) = list;
+    *(size_t *)((char *)obj + f->off_n) = n;
+}
+
+static void set_urls(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                     const char *path, void *obj)
+{
+    char got[320];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind == WEIR_CFGNODE_SCALAR && !weir_cfgtree_is_null(v)) {
+        /* One endpoint written as a string is a pool of one. */
+        const struct weir_cfgnode *one[] = {v};
+        struct weir_cfgnode seq = {.kind = WEIR_CFGNODE_SCALAR,
+                                   .vals = (struct weir_cfgnode **)one,
+                                   .n = 1,
+                                   .line = v->line,
+                                   .col = v->col};
+        store_strings(ld, f, &seq, path, obj, true);
+        return;
+    }
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v, "%s must be a URL or a sequence of URLs, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    if (v->n == 0) {
+        err_at(ld, v, "%s must list at least one URL", path);
+        return;
+    }
+    store_strings(ld, f, v, path, obj, true);
+}
+
+static void set_argv(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                     const char *path, void *obj)
+{
+    char got[320];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v,
+               "%s must be a sequence of strings (the program, then its arguments; no shell), "
+               "got %s",
+               path, describe(v, got, sizeof(got)));
+        return;
+    }
+    if (v->n == 0) {
+        err_at(ld, v, "%s must name at least the program to run", path);
+        return;
+    }
+    store_strings(ld, f, v, path, obj, false);
+}
+
+static void set_response_types(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                               const char *path, void *obj)
+{
+    char got[320], elem[128], shown[128];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v, "%s must be a sequence, e.g. [ReportBatchItemFailures], got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    if (v->n > 1)
+        err_at(ld, v, "%s takes at most 1 entry, got %zu", path, v->n);
+    for (size_t i = 0; i < v->n; i++) {
+        snprintf(elem, sizeof(elem), "%s[%zu]", path, i);
+        char *s = want_string(ld, v->vals[i], elem, 1);
+        if (!s)
+            continue;
+        if (!strcmp(s, "ReportBatchItemFailures"))
+            *(bool *)((char *)obj + f->off) = true;
+        else
+            err_at(ld, v->vals[i],
+                   "%s: unknown value \"%s\"; the only one is "
+                   "ReportBatchItemFailures",
+                   path, show(s, strlen(s), shown, sizeof(shown)));
+        free(s);
+    }
+}
+
+static void walk(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
+                 const char *prefix, void *obj);
+
+static void set_object(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj)
+{
+    char got[320], prefix[128];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind != WEIR_CFGNODE_MAP) {
+        err_at(ld, v, "%s must be a mapping, got %s", path, describe(v, got, sizeof(got)));
+        return;
+    }
+    snprintf(prefix, sizeof(prefix), "%s.", path);
+    walk(ld, f->sub, v, prefix, obj);
+}
+
+/* ---- the schema -------------------------------------------------------------------------- */
+
+#define FN(m)  offsetof(struct weir_function_cfg, m)
+#define MC(m)  offsetof(struct weir_mapping_cfg, m)
+#define LEN(a) (sizeof(a) / sizeof(*(a)))
+/* An integer key: its offset in the object and its range, inclusive. */
+#define INT(k, o, lo, hi)                                                                          \
+    {                                                                                              \
+        .key = k, .set = set_int, .min = lo, .max = hi, .off = o                                   \
+    }
+
+static const struct field function_fields[] = {
+    {.key = "name", .set = set_name, .required = true, .off = FN(name)},
+    {.key = "url", .set = set_urls, .off = FN(urls), .off_n = FN(n_urls)},
+    {.key = "command", .set = set_argv, .off = FN(command), .off_n = FN(n_command)},
+    INT("timeout", FN(timeout), 1, 900),
+    INT("reserved_concurrency", FN(reserved_concurrency), 0, 1000),
+    {.key = "single_flight", .set = set_bool, .off = FN(single_flight)},
+};
+static const struct schema function_schema = {function_fields, LEN(function_fields)};
+
+static const struct field scaling_fields[] = {
+    INT("maximum_concurrency", MC(maximum_concurrency), 2, 1000),
+};
+static const struct schema scaling_schema = {scaling_fields, LEN(scaling_fields)};
+
+static const struct field redrive_fields[] = {
+    INT("max_receive_count", MC(max_receive_count), 1, 1000),
+    {.key = "dead_letter_target", .set = set_string, .min = 1, .off = MC(dead_letter_target)},
+};
+static const struct schema redrive_schema = {redrive_fields, LEN(redrive_fields)};
+
+/* Order matters: source before batch_size (its bound comes from the source), and the
+ * top-level functions before mappings (a mapping's function is looked up as it is read). */
+static const struct field mapping_fields[] = {
+    {.key = "name", .set = set_name, .required = true, .off = MC(name)},
+    {.key = "source", .set = set_source, .required = true},
+    {.key = "function", .set = set_funcref, .required = true},
+    INT("batch_size", MC(batch_size), 1, MAX_FROM_SOURCE),
+    INT("maximum_batching_window_in_seconds", MC(maximum_batching_window_in_seconds), 0, 300),
+    {.key = "function_response_types",
+     .set = set_response_types,
+     .off = MC(report_batch_item_failures)},
+    {.key = "scaling_config", .set = set_object, .sub = &scaling_schema},
+    {.key = "enabled", .set = set_bool, .off = MC(enabled)},
+    INT("visibility_timeout", MC(visibility_timeout), 0, 43200),
+    {.key = "redrive_policy", .set = set_object, .sub = &redrive_schema},
+};
+static const struct schema mapping_schema = {mapping_fields, LEN(mapping_fields)};
+
+static void set_functions(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                          const char *path, void *obj);
+static void set_mappings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                         const char *path, void *obj);
+
+static const struct field root_fields[] = {
+    {.key = "region", .set = set_string, .min = 1, .off = offsetof(struct weir_config, region)},
+    {.key = "functions", .set = set_functions, .required = true},
+    {.key = "mappings", .set = set_mappings},
+};
+static const struct schema root_schema = {root_fields, LEN(root_fields)};
+
+/* ---- the walk ---------------------------------------------------------------------------- */
+
+/* Optimal string alignment distance (an adjacent swap costs 1), for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t d[MAX_NAME + 1][MAX_NAME + 1];
+    if (la > MAX_NAME || lb > MAX_NAME)
+        return (size_t)-1;
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + cost;
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 &&
+                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == tolower((unsigned char)b[j - 1]) &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+/* Lower case without separators, so AWS's MaximumBatchingWindowInSeconds matches too. */
+static void squash(const char *s, char *out, size_t out_len)
+{
+    size_t o = 0;
+    for (; *s && o + 1 < out_len; s++)
+        if (*s != '_' && *s != '-')
+            out[o++] = (char)tolower((unsigned char)*s);
+    out[o] = '\0';
+}
+
+static const char *suggest(const struct schema *s, const char *key)
+{
+    char a[128], b[128];
+    const char *best = NULL;
+    size_t best_d = 3;
+    squash(key, a, sizeof(a));
+    for (size_t i = 0; i < s->n; i++) {
+        squash(s->fields[i].key, b, sizeof(b));
+        size_t d = strcmp(a, b) ? distance(key, s->fields[i].key) : 0;
+        if (d < best_d) {
+            best_d = d;
+            best = s->fields[i].key;
+        }
+    }
+    return best;
+}
+
+static void report_unknown(struct load *ld, const struct schema *s, const struct weir_cfgnode *k,
+                           const char *prefix)
+{
+    char shown[128], where[192];
+    const char *hint = suggest(s, k->str);
+    size_t plen = strlen(prefix);
+    if (plen && ld->place[0])
+        snprintf(where, sizeof(where), "in %.*s of %s", (int)(plen - 1), prefix, ld->place);
+    else if (ld->place[0])
+        snprintf(where, sizeof(where), "in %s", ld->place);
+    else
+        snprintf(where, sizeof(where), "at the top level");
+    show(k->str, k->len, shown, sizeof(shown));
+    if (hint)
+        err_line(ld, k->line, k->col, false, "unknown key '%s' %s; did you mean '%s'?", shown,
+                 where, hint);
+    else
+        err_line(ld, k->line, k->col, false, "unknown key '%s' %s", shown, where);
+}
+
+/* Reads one mapping node into obj through schema s. Keys are matched first and fields then
+ * read in the table's order, whatever the file's order: see mapping_fields. */
+static void walk(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
+                 const char *prefix, void *obj)
+{
+    const struct weir_cfgnode *found[MAX_FIELDS] = {0};
+    char path[256];
+    assert(s->n <= MAX_FIELDS);
+    for (size_t i = 0; i < map->n; i++) {
+        const struct weir_cfgnode *k = map->keys[i];
+        for (size_t j = 0; j < s->n; j++) {
+            if (strlen(s->fields[j].key) == k->len && !memcmp(s->fields[j].key, k->str, k->len)) {
+                found[j] = map->vals[i];
+                snprintf(path, sizeof(path), "%s%s", prefix, s->fields[j].key);
+                keypos_add(ld, path, k);
+                break;
+            }
+        }
+    }
+    for (size_t j = 0; j < s->n; j++) {
+        const struct field *f = &s->fields[j];
+        snprintf(path, sizeof(path), "%s%s", prefix, f->key);
+        if (found[j])
+            f->set(ld, f, found[j], path, obj);
+        else if (f->required)
+            err_at(ld, map, "missing required key '%s'", path);
+    }
+    /* Reported last so the message can use the object's name, read above. */
+    for (size_t i = 0; i < map->n; i++) {
+        bool known = false;
+        for (size_t j = 0; j < s->n && !known; j++)
+            known = found[j] == map->vals[i];
+        if (!known)
+            report_unknown(ld, s, map->keys[i], prefix);
+    }
+}
+
+static void function_check(struct load *ld, const struct weir_function_cfg *fc)
+{
+    const struct weir_cfg_keypos *url = keypos_find(fc->keys, fc->n_keys, "url");
+    const struct weir_cfg_keypos *cmd = keypos_find(fc->keys, fc->n_keys, "command");
+    if (url && cmd) {
+        struct weir_cfg_pos later =
+            url->pos.line > cmd->pos.line ||
+                    (url->pos.line == cmd->pos.line && url->pos.col > cmd->pos.col)
+                ? url->pos
+                : cmd->pos;
+        err_pos(ld, later, "give either url or command, not both");
+    } else if (!url && !cmd) {
+        err_pos(ld, fc->pos, "needs url (HTTP endpoints) or command (a local program to run)");
+    }
+}
+
+static void set_functions(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                          const char *path, void *obj)
+{
+    char got[320];
+    struct weir_config *cfg = ld->cfg;
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v, "%s must be a sequence of functions, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    if (v->n == 0) {
+        err_at(ld, v, "%s must list at least one function", path);
+        return;
+    }
+    cfg->functions = weir_calloc(v->n, sizeof(*cfg->functions));
+    cfg->n_functions = v->n;
+    ld->fn_bad = weir_calloc(v->n, sizeof(*ld->fn_bad));
+    for (size_t i = 0; i < v->n; i++) {
+        struct weir_function_cfg *fc = &cfg->functions[i];
+        const struct weir_cfgnode *node = v->vals[i];
+        size_t errors = ld->rep->n;
+        fc->timeout = 3;
+        fc->reserved_concurrency = -1;
+        fc->pos = (struct weir_cfg_pos){.file = cfg->file, .line = node->line, .col = node->col};
+        ld->kind = "function";
+        snprintf(ld->place, sizeof(ld->place), "function #%zu", i + 1);
+        if (node->kind == WEIR_CFGNODE_MAP) {
+            ld->keys = &fc->keys;
+            ld->n_keys = &fc->n_keys;
+            walk(ld, &function_schema, node, "", fc);
+            function_check(ld, fc);
+            ld->keys = NULL;
+            ld->n_keys = NULL;
+        } else if (node->kind != WEIR_CFGNODE_BAD) {
+            err_at(ld, node, "must be a mapping (name: ..., url: ...), got %s",
+                   describe(node, got, sizeof(got)));
+        }
+        for (size_t j = 0; j < i && fc->name; j++)
+            if (cfg->functions[j].name && !strcmp(cfg->functions[j].name, fc->name)) {
+                err_pos(ld, weir_function_cfg_pos(fc, "name"),
+                        "duplicate function name (first defined at line %d)",
+                        cfg->functions[j].pos.line);
+                break;
+            }
+        ld->fn_bad[i] = ld->rep->n != errors;
+        ld->place[0] = '\0';
+        ld->kind = NULL;
+    }
+}
+
+static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad)
+{
+    const struct weir_poller_ops *p = ld->poller;
+    if (mc->batch_size == 0)
+        mc->batch_size = p ? p->default_batch_size : 10;
+    if (mc->maximum_batching_window_in_seconds < 0)
+        mc->maximum_batching_window_in_seconds = p ? p->default_window_s : 0;
+    /* Rules across fields run only when every field read cleanly: otherwise a default standing
+     * in for a bad value would be blamed for a second, misleading error. */
+    if (bad)
+        return;
+    if (mc->batch_size > 10 && mc->maximum_batching_window_in_seconds < 1)
+        err_pos(ld, weir_mapping_cfg_pos(mc, "batch_size"),
+                "batch_size %d needs maximum_batching_window_in_seconds >= 1 (AWS allows "
+                "batches above 10 only with a batching window)",
+                mc->batch_size);
+    if (mc->fn && p && p->validate && !ld->fn_bad[mc->fn - ld->cfg->functions])
+        p->validate(mc, ld->rep);
+}
+
+static void set_mappings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                         const char *path, void *obj)
+{
+    char got[320];
+    struct weir_config *cfg = ld->cfg;
+    if (v->kind == WEIR_CFGNODE_BAD || weir_cfgtree_is_null(v))
+        return; /* `mappings:` with every entry commented out: none, as when absent */
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v, "%s must be a sequence of mappings, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    cfg->mappings = weir_calloc(v->n, sizeof(*cfg->mappings));
+    cfg->n_mappings = v->n;
+    for (size_t i = 0; i < v->n; i++) {
+        struct weir_mapping_cfg *mc = &cfg->mappings[i];
+        const struct weir_cfgnode *node = v->vals[i];
+        size_t errors = ld->rep->n;
+        mc->enabled = true;
+        mc->visibility_timeout = 30;
+        mc->maximum_batching_window_in_seconds = -1;
+        mc->pos = (struct weir_cfg_pos){.file = cfg->file, .line = node->line, .col = node->col};
+        ld->kind = "mapping";
+        ld->poller = NULL;
+        snprintf(ld->place, sizeof(ld->place), "mapping #%zu", i + 1);
+        if (node->kind == WEIR_CFGNODE_MAP) {
+            ld->keys = &mc->keys;
+            ld->n_keys = &mc->n_keys;
+            walk(ld, &mapping_schema, node, "", mc);
+            ld->keys = NULL;
+            ld->n_keys = NULL;
+        } else if (node->kind != WEIR_CFGNODE_BAD) {
+            err_at(ld, node, "must be a mapping (name: ..., source: ..., function: ...), got %s",
+                   describe(node, got, sizeof(got)));
+        }
+        for (size_t j = 0; j < i && mc->name; j++)
+            if (cfg->mappings[j].name && !strcmp(cfg->mappings[j].name, mc->name)) {
+                err_pos(ld, weir_mapping_cfg_pos(mc, "name"),
+                        "duplicate mapping name (first defined at line %d)",
+                        cfg->mappings[j].pos.line);
+                break;
+            }
+        mapping_check(ld, mc, ld->rep->n != errors || node->kind != WEIR_CFGNODE_MAP);
+        ld->place[0] = '\0';
+        ld->kind = NULL;
+        ld->poller = NULL;
+    }
+}
+
+/* ---- loading and freeing ----------------------------------------------------------------- */
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void keys_free(struct weir_cfg_keypos *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(keys[i].key);
+    free(keys);
+}
+
+void weir_config_free(struct weir_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_functions; i++) {
+        struct weir_function_cfg *fc = &cfg->functions[i];
+        free(fc->name);
+        strv_free(fc->urls);
+        strv_free(fc->command);
+        keys_free(fc->keys, fc->n_keys);
+    }
+    free(cfg->functions);
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        struct weir_mapping_cfg *mc = &cfg->mappings[i];
+        free(mc->name);
+        free(mc->source);
+        free(mc->function);
+        free(mc->dead_letter_target);
+        keys_free(mc->keys, mc->n_keys);
+    }
+    free(cfg->mappings);
+    free(cfg->region);
+    free(cfg->file);
+    free(cfg);
+}
+
+struct weir_config *weir_config_load_buffer(const char *name, const char *text, size_t len,
+                                            struct weir_cfg_report *rep)
+{
+    struct weir_cfg_report found;
+    struct weir_config *cfg = weir_calloc(1, sizeof(*cfg));
+    cfg->file = weir_strdup(name);
+    weir_cfg_report_init(&found);
+
+    struct weir_cfgnode *root = weir_cfgtree_parse(cfg->file, text, len, &found);
+    if (root) {
+        struct load ld = {.cfg = cfg, .rep = &found};
+        walk(&ld, &root_schema, root, "", cfg);
+        free(ld.fn_bad);
+        if (!cfg->region)
+            cfg->region = weir_strdup("us-east-1");
+    }
+    weir_cfgtree_free(root);
+
+    bool ok = found.n == 0;
+    report_move_sorted(rep, &found, cfg->file);
+    if (!ok) {
+        weir_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+struct weir_config *weir_config_load_file(const char *path, struct weir_cfg_report *rep)
+{
+    struct weir_cfg_pos whole = {.file = path, .line = 0, .col = 0};
+    struct weir_config *cfg = NULL;
+    size_t len = 0, cap = 4096;
+    char *text = weir_malloc(cap);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        goto unreadable;
+    for (;;) {
+        if (len == cap) {
+            if (cap >= MAX_FILE_BYTES) {
+                weir_cfg_report_add(rep, whole, "larger than %u MiB; is this the configuration?",
+                                    MAX_FILE_BYTES >> 20);
+                goto done;
+            }
+            cap *= 2;
+            text = weir_realloc(text, cap);
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f))
+                goto unreadable;
+            break;
+        }
+    }
+    cfg = weir_config_load_buffer(path, text, len, rep);
+    goto done;
+
+unreadable:
+    weir_cfg_report_add(rep, whole, "cannot read: %s", strerror(errno));
+done:
+    if (f)
+        fclose(f);
+    free(text);
+    return cfg;
+}
