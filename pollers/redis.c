@@ -1,27 +1,1436 @@
 /* Redis list as SQS: a reliable queue on a list, with leases, receive counts and redrive.
- * Owns the Redis protocol for one mapping; must never know functions, HTTP or retries.
- * (Work in progress: the poller itself lands with the redis poller change.) */
+ * Owns the Redis protocol for one mapping: connections, script calls, the reaper, reconnects.
+ * Must never know functions, HTTP or retries, and never drop an element it cannot read (it goes
+ * to the dead-letter list or stays leased). Whatever is leased and not deleted comes back. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "config/config.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/hash.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "mapping/mapping.h"
 #include "pollers/poller.h"
+#include "pollers/redis_scripts.h"
+
+#define RECONNECT_MIN_MS  100
+#define RECONNECT_MAX_MS  5000
+#define RECLAIM_LIMIT     1000
+#define REAP_MAX_MS       1000
+#define REAP_MIN_MS       100
+#define RETRY_AFTER_ERROR 1000 /* ms before claiming again after the server refused a claim */
+#define WAIT_FALLBACK_MS  100  /* ms between claims while the wait connection is down */
+/* Malformed elements: at most this many error lines per window per poller; the rest counted. */
+#define MALFORMED_LINES     10
+#define MALFORMED_WINDOW_MS 10000
+
+/* ---- scripts, URI, keys, element parsing (redis_scripts.h) ---- */
+
+static const char *const script_texts[WEIR_REDIS_NSCRIPTS] = {
+    [WEIR_REDIS_CLAIM] = WEIR_REDIS_LUA_CLAIM,     [WEIR_REDIS_RECLAIM] = WEIR_REDIS_LUA_RECLAIM,
+    [WEIR_REDIS_RELEASE] = WEIR_REDIS_LUA_RELEASE, [WEIR_REDIS_DELETE] = WEIR_REDIS_LUA_DELETE,
+    [WEIR_REDIS_BURY] = WEIR_REDIS_LUA_BURY,
+};
+
+static const char *const script_names[WEIR_REDIS_NSCRIPTS] = {
+    [WEIR_REDIS_CLAIM] = "claim",     [WEIR_REDIS_RECLAIM] = "reclaim",
+    [WEIR_REDIS_RELEASE] = "release", [WEIR_REDIS_DELETE] = "delete",
+    [WEIR_REDIS_BURY] = "bury",
+};
+
+const char *weir_redis_script_text(enum weir_redis_script s)
+{
+    return script_texts[s];
+}
+
+const char *weir_redis_script_name(enum weir_redis_script s)
+{
+    return script_names[s];
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..len) into a new string; NULL when an escape is broken or decodes to NUL
+ * (a key or password with a NUL byte cannot be passed on). */
+static char *pct_decode(const char *s, size_t len)
+{
+    char *out = weir_malloc(len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[n++] = s[i];
+            continue;
+        }
+        int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
+        int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        out[n++] = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+    if (!len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* Parses a decimal in [lo, hi]; -1 when it is not one. */
+static long parse_range(const char *s, size_t len, long lo, long hi)
+{
+    if (!all_digits(s, len) || len > 10)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < len; i++)
+        v = v * 10 + (s[i] - '0');
+    return v < lo || v > hi ? -1 : v;
+}
+
+weir_status weir_redis_uri_parse(const char *uri, struct weir_redis_uri *u, struct weir_err *err)
+{
+    static const char scheme[] = "redis://";
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (strncmp(uri, scheme, sizeof(scheme) - 1) != 0)
+        return weir_err_set(err, "a redis source URI starts with redis://");
+    const char *a = uri + sizeof(scheme) - 1;
+    if (strpbrk(a, "?#"))
+        return weir_err_set(err, "query parameters and fragments are not supported in a redis "
+                                 "source URI (redis://[[user]:password@]host[:port][/db]/key)");
+    const char *slash = strchr(a, '/');
+    if (!slash || !slash[1])
+        return weir_err_set(err, "missing list key: the source is "
+                                 "redis://[[user]:password@]host[:port][/db]/<list-key>");
+    const char *at = NULL;
+    for (const char *c = a; c < slash; c++)
+        if (*c == '@')
+            at = c;
+    const char *hp = a;
+    if (at) {
+        const char *colon = memchr(a, ':', (size_t)(at - a));
+        if (!colon) {
+            weir_err_set(err, "a user name needs a password in a redis URI (user:password@host)");
+            goto fail;
+        }
+        if (colon > a)
+            u->user = pct_decode(a, (size_t)(colon - a));
+        u->password = pct_decode(colon + 1, (size_t)(at - colon - 1));
+        if ((colon > a && !u->user) || !u->password) {
+            weir_err_set(err, "bad percent-escape in the user or password of the redis URI");
+            goto fail;
+        }
+        hp = at + 1;
+    }
+    const char *host = hp, *host_end, *port = NULL;
+    if (*hp == '[') {
+        host = hp + 1;
+        host_end = memchr(host, ']', (size_t)(slash - host));
+        if (!host_end) {
+            weir_err_set(err, "unterminated [ in the host of the redis URI");
+            goto fail;
+        }
+        if (host_end + 1 < slash) {
+            if (host_end[1] != ':') {
+                weir_err_set(err, "unexpected text after ] in the host of the redis URI");
+                goto fail;
+            }
+            port = host_end + 2;
+        }
+    } else {
+        host_end = memchr(hp, ':', (size_t)(slash - hp));
+        if (host_end)
+            port = host_end + 1;
+        else
+            host_end = slash;
+    }
+    if (host_end == host) {
+        weir_err_set(err, "missing host in the redis URI");
+        goto fail;
+    }
+    u->host = weir_strndup(host, (size_t)(host_end - host));
+    if (port) {
+        long v = parse_range(port, (size_t)(slash - port), 1, 65535);
+        if (v < 0) {
+            weir_err_set(err, "bad port '%.*s' in the redis URI (1..65535)", (int)(slash - port),
+                         port);
+            goto fail;
+        }
+        u->port = (int)v;
+    }
+    const char *path = slash + 1;
+    const char *seg_end = strchr(path, '/');
+    if (seg_end && all_digits(path, (size_t)(seg_end - path))) {
+        long v = parse_range(path, (size_t)(seg_end - path), 0, INT_MAX);
+        if (v < 0) {
+            weir_err_set(err, "bad db '%.*s' in the redis URI (a database number)",
+                         (int)(seg_end - path), path);
+            goto fail;
+        }
+        u->db = (int)v;
+        path = seg_end + 1;
+    } else if (!seg_end && all_digits(path, strlen(path))) {
+        /* redis://host/3 names a database, not a queue: almost surely a forgotten key. */
+        weir_err_set(err,
+                     "missing list key after db %s: the source is "
+                     "redis://host[:port]/<db>/<list-key>",
+                     path);
+        goto fail;
+    }
+    if (!*path) {
+        weir_err_set(err, "missing list key: the source is "
+                          "redis://[[user]:password@]host[:port][/db]/<list-key>");
+        goto fail;
+    }
+    u->key = pct_decode(path, strlen(path));
+    if (!u->key) {
+        weir_err_set(err, "bad percent-escape in the list key of the redis URI");
+        goto fail;
+    }
+    return WEIR_OK;
+fail:
+    weir_redis_uri_deinit(u);
+    return WEIR_ERR;
+}
+
+void weir_redis_uri_deinit(struct weir_redis_uri *u)
+{
+    free(u->host);
+    free(u->user);
+    if (u->password)
+        memset(u->password, 0, strlen(u->password));
+    free(u->password);
+    free(u->key);
+    memset(u, 0, sizeof(*u));
+}
+
+static char *key_join(const char *list, const char *suffix)
+{
+    size_t a = strlen(list), b = strlen(suffix);
+    char *s = weir_malloc(a + b + 1);
+    memcpy(s, list, a);
+    memcpy(s + a, suffix, b + 1);
+    return s;
+}
+
+void weir_redis_keys_init(struct weir_redis_keys *k, const char *list)
+{
+    k->list = weir_strdup(list);
+    k->inflight = key_join(list, ":weir:inflight");
+    k->leases = key_join(list, ":weir:leases");
+    k->seq = key_join(list, ":weir:seq");
+}
+
+void weir_redis_keys_deinit(struct weir_redis_keys *k)
+{
+    free(k->list);
+    free(k->inflight);
+    free(k->leases);
+    free(k->seq);
+    memset(k, 0, sizeof(*k));
+}
+
+void weir_redis_lease_prefix(const struct weir_redis_uri *u, char out[25])
+{
+    struct weir_buf s;
+    weir_buf_init(&s);
+    weir_buf_printf(&s, "%s:%d/%d/%s", u->host, u->port, u->db, u->key);
+    uint64_t h = weir_hash_fnv1a64(s.data, s.len);
+    uint64_t h2 = weir_hash_fnv1a64(&h, sizeof(h));
+    weir_buf_deinit(&s);
+    char d[19];
+    snprintf(d, sizeof(d), "%016" PRIx64 "%02x", h, (unsigned)(h2 & 0xff));
+    snprintf(out, 25, "%.8s-%.4s-4%.3s-8%.3s-", d, d + 8, d + 12, d + 15);
+}
+
+char *weir_redis_source_arn(const struct weir_redis_uri *u, const char *region)
+{
+    struct weir_buf s;
+    weir_buf_init(&s);
+    weir_buf_printf(&s, "%s:%d/%d", u->host, u->port, u->db);
+    uint64_t account = weir_hash_fnv1a64(s.data, s.len) % 1000000000000ULL;
+    weir_buf_reset(&s);
+    weir_buf_printf(&s, "arn:aws:sqs:%s:%012" PRIu64 ":%s", region, account, u->key);
+    return weir_buf_take(&s, NULL);
+}
+
+static bool lua_space(char c)
+{
+    /* The set Lua's %s matches, so the claim side and the reclaim script agree. */
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+int weir_redis_is_envelope(const char *el, size_t len)
+{
+    size_t i = 0;
+    if (!len || el[0] != '{')
+        return 0;
+    for (i = 1; i < len && lua_space(el[i]); i++)
+        ;
+    if (len - i < 6 || memcmp(el + i, "\"weir\"", 6) != 0)
+        return 0;
+    for (i += 6; i < len && lua_space(el[i]); i++)
+        ;
+    return i < len && el[i] == ':';
+}
+
+static void append_attr(struct weir_buf *out, const char *name, const char *value, size_t len,
+                        const char *type, bool binary, bool first)
+{
+    if (!first)
+        weir_buf_append_char(out, ',');
+    weir_buf_append_json_str(out, name, strlen(name));
+    weir_buf_append_str(out, binary ? ":{\"binaryValue\":" : ":{\"stringValue\":");
+    weir_buf_append_json_str(out, value, len);
+    weir_buf_append_str(out, ",\"stringListValues\":[],\"binaryListValues\":[],\"dataType\":");
+    weir_buf_append_json_str(out, type, strlen(type));
+    weir_buf_append_char(out, '}');
+}
+
+/* Envelope attributes -> SQS messageAttributes JSON (NULL in *out when there are none). */
+static weir_status attrs_to_sqs(json_t *attrs, char **out, struct weir_err *err)
+{
+    if (!json_is_object(attrs))
+        return weir_err_set(err, "\"attributes\" is not an object");
+    struct weir_buf b;
+    weir_buf_init(&b);
+    weir_buf_append_char(&b, '{');
+    const char *name;
+    json_t *v;
+    bool first = true;
+    json_object_foreach(attrs, name, v)
+    {
+        if (json_is_string(v)) {
+            append_attr(&b, name, json_string_value(v), json_string_length(v), "String", false,
+                        first);
+            first = false;
+            continue;
+        }
+        json_t *dt = json_object_get(v, "dataType");
+        if (!json_is_object(v) || !json_is_string(dt)) {
+            weir_err_set(err, "attribute \"%s\" is neither a string nor an object with a dataType",
+                         name);
+            goto fail;
+        }
+        const char *type = json_string_value(dt);
+        bool binary = strncmp(type, "Binary", 6) == 0;
+        if (!binary && strncmp(type, "String", 6) != 0 && strncmp(type, "Number", 6) != 0) {
+            weir_err_set(err, "attribute \"%s\" has dataType \"%s\" (String, Number or Binary)",
+                         name, type);
+            goto fail;
+        }
+        json_t *val = json_object_get(v, binary ? "binaryValue" : "stringValue");
+        if (!json_is_string(val)) {
+            weir_err_set(err, "attribute \"%s\" of type %s needs a string \"%s\"", name, type,
+                         binary ? "binaryValue" : "stringValue");
+            goto fail;
+        }
+        append_attr(&b, name, json_string_value(val), json_string_length(val), type, binary, first);
+        first = false;
+    }
+    weir_buf_append_char(&b, '}');
+    *out = first ? NULL : weir_buf_take(&b, NULL);
+    weir_buf_deinit(&b);
+    return WEIR_OK;
+fail:
+    weir_buf_deinit(&b);
+    return WEIR_ERR;
+}
+
+static weir_status opt_string(json_t *env, const char *name, char **out, struct weir_err *err)
+{
+    json_t *v = json_object_get(env, name);
+    if (!v)
+        return WEIR_OK;
+    if (!json_is_string(v) || !json_string_length(v))
+        return weir_err_set(err, "\"%s\" is not a non-empty string", name);
+    *out = weir_strndup(json_string_value(v), json_string_length(v));
+    return WEIR_OK;
+}
+
+static weir_status opt_int(json_t *env, const char *name, int64_t *out, struct weir_err *err)
+{
+    json_t *v = json_object_get(env, name);
+    if (!v)
+        return WEIR_OK;
+    if (!json_is_number(v) || json_number_value(v) < 0)
+        return weir_err_set(err, "\"%s\" is not a non-negative number", name);
+    *out = json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)json_number_value(v);
+    return WEIR_OK;
+}
+
+static uint64_t lease_seq(const char *lease_id)
+{
+    size_t len = strlen(lease_id);
+    uint64_t seq = 0;
+    for (size_t i = len > 12 ? len - 12 : 0; i < len; i++) {
+        int v = hex_value(lease_id[i]);
+        if (v < 0)
+            return 0;
+        seq = seq * 16 + (uint64_t)v;
+    }
+    return seq;
+}
+
+weir_status weir_redis_parse_element(const char *el, size_t len, const char *lease_id,
+                                     int64_t now_ms, struct weir_record **out, struct weir_err *err)
+{
+    struct weir_record *r = weir_record_new();
+    json_t *env = NULL;
+    r->handle = weir_strdup(lease_id);
+    r->seq = lease_seq(lease_id);
+    r->receive_count = 1;
+    r->first_receive_ms = now_ms;
+    r->sent_ms = now_ms;
+    if (!weir_redis_is_envelope(el, len)) {
+        r->data = weir_malloc(len + 1);
+        memcpy(r->data, el, len);
+        r->data[len] = '\0';
+        r->data_len = len;
+        r->id = weir_strdup(lease_id);
+        *out = r;
+        return WEIR_OK;
+    }
+    json_error_t jerr;
+    env = json_loadb(el, len, JSON_ALLOW_NUL, &jerr);
+    if (!env) {
+        weir_err_set(err, "envelope is not JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                     jerr.column);
+        goto fail;
+    }
+    json_t *body = json_object_get(env, "body");
+    if (!json_is_string(body)) {
+        weir_err_set(err, "envelope has no string \"body\"");
+        goto fail;
+    }
+    int64_t rc = 0, sent = -1, fr = -1;
+    if (opt_string(env, "id", &r->id, err) || opt_string(env, "group", &r->group_id, err) ||
+        opt_string(env, "dedup", &r->dedup_id, err) || opt_int(env, "rc", &rc, err) ||
+        opt_int(env, "sent", &sent, err) || opt_int(env, "fr", &fr, err))
+        goto fail;
+    json_t *attrs = json_object_get(env, "attributes");
+    if (attrs && attrs_to_sqs(attrs, &r->attrs_json, err))
+        goto fail;
+    r->data_len = json_string_length(body);
+    r->data = weir_malloc(r->data_len + 1);
+    memcpy(r->data, json_string_value(body), r->data_len);
+    r->data[r->data_len] = '\0';
+    if (!r->id)
+        r->id = weir_strdup(lease_id);
+    r->receive_count = rc >= UINT32_MAX ? UINT32_MAX : (uint32_t)rc + 1;
+    if (fr >= 0)
+        r->first_receive_ms = fr;
+    r->sent_ms = sent >= 0 ? sent : r->first_receive_ms;
+    json_decref(env);
+    *out = r;
+    return WEIR_OK;
+fail:
+    json_decref(env);
+    weir_record_free(r);
+    return WEIR_ERR;
+}
+
+/* ---- configuration ---- */
 
 static void redis_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep)
 {
+    const char *name = mc->name ? mc->name : "?";
     /* AWS refuses a function timeout longer than the queue's visibility timeout. */
     if (mc->fn && mc->fn->timeout > mc->visibility_timeout)
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "visibility_timeout"),
-                            "visibility_timeout (%d s) is shorter than the timeout of function "
-                            "'%s' (%d s): messages would come back while still being processed",
-                            mc->visibility_timeout, mc->fn->name, mc->fn->timeout);
+                            "mapping '%s': visibility_timeout (%d s) is shorter than the timeout "
+                            "of function '%s' (%d s): messages would come back while still being "
+                            "processed",
+                            name, mc->visibility_timeout, mc->fn->name, mc->fn->timeout);
     if (mc->max_receive_count > 0 && !mc->dead_letter_target)
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "redrive_policy"),
-                            "redrive_policy.max_receive_count needs "
-                            "redrive_policy.dead_letter_target");
+                            "mapping '%s': redrive_policy.max_receive_count needs "
+                            "redrive_policy.dead_letter_target",
+                            name);
     if (mc->dead_letter_target && mc->max_receive_count <= 0)
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "redrive_policy"),
-                            "redrive_policy.dead_letter_target needs "
-                            "redrive_policy.max_receive_count (1..1000)");
+                            "mapping '%s': redrive_policy.dead_letter_target needs "
+                            "redrive_policy.max_receive_count (1..1000)",
+                            name);
+    struct weir_redis_uri u;
+    struct weir_err err;
+    if (!mc->source || weir_redis_uri_parse(mc->source, &u, &err) != WEIR_OK) {
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"), "mapping '%s': %s", name,
+                            mc->source ? err.msg : "source is missing");
+        return;
+    }
+    if (mc->dead_letter_target && !*mc->dead_letter_target)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "redrive_policy"),
+                            "mapping '%s': redrive_policy.dead_letter_target is empty", name);
+    else if (mc->dead_letter_target && strcmp(mc->dead_letter_target, u.key) == 0)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "redrive_policy"),
+                            "mapping '%s': redrive_policy.dead_letter_target '%s' is the queue "
+                            "itself",
+                            name, mc->dead_letter_target);
+    weir_redis_uri_deinit(&u);
+}
+
+/* ---- the poller ----
+ *
+ * Two connections. `cmd` carries the scripts (claim, reclaim, delete, release, bury) in order.
+ * `wait` only ever carries BLMOVE <list> <list> LEFT LEFT 1: a blocking no-op rotation of the
+ * list that answers as soon as the list is non-empty (or nil after 1 s), so an empty queue costs
+ * one idle connection instead of a polling loop, pickup is immediate, and nothing is taken off
+ * the list by waiting. Each connection reconnects on its own with capped backoff.
+ *
+ * Frees of hiredis contexts never happen inside a hiredis callback (hiredis would defer them and
+ * then call our callbacks after we are gone): they go through `kick`, an event run by the loop.
+ */
+
+enum conn_kind { CONN_CMD, CONN_WAIT };
+enum hs_kind { HS_AUTH, HS_SELECT, HS_SCRIPT }; /* HS_SCRIPT + i loads script i */
+enum link_state { LINK_INIT, LINK_UP, LINK_DOWN };
+
+struct conn;
+
+struct hs_step {
+    struct conn *c;
+    int kind;
+};
+
+struct conn {
+    struct weir_poller *p;
+    enum conn_kind kind;
+    redisAsyncContext *ac; /* NULL while down */
+    bool ready;            /* handshake (AUTH, SELECT, SCRIPT LOAD) answered */
+    bool broken;           /* the server refused the handshake: drop it from the loop */
+    int hs_pending;
+    int backoff_ms;
+    struct event *retry_ev;
+    struct hs_step hs[HS_SCRIPT + WEIR_REDIS_NSCRIPTS];
+    char err[160]; /* why it last went down, for the log */
+};
+
+/* One script call on the cmd connection. argv[0..1] are filled at send time (EVALSHA sha or EVAL
+ * text); the rest (numkeys, keys, args) is owned by the op, so the caller's batch may go. */
+struct op {
+    struct weir_poller *p;
+    enum weir_redis_script script;
+    int argc, cap;
+    char **argv;
+    size_t *lens;
+    size_t asked;      /* claim: how many elements were asked for */
+    int64_t sent_mono; /* claim: mono ms it was sent; the local lease deadline counts from it */
+    bool eval;         /* send as EVAL (the server answered NOSCRIPT) */
+    struct op *next;   /* pending queue */
+};
+
+struct weir_poller {
+    struct weir_mapping *m;
+    const struct weir_mapping_cfg *mc;
+    struct event_base *base;
+    char comp[96];
+    char safe_uri[256];
+    struct weir_redis_uri uri;
+    struct weir_redis_keys keys;
+    char *dlq;
+    char prefix[25];
+    char *arn;
+    int64_t lease_ms;
+    int64_t reap_ms;
+    int max_receive;
+    size_t batch_size;
+
+    struct conn cmd, wait;
+    char sha[WEIR_REDIS_NSCRIPTS][41];
+    enum link_state link;
+
+    bool started, stopping, stopped, dead;
+    bool claiming;                    /* a claim is outstanding */
+    bool waiting;                     /* a BLMOVE (or the fallback timer) is outstanding */
+    bool reclaiming;                  /* a reclaim is outstanding */
+    int cb_depth;                     /* > 0 while inside one of our hiredis callbacks */
+    size_t outstanding;               /* ops sent on cmd and not yet answered */
+    struct op *pend_head, *pend_tail; /* ops waiting for cmd to be ready */
+    size_t n_pending;
+
+    struct event *reap_ev, *idle_ev, *kick_ev;
+    void (*done)(void *arg);
+    void *done_arg;
+
+    int64_t malformed_window_ms;
+    unsigned malformed_lines;
+    unsigned long malformed_suppressed;
+};
+
+static void pump(struct weir_poller *p);
+static void kick(struct weir_poller *p);
+static void conn_lost(struct conn *c);
+
+static const char *conn_name(const struct conn *c)
+{
+    return c->kind == CONN_CMD ? "cmd" : "wait";
+}
+
+static void arm_ms(struct event *ev, int64_t ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    event_add(ev, &tv);
+}
+
+/* -- ops -- */
+
+static struct op *op_new(struct weir_poller *p, enum weir_redis_script script)
+{
+    struct op *op = weir_calloc(1, sizeof(*op));
+    op->p = p;
+    op->script = script;
+    op->cap = 16;
+    op->argv = weir_malloc((size_t)op->cap * sizeof(*op->argv));
+    op->lens = weir_malloc((size_t)op->cap * sizeof(*op->lens));
+    op->argc = 2; /* EVALSHA sha */
+    op->argv[0] = op->argv[1] = NULL;
+    return op;
+}
+
+static void op_arg(struct op *op, const char *s, size_t len)
+{
+    if (op->argc == op->cap) {
+        op->cap *= 2;
+        op->argv = weir_realloc(op->argv, (size_t)op->cap * sizeof(*op->argv));
+        op->lens = weir_realloc(op->lens, (size_t)op->cap * sizeof(*op->lens));
+    }
+    op->argv[op->argc] = weir_strndup(s, len);
+    op->lens[op->argc] = len;
+    op->argc++;
+}
+
+static void op_str(struct op *op, const char *s)
+{
+    op_arg(op, s, strlen(s));
+}
+
+static void op_int(struct op *op, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    op_arg(op, tmp, (size_t)n);
+}
+
+static void op_free(struct op *op)
+{
+    for (int i = 2; i < op->argc; i++)
+        free(op->argv[i]);
+    free(op->argv);
+    free(op->lens);
+    free(op);
+}
+
+static void on_op_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static void op_queue(struct weir_poller *p, struct op *op)
+{
+    op->next = NULL;
+    if (p->pend_tail)
+        p->pend_tail->next = op;
+    else
+        p->pend_head = op;
+    p->pend_tail = op;
+    p->n_pending++;
+}
+
+/* Sends op on the cmd connection, or queues it until the connection is ready. */
+static void op_submit(struct weir_poller *p, struct op *op)
+{
+    if (!p->cmd.ready || !p->cmd.ac) {
+        op_queue(p, op);
+        return;
+    }
+    bool eval = op->eval || !p->sha[op->script][0];
+    op->argv[0] = eval ? "EVAL" : "EVALSHA";
+    op->argv[1] = eval ? (char *)script_texts[op->script] : p->sha[op->script];
+    op->lens[0] = strlen(op->argv[0]);
+    op->lens[1] = strlen(op->argv[1]);
+    if (redisAsyncCommandArgv(p->cmd.ac, on_op_reply, op, op->argc, (const char **)op->argv,
+                              op->lens) != REDIS_OK) {
+        op_queue(p, op);
+        return;
+    }
+    p->outstanding++;
+}
+
+static void flush_pending(struct weir_poller *p)
+{
+    struct op *op = p->pend_head;
+    p->pend_head = p->pend_tail = NULL;
+    p->n_pending = 0;
+    while (op) {
+        struct op *next = op->next;
+        op_submit(p, op);
+        op = next;
+    }
+}
+
+static void drop_pending(struct weir_poller *p)
+{
+    struct op *op = p->pend_head;
+    p->pend_head = p->pend_tail = NULL;
+    p->n_pending = 0;
+    while (op) {
+        struct op *next = op->next;
+        op_free(op);
+        op = next;
+    }
+}
+
+/* -- malformed elements -- */
+
+static void log_malformed(struct weir_poller *p, const char *lease_id, const char *why, bool buried)
+{
+    int64_t now = weir_clock_mono_ms();
+    if (now - p->malformed_window_ms >= MALFORMED_WINDOW_MS) {
+        if (p->malformed_suppressed)
+            weir_error(p->comp, "redis: %lu more malformed messages not logged list=%s",
+                       p->malformed_suppressed, p->keys.list);
+        p->malformed_window_ms = now;
+        p->malformed_lines = 0;
+        p->malformed_suppressed = 0;
+    }
+    if (p->malformed_lines >= MALFORMED_LINES) {
+        p->malformed_suppressed++;
+        return;
+    }
+    p->malformed_lines++;
+    weir_log_limited(WEIR_LOG_ERROR, p->comp,
+                     "redis: malformed message list=%s lease=%s error=\"%s\" action=%s",
+                     p->keys.list, lease_id, why,
+                     buried ? "moved to dead-letter list" : "left leased until its lease ends");
+}
+
+/* -- claim -- */
+
+static void go_wait(struct weir_poller *p);
+
+static void release_ids(struct weir_poller *p, const redisReply *r)
+{
+    struct op *op = op_new(p, WEIR_REDIS_RELEASE);
+    op_str(op, "3");
+    op_str(op, p->keys.list);
+    op_str(op, p->keys.inflight);
+    op_str(op, p->keys.leases);
+    for (size_t i = 1; i + 1 < r->elements; i += 2)
+        op_arg(op, r->element[i]->str, r->element[i]->len);
+    op_submit(p, op);
+}
+
+static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: claim failed list=%s error=\"%s\"",
+                         p->keys.list, r->str);
+        p->claiming = false;
+        p->waiting = true;
+        arm_ms(p->idle_ev, RETRY_AFTER_ERROR);
+        return;
+    }
+    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && r->elements % 2 == 1 &&
+              r->element[0]->type == REDIS_REPLY_INTEGER;
+    for (size_t i = 1; ok && i < r->elements; i++)
+        ok = r->element[i]->type == REDIS_REPLY_STRING;
+    if (!ok) {
+        /* Cannot happen with our script; the leases, if any, expire and come back. */
+        weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: unexpected claim reply list=%s type=%d",
+                         p->keys.list, r->type);
+        p->claiming = false;
+        p->waiting = true;
+        arm_ms(p->idle_ev, RETRY_AFTER_ERROR);
+        return;
+    }
+    size_t n = (r->elements - 1) / 2;
+    if (p->stopping) {
+        /* Claimed after stop: hand them straight back; they were never seen. */
+        if (n)
+            release_ids(p, r);
+        p->claiming = false;
+        return;
+    }
+    int64_t now = (int64_t)r->element[0]->integer;
+    int64_t deadline = op->sent_mono + p->lease_ms;
+    struct op *bury = NULL;
+    /* claiming stays set while records are delivered: the mapping may call resume() from inside
+     * deliver, and a second claim must not start before this one is accounted for. */
+    for (size_t i = 1; i < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *el = r->element[i + 1];
+        struct weir_record *rec = NULL;
+        struct weir_err err;
+        if (weir_redis_parse_element(el->str, el->len, id->str, now, &rec, &err) != WEIR_OK) {
+            log_malformed(p, id->str, err.msg, p->dlq != NULL);
+            if (p->dlq) {
+                if (!bury) {
+                    bury = op_new(p, WEIR_REDIS_BURY);
+                    op_str(bury, "3");
+                    op_str(bury, p->keys.inflight);
+                    op_str(bury, p->keys.leases);
+                    op_str(bury, p->dlq);
+                }
+                op_arg(bury, id->str, id->len);
+            }
+            continue;
+        }
+        rec->deadline_ms = deadline;
+        weir_mapping_deliver(p->m, rec);
+        if (p->dead)
+            break;
+    }
+    if (p->dead) {
+        if (bury)
+            op_free(bury);
+        return;
+    }
+    if (bury)
+        op_submit(p, bury);
+    if (n)
+        weir_mapping_read_done(p->m);
+    p->claiming = false;
+    if (p->dead || p->stopping)
+        return;
+    if (n == op->asked)
+        pump(p);
+    else if (weir_mapping_want(p->m) > 0)
+        go_wait(p);
+}
+
+static void send_claim(struct weir_poller *p, size_t n)
+{
+    struct op *op = op_new(p, WEIR_REDIS_CLAIM);
+    op_str(op, "4");
+    op_str(op, p->keys.list);
+    op_str(op, p->keys.inflight);
+    op_str(op, p->keys.leases);
+    op_str(op, p->keys.seq);
+    op_int(op, (int64_t)n);
+    op_int(op, p->lease_ms);
+    op_str(op, p->prefix);
+    op->asked = n;
+    op->sent_mono = weir_clock_mono_ms();
+    p->claiming = true;
+    op_submit(p, op);
+}
+
+static void pump(struct weir_poller *p)
+{
+    if (!p->started || p->stopping || p->dead || !p->cmd.ready || p->claiming || p->waiting)
+        return;
+    size_t want = weir_mapping_want(p->m);
+    if (!want)
+        return;
+    send_claim(p, want < p->batch_size ? want : p->batch_size);
+}
+
+static void on_wait_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct weir_poller *p = privdata;
+    redisReply *r = reply;
+    p->cb_depth++;
+    if (p->dead)
+        goto out;
+    p->waiting = false;
+    if (!r) {
+        /* The wait connection is gone; claims go on, waiting on a timer until it is back. */
+        pump(p);
+        goto out;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: BLMOVE failed list=%s error=\"%s\"",
+                         p->keys.list, r->str);
+        p->waiting = true;
+        arm_ms(p->idle_ev, RETRY_AFTER_ERROR);
+        goto out;
+    }
+    pump(p);
+out:
+    p->cb_depth--;
+}
+
+static void go_wait(struct weir_poller *p)
+{
+    if (p->waiting)
+        return;
+    p->waiting = true;
+    if (p->wait.ready && p->wait.ac &&
+        redisAsyncCommand(p->wait.ac, on_wait_reply, p, "BLMOVE %b %b LEFT LEFT 1", p->keys.list,
+                          strlen(p->keys.list), p->keys.list, strlen(p->keys.list)) == REDIS_OK)
+        return;
+    /* No wait connection right now: claim again a little later instead. */
+    arm_ms(p->idle_ev, WAIT_FALLBACK_MS);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    struct weir_poller *p = arg;
+    p->waiting = false;
+    pump(p);
+}
+
+/* -- reaper -- */
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    struct weir_poller *p = arg;
+    if (p->stopping || p->dead || p->reclaiming)
+        return;
+    if (!p->cmd.ready)
+        return; /* re-armed when cmd is ready again */
+    struct op *op = op_new(p, WEIR_REDIS_RECLAIM);
+    op_str(op, p->dlq ? "4" : "3");
+    op_str(op, p->keys.list);
+    op_str(op, p->keys.inflight);
+    op_str(op, p->keys.leases);
+    if (p->dlq)
+        op_str(op, p->dlq);
+    op_str(op, "0");
+    op_int(op, p->max_receive);
+    op_int(op, RECLAIM_LIMIT);
+    op_int(op, p->lease_ms);
+    p->reclaiming = true;
+    op_submit(p, op);
+}
+
+static void on_reclaim(struct weir_poller *p, redisReply *r)
+{
+    p->reclaiming = false;
+    int64_t next = p->reap_ms;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_INTEGER) {
+        long long back = r->element[0]->integer, dead = r->element[1]->integer;
+        if (back)
+            weir_debug(p->comp, "redis: leases expired, messages returned list=%s count=%lld",
+                       p->keys.list, back);
+        if (dead)
+            weir_info(p->comp,
+                      "redis: messages moved to the dead-letter list list=%s dlq=%s "
+                      "count=%lld max_receive_count=%d",
+                      p->keys.list, p->dlq, dead, p->max_receive);
+        if (back + dead >= RECLAIM_LIMIT)
+            next = 0; /* more may be due: go again at once */
+    } else {
+        weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: reclaim failed list=%s error=\"%s\"",
+                         p->keys.list, r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
+    }
+    if (!p->stopping)
+        arm_ms(p->reap_ev, next);
+}
+
+/* -- replies of ops -- */
+
+static void on_op_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct op *op = privdata;
+    struct weir_poller *p = op->p;
+    redisReply *r = reply;
+    p->cb_depth++;
+    p->outstanding--;
+    if (p->dead)
+        goto done;
+    if (!r) {
+        /* The connection went away with this op unanswered. A lost claim loses nothing: its
+         * elements are leased in Redis and the reaper (ours or another weir's) returns them when
+         * the lease ends. A lost delete or release: the leases end and the messages are
+         * delivered again. Duplicates, never loss: that is the at-least-once guarantee. */
+        if (op->script == WEIR_REDIS_CLAIM)
+            p->claiming = false;
+        else if (op->script == WEIR_REDIS_RECLAIM)
+            p->reclaiming = false;
+        goto done;
+    }
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && !op->eval) {
+        /* The server lost its script cache (SCRIPT FLUSH, or a restart we did not see): EVAL
+         * sends the text, and caches it again for the EVALSHAs after it. */
+        op->eval = true;
+        op_submit(p, op);
+        p->cb_depth--;
+        kick(p);
+        return;
+    }
+    switch (op->script) {
+    case WEIR_REDIS_CLAIM:
+        on_claim(p, op, r);
+        break;
+    case WEIR_REDIS_RECLAIM:
+        on_reclaim(p, r);
+        break;
+    default:
+        if (r->type == REDIS_REPLY_ERROR)
+            weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: %s failed list=%s error=\"%s\"",
+                             script_names[op->script], p->keys.list, r->str);
+        break;
+    }
+done:
+    p->cb_depth--;
+    if (!p->dead)
+        kick(p);
+    op_free(op);
+}
+
+/* -- connections -- */
+
+static void update_link(struct weir_poller *p)
+{
+    bool up = p->cmd.ready && (p->wait.ready || p->stopping);
+    if (up && p->link != LINK_UP) {
+        weir_info(p->comp, "redis: %s source=%s list=%s db=%d",
+                  p->link == LINK_INIT ? "connected" : "reconnected", p->safe_uri, p->keys.list,
+                  p->uri.db);
+        p->link = LINK_UP;
+    }
+}
+
+static void conn_ready(struct conn *c)
+{
+    struct weir_poller *p = c->p;
+    c->ready = true;
+    c->backoff_ms = RECONNECT_MIN_MS;
+    update_link(p);
+    if (c->kind == CONN_CMD) {
+        flush_pending(p);
+        if (!p->stopping && !event_pending(p->reap_ev, EV_TIMEOUT, NULL))
+            arm_ms(p->reap_ev, p->reap_ms);
+    }
+    pump(p);
+}
+
+static void on_hs_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct hs_step *step = privdata;
+    struct conn *c = step->c;
+    struct weir_poller *p = c->p;
+    redisReply *r = reply;
+    p->cb_depth++;
+    if (p->dead || !r || c->ac != ac || c->broken)
+        goto out;
+    if (r->type == REDIS_REPLY_ERROR) {
+        const char *what = step->kind == HS_AUTH     ? "AUTH"
+                           : step->kind == HS_SELECT ? "SELECT"
+                                                     : "SCRIPT LOAD";
+        snprintf(c->err, sizeof(c->err), "%s refused: %s", what, r->str);
+        /* No conn= here: the limiter then folds the wait connection's identical refusal. */
+        weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: %s refused list=%s error=\"%s\"", what,
+                         p->keys.list, r->str);
+        c->broken = true;
+        kick(p);
+        goto out;
+    }
+    if (step->kind >= HS_SCRIPT && r->type == REDIS_REPLY_STRING && r->len == 40)
+        memcpy(p->sha[step->kind - HS_SCRIPT], r->str, 41);
+    if (--c->hs_pending == 0)
+        conn_ready(c);
+out:
+    p->cb_depth--;
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+    if (!c || c->ac != ac || status == REDIS_OK)
+        return;
+    /* hiredis frees the context after this returns, without a disconnect callback. */
+    struct weir_poller *p = c->p;
+    p->cb_depth++;
+    snprintf(c->err, sizeof(c->err), "%s", ac->c.errstr[0] ? ac->c.errstr : "connect failed");
+    c->ac = NULL;
+    conn_lost(c);
+    p->cb_depth--;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+    if (!c || c->ac != ac)
+        return;
+    struct weir_poller *p = c->p;
+    p->cb_depth++;
+    snprintf(c->err, sizeof(c->err), "%s", ac->c.errstr[0] ? ac->c.errstr : "disconnected");
+    c->ac = NULL;
+    conn_lost(c);
+    p->cb_depth--;
+}
+
+static void hs_send(struct conn *c, int kind, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    c->hs[kind].c = c;
+    c->hs[kind].kind = kind;
+    if (redisvAsyncCommand(c->ac, on_hs_reply, &c->hs[kind], fmt, ap) == REDIS_OK)
+        c->hs_pending++;
+    va_end(ap);
+}
+
+/* Opens c. Never called from inside a hiredis callback (start, the retry timer). */
+static void conn_open(struct conn *c)
+{
+    struct weir_poller *p = c->p;
+    c->ready = c->broken = false;
+    c->hs_pending = 0;
+    redisAsyncContext *ac = redisAsyncConnect(p->uri.host, p->uri.port);
+    if (!ac || ac->err) {
+        snprintf(c->err, sizeof(c->err), "%s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        conn_lost(c);
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisLibeventAttach(ac, p->base);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Queued now, written by hiredis once connected, answered in order. */
+    if (p->uri.password && p->uri.user)
+        hs_send(c, HS_AUTH, "AUTH %s %s", p->uri.user, p->uri.password);
+    else if (p->uri.password)
+        hs_send(c, HS_AUTH, "AUTH %s", p->uri.password);
+    hs_send(c, HS_SELECT, "SELECT %d", p->uri.db);
+    if (c->kind == CONN_CMD)
+        for (int i = 0; i < WEIR_REDIS_NSCRIPTS; i++)
+            hs_send(c, HS_SCRIPT + i, "SCRIPT LOAD %s", script_texts[i]);
+}
+
+/* Frees c's context. Only from the loop (kick), never inside a hiredis callback. */
+static void conn_drop(struct conn *c)
+{
+    redisAsyncContext *ac = c->ac;
+    if (!ac)
+        return;
+    c->ac = NULL;
+    ac->data = NULL;    /* so its disconnect callback knows it is not news */
+    redisAsyncFree(ac); /* pending replies are called back with NULL */
+    conn_lost(c);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct weir_poller *p = c->p;
+    if (p->dead || c->ac || (p->stopping && c->kind == CONN_WAIT))
+        return;
+    weir_debug(p->comp, "redis: connecting conn=%s host=%s port=%d", conn_name(c), p->uri.host,
+               p->uri.port);
+    conn_open(c);
+}
+
+/* c is down (refused, lost or dropped): log the state change once and plan the next attempt. */
+static void conn_lost(struct conn *c)
+{
+    struct weir_poller *p = c->p;
+    c->ready = false;
+    c->broken = false;
+    c->hs_pending = 0;
+    if (p->dead)
+        return;
+    if (c->kind == CONN_WAIT)
+        p->waiting = false;
+    if (p->stopping) {
+        if (c->kind == CONN_CMD) {
+            if (p->n_pending || p->outstanding)
+                weir_warn(p->comp,
+                          "redis: unreachable while stopping, giving up list=%s error=\"%s\" "
+                          "unsettled_ops=%zu (their leases will end and the messages come back)",
+                          p->keys.list, c->err, p->n_pending + p->outstanding);
+            drop_pending(p);
+            kick(p);
+        }
+        return;
+    }
+    if (p->link != LINK_DOWN) {
+        weir_warn(p->comp, "redis: %s, reconnecting list=%s conn=%s error=\"%s\"",
+                  p->link == LINK_UP ? "connection lost" : "cannot connect", p->keys.list,
+                  conn_name(c), c->err);
+        p->link = LINK_DOWN;
+    } else {
+        weir_debug(p->comp, "redis: still down conn=%s error=\"%s\" retry_ms=%d", conn_name(c),
+                   c->err, c->backoff_ms);
+    }
+    arm_ms(c->retry_ev, c->backoff_ms);
+    c->backoff_ms = c->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : c->backoff_ms * 2;
+}
+
+/* -- stop, kick, free -- */
+
+struct done_call {
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void on_done_call(evutil_socket_t fd, short what, void *arg)
+{
+    struct done_call dc = *(struct done_call *)arg;
+    free(arg);
+    dc.done(dc.arg);
+}
+
+static void finish_stop(struct weir_poller *p)
+{
+    p->stopped = true;
+    weir_info(p->comp, "redis: stopped list=%s", p->keys.list);
+    if (!p->done)
+        return;
+    /* Through the loop: the mapping may free us from done(). */
+    struct done_call *dc = weir_malloc(sizeof(*dc));
+    dc->done = p->done;
+    dc->arg = p->done_arg;
+    struct timeval zero = {0, 0};
+    event_base_once(p->base, -1, EV_TIMEOUT, on_done_call, dc, &zero);
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    struct weir_poller *p = arg;
+    if (p->dead)
+        return;
+    if (p->wait.ac && (p->wait.broken || p->stopping))
+        conn_drop(&p->wait);
+    if (p->cmd.ac && p->cmd.broken)
+        conn_drop(&p->cmd);
+    if (p->stopping && !p->stopped && !p->outstanding && !p->n_pending)
+        finish_stop(p);
+}
+
+static void kick(struct weir_poller *p)
+{
+    event_active(p->kick_ev, EV_TIMEOUT, 0);
+}
+
+static void redis_stop(struct weir_poller *p, void (*done)(void *arg), void *arg)
+{
+    if (p->stopping)
+        return;
+    p->stopping = true;
+    p->done = done;
+    p->done_arg = arg;
+    weir_info(p->comp, "redis: stopping list=%s pending_ops=%zu", p->keys.list,
+              p->n_pending + p->outstanding);
+    event_del(p->reap_ev);
+    event_del(p->idle_ev);
+    event_del(p->wait.retry_ev);
+    p->waiting = false;
+    if (p->started && !p->cmd.ac && p->n_pending) {
+        /* Down, with settles to write: one attempt now instead of after the backoff. */
+        event_del(p->cmd.retry_ev);
+        arm_ms(p->cmd.retry_ev, 0);
+    } else if (!p->cmd.ac) {
+        event_del(p->cmd.retry_ev);
+        drop_pending(p);
+    }
+    kick(p);
+}
+
+static void real_free(struct weir_poller *p)
+{
+    /* Contexts first: their pending callbacks run now, with NULL replies, and find p dead. */
+    if (p->cmd.ac) {
+        p->cmd.ac->data = NULL;
+        redisAsyncFree(p->cmd.ac);
+    }
+    if (p->wait.ac) {
+        p->wait.ac->data = NULL;
+        redisAsyncFree(p->wait.ac);
+    }
+    drop_pending(p);
+    if (p->reap_ev)
+        event_free(p->reap_ev);
+    if (p->idle_ev)
+        event_free(p->idle_ev);
+    if (p->kick_ev)
+        event_free(p->kick_ev);
+    if (p->cmd.retry_ev)
+        event_free(p->cmd.retry_ev);
+    if (p->wait.retry_ev)
+        event_free(p->wait.retry_ev);
+    weir_redis_uri_deinit(&p->uri);
+    weir_redis_keys_deinit(&p->keys);
+    free(p->dlq);
+    free(p->arn);
+    free(p);
+}
+
+static void on_deferred_free(evutil_socket_t fd, short what, void *arg)
+{
+    real_free(arg);
+}
+
+static void redis_free(struct weir_poller *p)
+{
+    if (!p)
+        return;
+    p->dead = true;
+    if (p->cb_depth > 0) {
+        /* Inside one of our hiredis callbacks: hiredis would defer the context free and call us
+         * back after p is gone. Finish from the loop instead. */
+        if (p->reap_ev)
+            event_del(p->reap_ev);
+        if (p->idle_ev)
+            event_del(p->idle_ev);
+        if (p->kick_ev)
+            event_del(p->kick_ev);
+        struct timeval zero = {0, 0};
+        event_base_once(p->base, -1, EV_TIMEOUT, on_deferred_free, p, &zero);
+        return;
+    }
+    real_free(p);
+}
+
+/* -- the ops table entries -- */
+
+static int64_t lease_ms_of(const struct weir_mapping_cfg *mc)
+{
+    int64_t vis = mc->visibility_timeout;
+    int64_t window = mc->maximum_batching_window_in_seconds;
+    int64_t fn_timeout = mc->fn ? mc->fn->timeout : 0;
+    /* Reference 2.1: when the window and the function timeout together pass the visibility
+     * timeout, AWS uses window + timeout + 30 s, so a batch is not redelivered mid-invocation. */
+    if (window + fn_timeout > vis)
+        vis = window + fn_timeout + 30;
+    return vis * 1000;
+}
+
+static struct weir_poller *redis_new(struct weir_mapping *m, const struct weir_mapping_cfg *mc,
+                                     const char *region, struct event_base *base,
+                                     struct weir_err *err)
+{
+    struct weir_poller *p = weir_calloc(1, sizeof(*p));
+    p->m = m;
+    p->mc = mc;
+    p->base = base;
+    snprintf(p->comp, sizeof(p->comp), "mapping/%s", weir_mapping_name(m));
+    weir_log_redact_uri(mc->source, p->safe_uri, sizeof(p->safe_uri));
+    if (weir_redis_uri_parse(mc->source, &p->uri, err) != WEIR_OK)
+        goto fail;
+    weir_redis_keys_init(&p->keys, p->uri.key);
+    if (mc->dead_letter_target && *mc->dead_letter_target)
+        p->dlq = weir_strdup(mc->dead_letter_target);
+    weir_redis_lease_prefix(&p->uri, p->prefix);
+    p->arn = weir_redis_source_arn(&p->uri, region ? region : "us-east-1");
+    p->lease_ms = lease_ms_of(mc);
+    p->reap_ms = p->lease_ms / 4;
+    if (p->reap_ms > REAP_MAX_MS)
+        p->reap_ms = REAP_MAX_MS;
+    if (p->reap_ms < REAP_MIN_MS)
+        p->reap_ms = REAP_MIN_MS;
+    p->max_receive = p->dlq ? mc->max_receive_count : 0;
+    p->batch_size = mc->batch_size > 0 ? (size_t)mc->batch_size : 10;
+    p->cmd = (struct conn){.p = p, .kind = CONN_CMD, .backoff_ms = RECONNECT_MIN_MS};
+    p->wait = (struct conn){.p = p, .kind = CONN_WAIT, .backoff_ms = RECONNECT_MIN_MS};
+    p->cmd.retry_ev = evtimer_new(base, on_retry, &p->cmd);
+    p->wait.retry_ev = evtimer_new(base, on_retry, &p->wait);
+    p->reap_ev = evtimer_new(base, on_reap, p);
+    p->idle_ev = evtimer_new(base, on_idle, p);
+    p->kick_ev = event_new(base, -1, 0, on_kick, p);
+    return p;
+fail:
+    real_free(p);
+    return NULL;
+}
+
+static weir_status redis_start(struct weir_poller *p)
+{
+    if (p->started)
+        return WEIR_OK;
+    p->started = true;
+    weir_info(p->comp,
+              "redis: starting source=%s list=%s lease_ms=%" PRId64 " batch_size=%zu dlq=%s "
+              "max_receive_count=%d",
+              p->safe_uri, p->keys.list, p->lease_ms, p->batch_size, p->dlq ? p->dlq : "-",
+              p->max_receive);
+    conn_open(&p->cmd);
+    conn_open(&p->wait);
+    return WEIR_OK;
+}
+
+static void redis_resume(struct weir_poller *p)
+{
+    pump(p);
+}
+
+static void redis_settle(struct weir_poller *p, const struct weir_batch *b)
+{
+    if (p->dead)
+        return;
+    struct op *del = NULL, *rel = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct weir_record *r = b->records[i];
+        if (!r->handle)
+            continue;
+        if (r->verdict == WEIR_VERDICT_DONE) {
+            if (!del) {
+                del = op_new(p, WEIR_REDIS_DELETE);
+                op_str(del, "2");
+                op_str(del, p->keys.inflight);
+                op_str(del, p->keys.leases);
+            }
+            op_str(del, r->handle);
+        } else if (r->verdict == WEIR_VERDICT_RELEASE) {
+            if (!rel) {
+                rel = op_new(p, WEIR_REDIS_RELEASE);
+                op_str(rel, "3");
+                op_str(rel, p->keys.list);
+                op_str(rel, p->keys.inflight);
+                op_str(rel, p->keys.leases);
+            }
+            op_str(rel, r->handle);
+        }
+        /* RETRY: nothing. The message comes back when its lease ends, one receive more, as SQS
+         * returns it after the visibility timeout with ApproximateReceiveCount + 1. */
+    }
+    if (p->stopped && !p->cmd.ready) {
+        /* After stop with the server gone: nothing will write these. */
+        if (del || rel)
+            weir_warn(p->comp,
+                      "redis: settle after stop while disconnected list=%s; the leases "
+                      "will end and the messages come back",
+                      p->keys.list);
+        if (del)
+            op_free(del);
+        if (rel)
+            op_free(rel);
+        return;
+    }
+    if (del)
+        op_submit(p, del);
+    if (rel)
+        op_submit(p, rel);
+}
+
+static const char *redis_source_arn(const struct weir_poller *p)
+{
+    return p->arn;
 }
 
 const struct weir_poller_ops weir_poller_redis = {
@@ -33,4 +1442,11 @@ const struct weir_poller_ops weir_poller_redis = {
     .max_batch_size = 10000,
     .default_window_s = 0,
     .validate = redis_validate,
+    .new = redis_new,
+    .start = redis_start,
+    .resume = redis_resume,
+    .settle = redis_settle,
+    .stop = redis_stop,
+    .source_arn = redis_source_arn,
+    .free = redis_free,
 };

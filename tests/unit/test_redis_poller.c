@@ -1,0 +1,1273 @@
+/* The Redis queue against a real redis-server started by this test on a free loopback port: the
+ * Lua scripts run raw through a synchronous hiredis context (claim, reclaim, release, delete,
+ * bury), the element parser and URI rules, then the poller itself on a libevent loop with a
+ * stand-in mapping (delivery, settles, redelivery after the lease, BLMOVE pickup, a Redis
+ * restart, stop with Redis down, dead-lettering of unreadable elements, AUTH). */
+#define _GNU_SOURCE /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <ftw.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "core/clock.h"
+#include "core/mem.h"
+#include "mapping/mapping.h"
+#include "mapping/record.h"
+#include "pollers/poller.h"
+#include "pollers/redis_scripts.h"
+
+extern const struct weir_poller_ops weir_poller_redis;
+
+/* ---- the server ---- */
+
+static pid_t server_pid = -1;
+static int server_port;
+static char server_dir[64];
+static redisContext *rc;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        perror("free_port");
+        exit(1);
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static redisContext *connect_sync(void)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", server_port, tv);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Starts redis-server on server_port and waits until it answers PING. */
+static int server_start(void)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", server_port);
+    server_pid = fork();
+    if (server_pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", server_dir, "--daemonize", "no", "--loglevel",
+               "warning", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 500; i++) {
+        redisContext *c = connect_sync();
+        if (c) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+            freeReplyObject(r);
+            if (ok) {
+                rc = c;
+                return 0;
+            }
+            redisFree(c);
+        }
+        sleep_ms(10);
+    }
+    fprintf(stderr, "redis-server did not answer on port %d\n", server_port);
+    return -1;
+}
+
+static void server_kill(void)
+{
+    if (rc) {
+        redisFree(rc);
+        rc = NULL;
+    }
+    if (server_pid > 0) {
+        kill(server_pid, SIGKILL);
+        waitpid(server_pid, NULL, 0);
+        server_pid = -1;
+    }
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static int group_setup(void **state)
+{
+    snprintf(server_dir, sizeof(server_dir), "/tmp/weir-redis-test-XXXXXX");
+    if (!mkdtemp(server_dir))
+        return -1;
+    server_port = free_port();
+    return server_start();
+}
+
+static int group_teardown(void **state)
+{
+    server_kill();
+    nftw(server_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+static int test_setup(void **state)
+{
+    redisReply *r = redisCommand(rc, "FLUSHALL");
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* ---- script helpers ---- */
+
+static const char *const KEY = "q";
+static const char *const DLQ = "q-dlq";
+static struct weir_redis_keys keys;
+static char prefix[25];
+
+static void keys_for(const char *list)
+{
+    weir_redis_keys_deinit(&keys);
+    weir_redis_keys_init(&keys, list);
+    struct weir_redis_uri u = {
+        .host = "127.0.0.1", .port = server_port, .db = 0, .key = (char *)list};
+    weir_redis_lease_prefix(&u, prefix);
+}
+
+/* EVAL of script s with the given keys and args on c. */
+static redisReply *eval_on(redisContext *c, enum weir_redis_script s, int nkeys,
+                           const char *const *k, int nargs, const char *const *a)
+{
+    const char *argv[64];
+    char nk[8];
+    int argc = 0;
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    argv[argc++] = "EVAL";
+    argv[argc++] = weir_redis_script_text(s);
+    argv[argc++] = nk;
+    for (int i = 0; i < nkeys; i++)
+        argv[argc++] = k[i];
+    for (int i = 0; i < nargs; i++)
+        argv[argc++] = a[i];
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("%s: %s", weir_redis_script_name(s), r->str);
+    return r;
+}
+
+static redisReply *claim_on(redisContext *c, int n, int64_t lease_ms)
+{
+    char sn[16], sl[24];
+    snprintf(sn, sizeof(sn), "%d", n);
+    snprintf(sl, sizeof(sl), "%lld", (long long)lease_ms);
+    const char *k[] = {keys.list, keys.inflight, keys.leases, keys.seq};
+    const char *a[] = {sn, sl, prefix};
+    redisReply *r = eval_on(c, WEIR_REDIS_CLAIM, 4, k, 3, a);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(r->elements % 2 == 1);
+    assert_int_equal(r->element[0]->type, REDIS_REPLY_INTEGER);
+    return r;
+}
+
+static redisReply *claim(int n)
+{
+    return claim_on(rc, n, 30000);
+}
+
+/* Reclaim as if the clock were `now` (0: the server's). Returns {returned, dead}. */
+static void reclaim(int64_t now, int maxrc, const char *dlq, long long *back, long long *dead)
+{
+    char sn[24], sm[16];
+    snprintf(sn, sizeof(sn), "%lld", (long long)now);
+    snprintf(sm, sizeof(sm), "%d", maxrc);
+    const char *k[] = {keys.list, keys.inflight, keys.leases, dlq};
+    const char *a[] = {sn, sm, "1000", "30000"};
+    redisReply *r = eval_on(rc, WEIR_REDIS_RECLAIM, dlq ? 4 : 3, k, 4, a);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    *back = r->element[0]->integer;
+    *dead = r->element[1]->integer;
+    freeReplyObject(r);
+}
+
+/* Far enough ahead that every lease has ended. */
+#define FUTURE 9000000000000LL
+
+static long long cmd_int(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* The element at index i of list (a copy; free it), or NULL. */
+static char *lindex(const char *list, long i, size_t *len)
+{
+    redisReply *r = redisCommand(rc, "LINDEX %s %ld", list, i);
+    assert_non_null(r);
+    char *s = NULL;
+    if (r->type == REDIS_REPLY_STRING) {
+        s = weir_malloc(r->len + 1);
+        memcpy(s, r->str, r->len);
+        s[r->len] = '\0';
+        if (len)
+            *len = r->len;
+    }
+    freeReplyObject(r);
+    return s;
+}
+
+static void rpush(const char *list, const char *el, size_t len)
+{
+    cmd_int("RPUSH %s %b", list, el, len);
+}
+
+static struct weir_record *parse_ok(const char *el, size_t len, const char *lease, int64_t now)
+{
+    struct weir_record *r = NULL;
+    struct weir_err err;
+    if (weir_redis_parse_element(el, len, lease, now, &r, &err) != WEIR_OK)
+        fail_msg("parse of %.*s failed: %s", (int)len, el, err.msg);
+    return r;
+}
+
+/* ---- scripts ---- */
+
+static void claim_takes_from_the_head_and_leases_each_element(void **state)
+{
+    keys_for(KEY);
+    cmd_int("RPUSH q a b c");
+    redisReply *r = claim(2);
+    assert_int_equal(r->elements, 5);
+    int64_t now = r->element[0]->integer;
+    int64_t wall = weir_clock_wall_ms();
+    assert_true(now > wall - 5000 && now < wall + 5000);
+    assert_string_equal(r->element[2]->str, "a");
+    assert_string_equal(r->element[4]->str, "b");
+    const char *id1 = r->element[1]->str;
+    assert_int_equal(strlen(id1), 36);
+    assert_memory_equal(id1, prefix, 24);
+    assert_string_equal(id1 + 24, "000000000001");
+    assert_string_equal(r->element[3]->str + 24, "000000000002");
+    redisReply *h = redisCommand(rc, "HGET %s %s", keys.inflight, id1);
+    assert_string_equal(h->str, "a");
+    freeReplyObject(h);
+    redisReply *z = redisCommand(rc, "ZSCORE %s %s", keys.leases, id1);
+    assert_int_equal(strtoll(z->str, NULL, 10), now + 30000);
+    freeReplyObject(z);
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("LLEN q"), 1);
+
+    r = claim(5);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[2]->str, "c");
+    freeReplyObject(r);
+    r = claim(5);
+    assert_int_equal(r->elements, 1); /* empty list: only the server time */
+    freeReplyObject(r);
+}
+
+static void concurrent_claims_never_lease_one_element_twice(void **state)
+{
+    keys_for(KEY);
+    enum { N = 3000 };
+    for (int i = 0; i < N; i += 500) {
+        const char *argv[502];
+        char bufs[500][16];
+        argv[0] = "RPUSH";
+        argv[1] = "q";
+        for (int j = 0; j < 500; j++) {
+            snprintf(bufs[j], sizeof(bufs[j]), "m%d", i + j);
+            argv[2 + j] = bufs[j];
+        }
+        freeReplyObject(redisCommandArgv(rc, 502, argv, NULL));
+    }
+    pid_t child = fork();
+    if (child == 0) {
+        /* The other weir: claims in its own batches, reports what it got in a set. */
+        redisContext *c = connect_sync();
+        if (!c)
+            _exit(2);
+        for (;;) {
+            redisReply *r = redisCommand(c, "EVAL %s 4 %s %s %s %s 7 30000 %s",
+                                         weir_redis_script_text(WEIR_REDIS_CLAIM), keys.list,
+                                         keys.inflight, keys.leases, keys.seq, prefix);
+            if (!r || r->type != REDIS_REPLY_ARRAY)
+                _exit(3);
+            size_t n = r->elements;
+            for (size_t i = 2; i < n; i += 2)
+                freeReplyObject(
+                    redisCommand(c, "SADD child %b", r->element[i]->str, r->element[i]->len));
+            freeReplyObject(r);
+            if (n == 1)
+                break;
+        }
+        redisFree(c);
+        _exit(0);
+    }
+    size_t mine = 0;
+    for (;;) {
+        redisReply *r = claim(5);
+        size_t n = r->elements;
+        for (size_t i = 2; i < n; i += 2) {
+            cmd_int("SADD mine %s", r->element[i]->str);
+            mine++;
+        }
+        freeReplyObject(r);
+        if (n == 1)
+            break;
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    long long theirs = cmd_int("SCARD child");
+    assert_int_equal(cmd_int("SCARD mine"), (long long)mine);
+    assert_true(mine > 0 && theirs > 0); /* both really took part */
+    assert_int_equal((long long)mine + theirs, N);
+    assert_int_equal(cmd_int("SINTERSTORE both mine child"), 0);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), N); /* N distinct lease ids */
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), N);
+}
+
+static void plain_message_keeps_its_id_across_reclaim(void **state)
+{
+    keys_for(KEY);
+    cmd_int("RPUSH q hello");
+    redisReply *r = claim(1);
+    int64_t now1 = r->element[0]->integer;
+    char *id1 = weir_strdup(r->element[1]->str);
+    struct weir_record *first = parse_ok(r->element[2]->str, r->element[2]->len, id1, now1);
+    assert_string_equal(first->id, id1);
+    assert_string_equal(first->handle, id1);
+    assert_int_equal(first->receive_count, 1);
+    assert_int_equal(first->first_receive_ms, now1);
+    assert_int_equal(first->sent_ms, now1);
+    assert_int_equal(first->seq, 1);
+    weir_record_free(first);
+    freeReplyObject(r);
+
+    long long back, dead;
+    reclaim(FUTURE, 0, NULL, &back, &dead);
+    assert_int_equal(back, 1);
+    assert_int_equal(dead, 0);
+    size_t len;
+    char *el = lindex("q", 0, &len);
+    assert_non_null(el);
+    assert_true(strncmp(el, "{\"weir\":1,", 10) == 0);
+
+    r = claim(1);
+    int64_t now2 = r->element[0]->integer;
+    const char *id2 = r->element[1]->str;
+    assert_string_not_equal(id2, id1);
+    struct weir_record *again = parse_ok(r->element[2]->str, r->element[2]->len, id2, now2);
+    assert_string_equal(again->id, id1); /* messageId stable */
+    assert_string_equal(again->handle, id2);
+    assert_int_equal(again->receive_count, 2);
+    assert_int_equal(again->first_receive_ms, now1);
+    assert_int_equal(again->data_len, 5);
+    assert_memory_equal(again->data, "hello", 5);
+    weir_record_free(again);
+    freeReplyObject(r);
+    free(el);
+    free(id1);
+}
+
+static void reclaim_returns_expired_leases_to_the_head_oldest_first(void **state)
+{
+    keys_for(KEY);
+    cmd_int("RPUSH q a b c d");
+    freeReplyObject(claim(2));
+    long long back, dead;
+    reclaim(FUTURE, 0, NULL, &back, &dead);
+    assert_int_equal(back, 2);
+    assert_int_equal(cmd_int("LLEN q"), 4);
+    const char *want[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        size_t len;
+        char *el = lindex("q", i, &len);
+        struct weir_record *r = parse_ok(el, len, "00000000-0000-4000-8000-0000000000ff", 1);
+        assert_int_equal(r->data_len, 1);
+        assert_memory_equal(r->data, want[i], 1);
+        assert_int_equal(r->receive_count, i < 2 ? 2 : 1);
+        weir_record_free(r);
+        free(el);
+    }
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 0);
+}
+
+static void reclaim_leaves_leases_that_have_not_ended(void **state)
+{
+    keys_for(KEY);
+    cmd_int("RPUSH q a");
+    freeReplyObject(claim(1));
+    long long back, dead;
+    reclaim(0, 0, NULL, &back, &dead); /* server time: the 30 s lease is still running */
+    assert_int_equal(back + dead, 0);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 1);
+    assert_int_equal(cmd_int("LLEN q"), 0);
+}
+
+static const char TRICKY_ENVELOPE[] =
+    "{\"weir\":1,\"body\":\"line\\n\\\"quoted\\\" \\u00e9 \\u0000 /slash \xe2\x82\xac\","
+    "\"attributes\":{\"tenant\":\"acme\",\"n\":{\"dataType\":\"Number\",\"stringValue\":\"42\"}},"
+    "\"group\":\"g1\",\"dedup\":\"d1\",\"sent\":1741083062118,\"x-custom\":[1,\"two\"]}";
+static const char TRICKY_BODY[] = "line\n\"quoted\" \xc3\xa9 \0 /slash \xe2\x82\xac";
+
+static void reclaim_moves_to_the_dead_letter_list_at_max_receives_with_body_intact(void **state)
+{
+    keys_for(KEY);
+    rpush("q", TRICKY_ENVELOPE, sizeof(TRICKY_ENVELOPE) - 1);
+    long long back, dead;
+    for (int round = 1; round <= 2; round++) {
+        redisReply *r = claim(1);
+        assert_int_equal(r->elements, 3);
+        struct weir_record *rec =
+            parse_ok(r->element[2]->str, r->element[2]->len, r->element[1]->str, 5);
+        assert_int_equal(rec->receive_count, round);
+        weir_record_free(rec);
+        freeReplyObject(r);
+        reclaim(FUTURE, 2, DLQ, &back, &dead);
+        assert_int_equal(back, round == 1 ? 1 : 0);
+        assert_int_equal(dead, round == 1 ? 0 : 1);
+    }
+    assert_int_equal(cmd_int("LLEN q"), 0);
+    assert_int_equal(cmd_int("LLEN %s", DLQ), 1);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 0);
+
+    size_t len;
+    char *el = lindex(DLQ, 0, &len);
+    assert_true(strncmp(el, "{\"weir\":1,", 10) == 0);
+    struct weir_record *r = parse_ok(el, len, "00000000-0000-4000-8000-000000000009", 7);
+    assert_int_equal(r->data_len, sizeof(TRICKY_BODY) - 1);
+    assert_memory_equal(r->data, TRICKY_BODY, sizeof(TRICKY_BODY) - 1);
+    assert_int_equal(r->receive_count, 3); /* received twice, rc 2 */
+    assert_string_equal(r->group_id, "g1");
+    assert_string_equal(r->dedup_id, "d1");
+    assert_int_equal(r->sent_ms, 1741083062118LL);
+    assert_non_null(r->attrs_json);
+    assert_non_null(strstr(r->attrs_json, "\"tenant\":{\"stringValue\":\"acme\""));
+    assert_non_null(strstr(r->attrs_json, "\"n\":{\"stringValue\":\"42\""));
+    /* A member weir does not know is carried along. */
+    json_error_t jerr;
+    json_t *j = json_loadb(el, len, JSON_ALLOW_NUL, &jerr);
+    assert_non_null(j);
+    json_t *x = json_object_get(j, "x-custom");
+    assert_true(json_is_array(x) && json_array_size(x) == 2);
+    assert_string_equal(json_string_value(json_array_get(x, 1)), "two");
+    json_decref(j);
+    weir_record_free(r);
+    free(el);
+}
+
+static void release_gives_back_without_counting_a_receive(void **state)
+{
+    keys_for(KEY);
+    static const char env[] = "{\"weir\":1,\"id\":\"m-1\",\"body\":\"b\",\"rc\":3}";
+    cmd_int("RPUSH q plain");
+    rpush("q", env, sizeof(env) - 1);
+    cmd_int("RPUSH q later");
+    redisReply *r = claim(2);
+    const char *k[] = {keys.list, keys.inflight, keys.leases};
+    const char *a[] = {r->element[1]->str, r->element[3]->str};
+    redisReply *rel = eval_on(rc, WEIR_REDIS_RELEASE, 3, k, 2, a);
+    assert_int_equal(rel->integer, 2);
+    freeReplyObject(rel);
+    freeReplyObject(r);
+    size_t len;
+    char *e0 = lindex("q", 0, &len);
+    assert_string_equal(e0, "plain");
+    char *e1 = lindex("q", 1, &len);
+    assert_string_equal(e1, env); /* byte for byte: rc not raised */
+    char *e2 = lindex("q", 2, &len);
+    assert_string_equal(e2, "later");
+    free(e0);
+    free(e1);
+    free(e2);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 0);
+}
+
+static void delete_removes_the_lease_and_leaves_others(void **state)
+{
+    keys_for(KEY);
+    cmd_int("RPUSH q a b c");
+    redisReply *r = claim(3);
+    const char *k[] = {keys.inflight, keys.leases};
+    const char *a[] = {r->element[1]->str, r->element[5]->str, "no-such-lease"};
+    redisReply *d = eval_on(rc, WEIR_REDIS_DELETE, 2, k, 3, a);
+    assert_int_equal(d->integer, 2);
+    freeReplyObject(d);
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 1);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 1);
+    long long back, dead;
+    reclaim(FUTURE, 0, NULL, &back, &dead);
+    assert_int_equal(back, 1); /* only b, which was not deleted */
+    size_t len;
+    char *el = lindex("q", 0, &len);
+    struct weir_record *rec = parse_ok(el, len, "00000000-0000-4000-8000-000000000009", 1);
+    assert_memory_equal(rec->data, "b", 1);
+    weir_record_free(rec);
+    free(el);
+}
+
+static void bury_moves_an_unreadable_element_unchanged(void **state)
+{
+    keys_for(KEY);
+    static const char bad[] = "{\"weir\":1,\"body\":\"cut off";
+    rpush("q", bad, sizeof(bad) - 1);
+    redisReply *r = claim(1);
+    struct weir_record *rec = NULL;
+    struct weir_err err;
+    assert_int_equal(weir_redis_parse_element(r->element[2]->str, r->element[2]->len,
+                                              r->element[1]->str, 1, &rec, &err),
+                     WEIR_ERR);
+    assert_null(rec);
+    const char *k[] = {keys.inflight, keys.leases, DLQ};
+    const char *a[] = {r->element[1]->str};
+    redisReply *b = eval_on(rc, WEIR_REDIS_BURY, 3, k, 1, a);
+    assert_int_equal(b->integer, 1);
+    freeReplyObject(b);
+    freeReplyObject(r);
+    char *el = lindex(DLQ, 0, NULL);
+    assert_string_equal(el, bad);
+    free(el);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 0);
+}
+
+static void reclaim_puts_an_unreadable_element_back_unchanged_without_a_dlq(void **state)
+{
+    keys_for(KEY);
+    static const char bad[] = "{\"weir\":1,\"body\":42}";
+    rpush("q", bad, sizeof(bad) - 1);
+    freeReplyObject(claim(1));
+    long long back, dead;
+    reclaim(FUTURE, 0, NULL, &back, &dead);
+    assert_int_equal(back, 1);
+    char *el = lindex("q", 0, NULL);
+    assert_string_equal(el, bad);
+    free(el);
+    /* With a dead-letter list it goes there instead of looping. */
+    freeReplyObject(claim(1));
+    reclaim(FUTURE, 5, DLQ, &back, &dead);
+    assert_int_equal(dead, 1);
+    el = lindex(DLQ, 0, NULL);
+    assert_string_equal(el, bad);
+    free(el);
+}
+
+static void reclaim_replaces_invalid_utf8_of_a_plain_body(void **state)
+{
+    keys_for(KEY);
+    static const char raw[] = "a\xff"
+                              "b\xc3";
+    rpush("q", raw, sizeof(raw) - 1);
+    redisReply *r = claim(1);
+    struct weir_record *first =
+        parse_ok(r->element[2]->str, r->element[2]->len, r->element[1]->str, 1);
+    assert_int_equal(first->data_len, 4); /* first delivery: the bytes as pushed */
+    weir_record_free(first);
+    freeReplyObject(r);
+    long long back, dead;
+    reclaim(FUTURE, 0, NULL, &back, &dead);
+    size_t len;
+    char *el = lindex("q", 0, &len);
+    struct weir_record *rec = parse_ok(el, len, "00000000-0000-4000-8000-000000000009", 1);
+    static const char want[] = "a\xef\xbf\xbd"
+                               "b\xef\xbf\xbd";
+    assert_int_equal(rec->data_len, sizeof(want) - 1);
+    assert_memory_equal(rec->data, want, sizeof(want) - 1);
+    weir_record_free(rec);
+    free(el);
+}
+
+/* ---- the element parser, URI, names ---- */
+
+static void envelope_members_become_record_fields(void **state)
+{
+    static const char env[] =
+        "{ \"weir\" : 1, \"id\":\"msg-7\", \"body\":\"{\\\"k\\\":1}\", \"attributes\":{"
+        "\"s\":\"plain\",\"n\":{\"dataType\":\"Number.float\",\"stringValue\":\"1.5\"},"
+        "\"b\":{\"dataType\":\"Binary\",\"binaryValue\":\"AAEC\"}},"
+        "\"group\":\"grp\",\"dedup\":\"dd\",\"sent\":1000,\"rc\":4,\"fr\":2000}";
+    struct weir_record *r =
+        parse_ok(env, sizeof(env) - 1, "0a0b0c0d-0e0f-4aaa-8bbb-0000000000ff", 5000);
+    assert_string_equal(r->id, "msg-7");
+    assert_string_equal(r->handle, "0a0b0c0d-0e0f-4aaa-8bbb-0000000000ff");
+    assert_int_equal(r->seq, 255);
+    assert_int_equal(r->data_len, 7);
+    assert_string_equal(r->data, "{\"k\":1}");
+    assert_string_equal(r->group_id, "grp");
+    assert_string_equal(r->dedup_id, "dd");
+    assert_int_equal(r->sent_ms, 1000);
+    assert_int_equal(r->first_receive_ms, 2000);
+    assert_int_equal(r->receive_count, 5);
+    assert_string_equal(
+        r->attrs_json,
+        "{\"s\":{\"stringValue\":\"plain\",\"stringListValues\":[],\"binaryListValues\":[],"
+        "\"dataType\":\"String\"},"
+        "\"n\":{\"stringValue\":\"1.5\",\"stringListValues\":[],\"binaryListValues\":[],"
+        "\"dataType\":\"Number.float\"},"
+        "\"b\":{\"binaryValue\":\"AAEC\",\"stringListValues\":[],\"binaryListValues\":[],"
+        "\"dataType\":\"Binary\"}}");
+    weir_record_free(r);
+
+    /* Only body: the rest defaults from the lease and the claim time. */
+    static const char min[] = "{\"weir\":1,\"body\":\"x\"}";
+    r = parse_ok(min, sizeof(min) - 1, "0a0b0c0d-0e0f-4aaa-8bbb-000000000010", 5000);
+    assert_string_equal(r->id, "0a0b0c0d-0e0f-4aaa-8bbb-000000000010");
+    assert_int_equal(r->receive_count, 1);
+    assert_int_equal(r->first_receive_ms, 5000);
+    assert_int_equal(r->sent_ms, 5000);
+    assert_null(r->attrs_json);
+    assert_null(r->group_id);
+    weir_record_free(r);
+}
+
+static void elements_not_starting_with_the_weir_member_are_plain_bodies(void **state)
+{
+    static const char *const plain[] = {
+        "{\"other\":1,\"weir\":1}", " {\"weir\":1}", "{\"weirdo\":1}", "[1,2]", "", "{"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        size_t len = strlen(plain[i]);
+        assert_false(weir_redis_is_envelope(plain[i], len));
+        struct weir_record *r = parse_ok(plain[i], len, "l-000000000001", 1);
+        assert_int_equal(r->data_len, len);
+        assert_memory_equal(r->data, plain[i], len);
+        weir_record_free(r);
+    }
+    static const char bin[] = "a\0b";
+    struct weir_record *r = parse_ok(bin, 3, "l-000000000001", 1);
+    assert_int_equal(r->data_len, 3);
+    assert_memory_equal(r->data, bin, 3);
+    weir_record_free(r);
+    assert_true(weir_redis_is_envelope("{\n\t\"weir\"\r :1}", 14));
+}
+
+static void malformed_envelopes_are_refused_with_the_reason(void **state)
+{
+    static const struct {
+        const char *el;
+        const char *why;
+    } cases[] = {
+        {"{\"weir\":1,\"body\":\"x\"", "not JSON"},
+        {"{\"weir\":1}", "no string \"body\""},
+        {"{\"weir\":1,\"body\":7}", "no string \"body\""},
+        {"{\"weir\":1,\"body\":\"x\",\"id\":5}", "\"id\""},
+        {"{\"weir\":1,\"body\":\"x\",\"rc\":\"2\"}", "\"rc\""},
+        {"{\"weir\":1,\"body\":\"x\",\"attributes\":[1]}", "attributes"},
+        {"{\"weir\":1,\"body\":\"x\",\"attributes\":{\"a\":3}}", "attribute \"a\""},
+        {"{\"weir\":1,\"body\":\"x\",\"attributes\":{\"a\":{\"dataType\":\"Json\","
+         "\"stringValue\":\"1\"}}}",
+         "dataType \"Json\""},
+        {"{\"weir\":1,\"body\":\"x\",\"attributes\":{\"a\":{\"dataType\":\"Binary\","
+         "\"stringValue\":\"1\"}}}",
+         "binaryValue"},
+        {"{\"weir\":1,\"body\":\"\xff\"}", "not JSON"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct weir_record *r = NULL;
+        struct weir_err err = {{0}};
+        weir_status st =
+            weir_redis_parse_element(cases[i].el, strlen(cases[i].el), "l-1", 1, &r, &err);
+        if (st != WEIR_ERR)
+            fail_msg("accepted %s", cases[i].el);
+        assert_null(r);
+        if (!strstr(err.msg, cases[i].why))
+            fail_msg("%s: error '%s' does not say '%s'", cases[i].el, err.msg, cases[i].why);
+    }
+}
+
+static void lease_ids_are_uuid_shaped_and_stable_per_queue(void **state)
+{
+    struct weir_redis_uri u = {.host = "127.0.0.1", .port = 6379, .db = 0, .key = "orders"};
+    char a[25], b[25], c[25];
+    weir_redis_lease_prefix(&u, a);
+    weir_redis_lease_prefix(&u, b);
+    assert_string_equal(a, b);
+    u.key = "payments";
+    weir_redis_lease_prefix(&u, c);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strlen(a), 24);
+    for (int i = 0; i < 24; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a[i], '-');
+        else
+            assert_non_null(strchr("0123456789abcdef", a[i]));
+    }
+    assert_int_equal(a[14], '4');
+    assert_int_equal(a[19], '8');
+}
+
+static void source_arn_names_the_list_under_a_stable_account(void **state)
+{
+    struct weir_redis_uri u = {.host = "127.0.0.1", .port = 6379, .db = 0, .key = "orders"};
+    char *arn = weir_redis_source_arn(&u, "eu-west-1");
+    assert_int_equal(strncmp(arn, "arn:aws:sqs:eu-west-1:", 22), 0);
+    for (int i = 22; i < 34; i++)
+        assert_true(arn[i] >= '0' && arn[i] <= '9');
+    assert_string_equal(arn + 34, ":orders");
+    u.key = "other";
+    char *arn2 = weir_redis_source_arn(&u, "eu-west-1");
+    assert_memory_equal(arn, arn2, 34); /* account is per server and db, not per list */
+    u.db = 1;
+    char *arn3 = weir_redis_source_arn(&u, "eu-west-1");
+    assert_memory_not_equal(arn, arn3, 34);
+    free(arn);
+    free(arn2);
+    free(arn3);
+}
+
+static void uri_parse_accepts_the_documented_forms(void **state)
+{
+    struct weir_redis_uri u;
+    struct weir_err err;
+    assert_int_equal(weir_redis_uri_parse("redis://127.0.0.1:6379/0/orders", &u, &err), WEIR_OK);
+    assert_string_equal(u.host, "127.0.0.1");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.key, "orders");
+    assert_null(u.password);
+    weir_redis_uri_deinit(&u);
+
+    assert_int_equal(weir_redis_uri_parse("redis://:secret@127.0.0.1:6380/orders", &u, &err),
+                     WEIR_OK);
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 0);
+    assert_string_equal(u.password, "secret");
+    assert_null(u.user);
+    weir_redis_uri_deinit(&u);
+
+    assert_int_equal(
+        weir_redis_uri_parse("redis://app:p%40ss%3Aw@cache.local/7/jobs:high/a", &u, &err),
+        WEIR_OK);
+    assert_string_equal(u.host, "cache.local");
+    assert_int_equal(u.port, 6379);
+    assert_int_equal(u.db, 7);
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "p@ss:w");
+    assert_string_equal(u.key, "jobs:high/a");
+    weir_redis_uri_deinit(&u);
+
+    assert_int_equal(weir_redis_uri_parse("redis://[::1]:7000/q%20one", &u, &err), WEIR_OK);
+    assert_string_equal(u.host, "::1");
+    assert_int_equal(u.port, 7000);
+    assert_string_equal(u.key, "q one");
+    weir_redis_uri_deinit(&u);
+}
+
+static void uri_parse_refuses_what_it_cannot_use(void **state)
+{
+    static const struct {
+        const char *uri;
+        const char *why;
+    } cases[] = {
+        {"redis://127.0.0.1:6379", "missing list key"},
+        {"redis://127.0.0.1:6379/", "missing list key"},
+        {"redis://127.0.0.1:6379/0/", "missing list key"},
+        {"redis://127.0.0.1:6379/3", "missing list key"},
+        {"redis://127.0.0.1:0/q", "bad port"},
+        {"redis://127.0.0.1:99999/q", "bad port"},
+        {"redis://127.0.0.1:x/q", "bad port"},
+        {"redis://127.0.0.1/99999999999/q", "bad db"},
+        {"redis://127.0.0.1/q?timeout=3", "query"},
+        {"redis://user@127.0.0.1/q", "needs a password"},
+        {"redis://:/q", "missing host"},
+        {"redis://h/q%zz", "percent"},
+        {"http://127.0.0.1/q", "redis://"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct weir_redis_uri u;
+        struct weir_err err = {{0}};
+        if (weir_redis_uri_parse(cases[i].uri, &u, &err) != WEIR_ERR)
+            fail_msg("accepted %s", cases[i].uri);
+        if (!strstr(err.msg, cases[i].why))
+            fail_msg("%s: error '%s' does not say '%s'", cases[i].uri, err.msg, cases[i].why);
+    }
+    /* The password never appears in an error. */
+    struct weir_redis_uri u;
+    struct weir_err err = {{0}};
+    assert_int_equal(weir_redis_uri_parse("redis://:hunter2@h:1/0/", &u, &err), WEIR_ERR);
+    assert_null(strstr(err.msg, "hunter2"));
+}
+
+/* ---- the poller, with a stand-in mapping ---- */
+
+struct weir_mapping {
+    size_t cap;
+    struct weir_record *got[512];
+    size_t n_got;
+    size_t unsettled;
+    int read_done;
+};
+
+size_t weir_mapping_want(const struct weir_mapping *m)
+{
+    return m->unsettled >= m->cap ? 0 : m->cap - m->unsettled;
+}
+
+void weir_mapping_deliver(struct weir_mapping *m, struct weir_record *r)
+{
+    assert_true(m->n_got < 512);
+    m->got[m->n_got++] = r;
+    m->unsettled++;
+}
+
+void weir_mapping_read_done(struct weir_mapping *m)
+{
+    m->read_done++;
+}
+
+const char *weir_mapping_name(const struct weir_mapping *m)
+{
+    return "redis-test";
+}
+
+struct rig {
+    struct event_base *base;
+    struct event *tick;
+    struct weir_mapping m;
+    struct weir_mapping_cfg mc;
+    char source[128];
+    struct weir_poller *p;
+    int done_calls;
+};
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static void rig_init(struct rig *g, const char *list, int visibility, const char *dlq, int maxrc,
+                     const char *auth)
+{
+    memset(g, 0, sizeof(*g));
+    g->base = event_base_new();
+    g->tick = event_new(g->base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(g->tick, &tv);
+    g->m.cap = 100;
+    snprintf(g->source, sizeof(g->source), "redis://%s127.0.0.1:%d/0/%s", auth ? auth : "",
+             server_port, list);
+    g->mc.name = "redis-test";
+    g->mc.source = g->source;
+    g->mc.batch_size = 10;
+    g->mc.visibility_timeout = visibility;
+    g->mc.dead_letter_target = (char *)dlq;
+    g->mc.max_receive_count = maxrc;
+    g->mc.enabled = true;
+    struct weir_err err = {{0}};
+    g->p = weir_poller_redis.new(&g->m, &g->mc, "us-east-1", g->base, &err);
+    if (!g->p)
+        fail_msg("poller new: %s", err.msg);
+}
+
+static void rig_free(struct rig *g)
+{
+    weir_poller_redis.free(g->p);
+    for (size_t i = 0; i < g->m.n_got; i++)
+        weir_record_free(g->m.got[i]);
+    event_free(g->tick);
+    /* Run what the frees deferred, then the base can go. */
+    event_base_loop(g->base, EVLOOP_NONBLOCK);
+    event_base_free(g->base);
+}
+
+/* Runs the loop until *flag reaches want or ms pass; returns the elapsed ms. */
+static int64_t run_until(struct rig *g, const size_t *count, size_t want, int64_t ms)
+{
+    int64_t t0 = weir_clock_mono_ms();
+    while (*count < want && weir_clock_mono_ms() - t0 < ms)
+        event_base_loop(g->base, EVLOOP_ONCE);
+    return weir_clock_mono_ms() - t0;
+}
+
+static void run_for(struct rig *g, int64_t ms)
+{
+    int64_t t0 = weir_clock_mono_ms();
+    while (weir_clock_mono_ms() - t0 < ms)
+        event_base_loop(g->base, EVLOOP_ONCE);
+}
+
+/* Settles got[from..to) with verdict v (the records stay in got[] for the test to read). */
+static void settle(struct rig *g, size_t from, size_t to, enum weir_verdict v)
+{
+    struct weir_batch *b = weir_batch_new(&g->m, 0);
+    for (size_t i = from; i < to; i++) {
+        struct weir_record *r = weir_record_new();
+        r->handle = weir_strdup(g->m.got[i]->handle);
+        r->id = weir_strdup(g->m.got[i]->id);
+        r->verdict = v;
+        weir_batch_take(b, r);
+    }
+    weir_poller_redis.settle(g->p, b);
+    weir_batch_free(b);
+    g->m.unsettled -= to - from;
+    weir_poller_redis.resume(g->p);
+}
+
+static void on_stop_done(void *arg)
+{
+    ((struct rig *)arg)->done_calls++;
+}
+
+static void stop_and_wait(struct rig *g, int64_t ms)
+{
+    weir_poller_redis.stop(g->p, on_stop_done, g);
+    assert_int_equal(g->done_calls, 0); /* never from inside stop */
+    size_t count = 0;
+    int64_t t0 = weir_clock_mono_ms();
+    while (!g->done_calls && weir_clock_mono_ms() - t0 < ms)
+        event_base_loop(g->base, EVLOOP_ONCE);
+    (void)count;
+    assert_int_equal(g->done_calls, 1);
+}
+
+static void poller_delivers_settles_and_redelivers_after_the_lease(void **state)
+{
+    cmd_int("RPUSH pq m0 m1 m2 m3 m4");
+    struct rig g;
+    rig_init(&g, "pq", 1, NULL, 0, NULL);
+    keys_for("pq");
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_until(&g, &g.m.n_got, 5, 3000);
+    assert_int_equal(g.m.n_got, 5);
+    assert_true(g.m.read_done >= 1);
+    for (int i = 0; i < 5; i++) {
+        char want[4];
+        snprintf(want, sizeof(want), "m%d", i);
+        assert_string_equal(g.m.got[i]->data, want);
+        assert_int_equal(g.m.got[i]->receive_count, 1);
+        assert_true(g.m.got[i]->deadline_ms > weir_clock_mono_ms());
+    }
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 5);
+
+    /* m0..m2 done, m3 failed (RETRY), m4 never sent (RELEASE). */
+    char *retry_id = weir_strdup(g.m.got[3]->id);
+    settle(&g, 0, 3, WEIR_VERDICT_DONE);
+    settle(&g, 3, 4, WEIR_VERDICT_RETRY);
+    settle(&g, 4, 5, WEIR_VERDICT_RELEASE);
+    /* The released one comes straight back, not counted as a receive. */
+    int64_t t_release = run_until(&g, &g.m.n_got, 6, 2000);
+    assert_int_equal(g.m.n_got, 6);
+    assert_true(t_release < 900);
+    assert_string_equal(g.m.got[5]->data, "m4");
+    assert_int_equal(g.m.got[5]->receive_count, 1);
+    settle(&g, 5, 6, WEIR_VERDICT_DONE);
+    /* The failed one comes back when its 1 s lease ends, one receive more, same messageId. */
+    run_until(&g, &g.m.n_got, 7, 4000);
+    assert_int_equal(g.m.n_got, 7);
+    assert_string_equal(g.m.got[6]->data, "m3");
+    assert_string_equal(g.m.got[6]->id, retry_id);
+    assert_int_equal(g.m.got[6]->receive_count, 2);
+    assert_string_not_equal(g.m.got[6]->handle, retry_id);
+    settle(&g, 6, 7, WEIR_VERDICT_DONE);
+    run_for(&g, 100);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 0);
+
+    /* An empty queue is waited on with BLMOVE: a new message is picked up at once. */
+    run_for(&g, 300);
+    cmd_int("RPUSH pq late");
+    int64_t pickup = run_until(&g, &g.m.n_got, 8, 3000);
+    assert_int_equal(g.m.n_got, 8);
+    assert_string_equal(g.m.got[7]->data, "late");
+    assert_true(pickup < 250);
+    settle(&g, 7, 8, WEIR_VERDICT_DONE);
+
+    stop_and_wait(&g, 3000);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    assert_int_equal(cmd_int("LLEN pq"), 0);
+    free(retry_id);
+    rig_free(&g);
+}
+
+static void poller_respects_backpressure_and_batch_size(void **state)
+{
+    for (int i = 0; i < 50; i++)
+        cmd_int("RPUSH bq x%d", i);
+    struct rig g;
+    rig_init(&g, "bq", 30, NULL, 0, NULL);
+    g.m.cap = 25;
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_until(&g, &g.m.n_got, 25, 3000);
+    run_for(&g, 200);
+    assert_int_equal(g.m.n_got, 25); /* wants no more than it can take */
+    assert_int_equal(cmd_int("LLEN bq"), 25);
+    settle(&g, 0, 25, WEIR_VERDICT_DONE);
+    run_until(&g, &g.m.n_got, 50, 3000);
+    assert_int_equal(g.m.n_got, 50);
+    assert_string_equal(g.m.got[49]->data, "x49");
+    settle(&g, 25, 50, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+}
+
+static void poller_gives_back_what_a_claim_returns_after_stop(void **state)
+{
+    struct rig g;
+    rig_init(&g, "xq", 30, NULL, 0, NULL);
+    keys_for("xq");
+    g.m.cap = 0; /* connected but wanting nothing */
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_for(&g, 200);
+    cmd_int("RPUSH xq a b c");
+    /* Hold the claim at the server so that its reply comes after stop. */
+    freeReplyObject(redisCommand(rc, "CLIENT PAUSE 400 WRITE"));
+    g.m.cap = 10;
+    weir_poller_redis.resume(g.p);
+    run_for(&g, 50);
+    weir_poller_redis.stop(g.p, on_stop_done, &g);
+    int64_t t0 = weir_clock_mono_ms();
+    while (!g.done_calls && weir_clock_mono_ms() - t0 < 3000)
+        event_base_loop(g.base, EVLOOP_ONCE);
+    assert_int_equal(g.done_calls, 1);
+    assert_int_equal(g.m.n_got, 0);
+    assert_int_equal(cmd_int("LLEN xq"), 3); /* all back, in order, nothing leased */
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    /* The claim did run (3 lease ids were drawn): the release path gave them back. */
+    redisReply *seq = redisCommand(rc, "GET %s", keys.seq);
+    assert_int_equal(seq->type, REDIS_REPLY_STRING);
+    assert_string_equal(seq->str, "3");
+    freeReplyObject(seq);
+    char *el = lindex("xq", 0, NULL);
+    assert_string_equal(el, "a");
+    free(el);
+    rig_free(&g);
+}
+
+static void poller_survives_a_script_cache_flush(void **state)
+{
+    struct rig g;
+    rig_init(&g, "fq", 30, NULL, 0, NULL);
+    keys_for("fq");
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    cmd_int("RPUSH fq one");
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+    freeReplyObject(redisCommand(rc, "SCRIPT FLUSH"));
+    /* delete answers NOSCRIPT and is sent again as EVAL */
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    cmd_int("RPUSH fq two");
+    run_until(&g, &g.m.n_got, 2, 3000);
+    assert_int_equal(g.m.n_got, 2);
+    assert_string_equal(g.m.got[1]->data, "two");
+    settle(&g, 1, 2, WEIR_VERDICT_DONE);
+    run_for(&g, 100);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+}
+
+static void poller_reconnects_after_a_redis_restart(void **state)
+{
+    struct rig g;
+    rig_init(&g, "rq", 30, NULL, 0, NULL);
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    cmd_int("RPUSH rq before");
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    run_for(&g, 50);
+
+    server_kill();
+    run_for(&g, 400); /* the poller notices and starts reconnecting */
+    assert_int_equal(server_start(), 0);
+    cmd_int("RPUSH rq after");
+    run_until(&g, &g.m.n_got, 2, 8000);
+    assert_int_equal(g.m.n_got, 2);
+    assert_string_equal(g.m.got[1]->data, "after");
+    settle(&g, 1, 2, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    keys_for("rq");
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    rig_free(&g);
+}
+
+static void poller_stop_with_redis_down_gives_up_and_calls_done(void **state)
+{
+    struct rig g;
+    rig_init(&g, "sq", 30, NULL, 0, NULL);
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    cmd_int("RPUSH sq one");
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+    server_kill();
+    run_for(&g, 300);
+    settle(&g, 0, 1, WEIR_VERDICT_DONE); /* cannot be written */
+    stop_and_wait(&g, 6000);
+    rig_free(&g);
+    assert_int_equal(server_start(), 0);
+}
+
+static void poller_moves_unreadable_elements_to_the_dead_letter_list(void **state)
+{
+    static const char bad[] = "{\"weir\":1,\"body\":";
+    rpush("dq", bad, sizeof(bad) - 1);
+    cmd_int("RPUSH dq fine");
+    struct rig g;
+    rig_init(&g, "dq", 30, "dq-dead", 3, NULL);
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_until(&g, &g.m.n_got, 1, 3000);
+    run_for(&g, 200);
+    assert_int_equal(g.m.n_got, 1); /* only the readable one reached the mapping */
+    assert_string_equal(g.m.got[0]->data, "fine");
+    char *el = lindex("dq-dead", 0, NULL);
+    assert_non_null(el);
+    assert_string_equal(el, bad);
+    free(el);
+    keys_for("dq");
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 1); /* "fine", still leased */
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+}
+
+static void poller_authenticates_with_the_uri_password(void **state)
+{
+    freeReplyObject(redisCommand(rc, "CONFIG SET requirepass s3cret"));
+    freeReplyObject(redisCommand(rc, "AUTH s3cret"));
+    cmd_int("RPUSH aq secret-msg");
+    struct rig bad;
+    rig_init(&bad, "aq", 30, NULL, 0, ":wrong@");
+    assert_int_equal(weir_poller_redis.start(bad.p), WEIR_OK);
+    run_for(&bad, 400);
+    assert_int_equal(bad.m.n_got, 0);
+    stop_and_wait(&bad, 3000);
+    rig_free(&bad);
+
+    struct rig g;
+    rig_init(&g, "aq", 30, NULL, 0, ":s3cret@");
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+    assert_string_equal(g.m.got[0]->data, "secret-msg");
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+    freeReplyObject(redisCommand(rc, "CONFIG SET requirepass %s", ""));
+}
+
+static void poller_lease_follows_visibility_or_window_plus_timeout(void **state)
+{
+    /* visibility 40, no function: the lease is 40 s (checked through the server's deadline). */
+    cmd_int("RPUSH lq a");
+    struct rig g;
+    rig_init(&g, "lq", 40, NULL, 0, NULL);
+    keys_for("lq");
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+    redisReply *t = redisCommand(rc, "TIME");
+    long long now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    redisReply *z = redisCommand(rc, "ZSCORE %s %s", keys.leases, g.m.got[0]->handle);
+    long long deadline = atoll(z->str);
+    freeReplyObject(z);
+    assert_true(deadline > now + 39000 && deadline <= now + 40000);
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+
+    /* window 20 + function timeout 30 > visibility 40: 20 + 30 + 30 = 80 s. */
+    struct weir_function_cfg fn = {.name = "f", .timeout = 30};
+    cmd_int("RPUSH lq b");
+    rig_init(&g, "lq", 40, NULL, 0, NULL);
+    g.mc.fn = &fn;
+    g.mc.maximum_batching_window_in_seconds = 20;
+    weir_poller_redis.free(g.p);
+    struct weir_err err;
+    g.p = weir_poller_redis.new(&g.m, &g.mc, "us-east-1", g.base, &err);
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+    t = redisCommand(rc, "TIME");
+    now = atoll(t->element[0]->str) * 1000 + atoll(t->element[1]->str) / 1000;
+    freeReplyObject(t);
+    z = redisCommand(rc, "ZSCORE %s %s", keys.leases, g.m.got[0]->handle);
+    deadline = atoll(z->str);
+    freeReplyObject(z);
+    assert_true(deadline > now + 79000 && deadline <= now + 80000);
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(claim_takes_from_the_head_and_leases_each_element, test_setup),
+        cmocka_unit_test_setup(concurrent_claims_never_lease_one_element_twice, test_setup),
+        cmocka_unit_test_setup(plain_message_keeps_its_id_across_reclaim, test_setup),
+        cmocka_unit_test_setup(reclaim_returns_expired_leases_to_the_head_oldest_first, test_setup),
+        cmocka_unit_test_setup(reclaim_leaves_leases_that_have_not_ended, test_setup),
+        cmocka_unit_test_setup(
+            reclaim_moves_to_the_dead_letter_list_at_max_receives_with_body_intact, test_setup),
+        cmocka_unit_test_setup(release_gives_back_without_counting_a_receive, test_setup),
+        cmocka_unit_test_setup(delete_removes_the_lease_and_leaves_others, test_setup),
+        cmocka_unit_test_setup(bury_moves_an_unreadable_element_unchanged, test_setup),
+        cmocka_unit_test_setup(reclaim_puts_an_unreadable_element_back_unchanged_without_a_dlq,
+                               test_setup),
+        cmocka_unit_test_setup(reclaim_replaces_invalid_utf8_of_a_plain_body, test_setup),
+        cmocka_unit_test(envelope_members_become_record_fields),
+        cmocka_unit_test(elements_not_starting_with_the_weir_member_are_plain_bodies),
+        cmocka_unit_test(malformed_envelopes_are_refused_with_the_reason),
+        cmocka_unit_test(lease_ids_are_uuid_shaped_and_stable_per_queue),
+        cmocka_unit_test(source_arn_names_the_list_under_a_stable_account),
+        cmocka_unit_test(uri_parse_accepts_the_documented_forms),
+        cmocka_unit_test(uri_parse_refuses_what_it_cannot_use),
+        cmocka_unit_test_setup(poller_delivers_settles_and_redelivers_after_the_lease, test_setup),
+        cmocka_unit_test_setup(poller_respects_backpressure_and_batch_size, test_setup),
+        cmocka_unit_test_setup(poller_moves_unreadable_elements_to_the_dead_letter_list,
+                               test_setup),
+        cmocka_unit_test_setup(poller_lease_follows_visibility_or_window_plus_timeout, test_setup),
+        cmocka_unit_test_setup(poller_authenticates_with_the_uri_password, test_setup),
+        cmocka_unit_test_setup(poller_gives_back_what_a_claim_returns_after_stop, test_setup),
+        cmocka_unit_test_setup(poller_survives_a_script_cache_flush, test_setup),
+        cmocka_unit_test_setup(poller_reconnects_after_a_redis_restart, test_setup),
+        cmocka_unit_test_setup(poller_stop_with_redis_down_gives_up_and_calls_done, test_setup),
+    };
+    int rv = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    weir_redis_keys_deinit(&keys);
+    return rv;
+}
