@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what weir needs on Debian 12 and builds it. Idempotent: packages already present are
+# left alone (apt-get update runs only when something is missing), builds are incremental.
+#   scripts/setup.sh          build/       (RelWithDebInfo)
+#   scripts/setup.sh --asan   build/ and build-asan/ (Debug, AddressSanitizer + UBSan)
+# Installing redis-server may start Debian's own redis service on port 6379; nothing in weir's
+# scripts or tests uses it: they start their own redis-server on a free loopback port.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+ASAN=0
+case ${1:-} in
+'') ;;
+--asan | asan) ASAN=1 ;;
+*)
+    echo "usage: $0 [--asan]" >&2
+    exit 2
+    ;;
+esac
+
+# Build: compiler, CMake, and the libraries CMakeLists.txt asks pkg-config for.
+# Tests: redis-server and redis-cli (real servers), jq (reading dead-letter envelopes),
+# clang-format (the format check). Kafka, Postgres and inotify tools for the other sources.
+PACKAGES=(
+    build-essential cmake pkg-config clang-format
+    libevent-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsqlite3-dev
+    libcmocka-dev librdkafka-dev libpq-dev
+    redis-server redis-tools jq kcat inotify-tools
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "==> installing: ${missing[*]}"
+    if [[ $(id -u) != 0 ]]; then
+        echo "setup.sh: these packages are missing and installing them needs root:" >&2
+        echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    echo "==> packages: all present"
+fi
+
+JOBS=$(nproc)
+
+build() {
+    local dir=$1
+    shift
+    echo "==> building $dir/ ($*)"
+    cmake -S "$ROOT" -B "$ROOT/$dir" "$@" >/dev/null
+    cmake --build "$ROOT/$dir" -j"$JOBS"
+}
+
+build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if ((ASAN)); then
+    build build-asan -DCMAKE_BUILD_TYPE=Debug -DWEIR_SANITIZE=ON
+fi
+echo "==> build done"

@@ -1,0 +1,399 @@
+# Integration test harness: every tests/integration/t_*.sh sources this file.
+# It owns the servers a test starts (redis-server, fn_http, weir), their temp dir, and the
+# cleanup that stops them; it must never touch a server or a file it did not create.
+#
+# Environment:
+#   WEIR_BUILD_DIR   build dir whose weir, fn_http and fn_exec are used (default: <repo>/build)
+#   WEIR_SOURCE_DIR  the repository (default: two levels above this file)
+#   WEIR_LOG_LEVEL   level passed to `weir run` (default: info)
+#   WEIR_KEEP_TMP=1  keep the test's temp dir even when it passes
+#   WEIR_TEST_PIDS   a directory where every started process is registered, so that
+#                    scripts/test.sh can stop what a killed test left behind
+
+set -Eeuo pipefail
+# Decimal points in $EPOCHREALTIME, byte-wise sort and awk lengths, whatever the caller's locale.
+export LC_ALL=C
+
+WEIR_SOURCE_DIR=${WEIR_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+WEIR_BUILD_DIR=${WEIR_BUILD_DIR:-$WEIR_SOURCE_DIR/build}
+WEIR=$WEIR_BUILD_DIR/weir
+FN_HTTP=$WEIR_BUILD_DIR/fn_http
+FN_EXEC=$WEIR_BUILD_DIR/fn_exec
+TEST_NAME=$(basename "$0" .sh)
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/weir-$TEST_NAME.XXXXXX")
+T_START=$EPOCHREALTIME
+
+declare -a _PIDS=()      # every process this test started, for cleanup
+declare -A _WEIRS=()     # weir pid -> its log, for the ones expected to be running
+declare -a _LOGS=()      # logs to show when the test fails
+_FAILED=0
+_N_WEIR=0
+_N_FN=0
+
+REDIS_PORT=
+REDIS_PID=
+REDIS_DIR=
+FN_PORT=
+FN_PID=
+FN_URL=
+WEIR_PID=
+WEIR_LOG=
+
+# need FILE...: the programs a test uses must have been built.
+need() {
+    local bin
+    for bin in "$@"; do
+        if [[ ! -x $bin ]]; then
+            echo "FAIL: $TEST_NAME: $bin is missing (build first: cmake --build $WEIR_BUILD_DIR)"
+            exit 1
+        fi
+    done
+}
+need "$WEIR"
+
+# ---- reporting -----------------------------------------------------------------------------
+
+now() { printf '%s' "$EPOCHREALTIME"; }
+
+# Seconds (with decimals) since the given $EPOCHREALTIME value.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
+
+# True when the decimal number $1 is less than $2.
+lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+
+note() { echo "  .. $*"; }
+
+# One checked statement: printed when it holds.
+ok() { echo "  ok $*"; }
+
+# Fails the test with a message, showing the end of every log the test produced.
+fail() {
+    _FAILED=1
+    echo "FAIL: $TEST_NAME: $*"
+    local f
+    for f in "${_LOGS[@]}"; do
+        [[ -s $f ]] || continue
+        echo "---- last lines of $f"
+        if [[ $f == *redis.log ]]; then tail -n 10 "$f"; else tail -n 60 "$f"; fi
+    done
+    echo "---- temp dir kept: $T"
+    exit 1
+}
+
+pass() {
+    echo "PASS: $TEST_NAME ($(since "$T_START") s)"
+    exit 0
+}
+
+_on_err() {
+    local rc=$? line=$1 cmd=$2
+    [[ $_FAILED == 1 ]] && return
+    fail "command failed (rc=$rc) at line $line: $cmd"
+}
+trap '_on_err "$LINENO" "$BASH_COMMAND"' ERR
+
+# ---- process bookkeeping -------------------------------------------------------------------
+
+_register() {
+    local pid=$1 name=$2
+    _PIDS+=("$pid")
+    if [[ -n ${WEIR_TEST_PIDS:-} && -d ${WEIR_TEST_PIDS:-} ]]; then
+        printf '%s %s\n' "$pid" "$name" >>"$WEIR_TEST_PIDS/$TEST_NAME.$$"
+    fi
+}
+
+# True while pid is a live process (a zombie child that has not been waited for counts as dead).
+alive() {
+    local st
+    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $st && $st != Z && $st != X ]]
+}
+
+# Waits up to $2 seconds for pid $1 to end. Returns 0 when it ended.
+_wait_gone() {
+    local pid=$1 deadline
+    deadline=$(awk -v t="$EPOCHREALTIME" -v d="$2" 'BEGIN { printf "%.3f", t + d }')
+    while alive "$pid"; do
+        lt "$EPOCHREALTIME" "$deadline" || return 1
+        sleep 0.05
+    done
+    return 0
+}
+
+_cleanup() {
+    local rc=$? pid
+    trap - ERR
+    set +e
+    for pid in "${_PIDS[@]}"; do
+        alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${_PIDS[@]}"; do
+        if ! _wait_gone "$pid" 5; then
+            kill -KILL "$pid" 2>/dev/null
+            _wait_gone "$pid" 5
+        fi
+        wait "$pid" 2>/dev/null
+    done
+    if [[ -n ${WEIR_TEST_PIDS:-} ]]; then
+        rm -f "$WEIR_TEST_PIDS/$TEST_NAME.$$"
+    fi
+    if [[ $rc == 0 && $_FAILED == 0 && ${WEIR_KEEP_TMP:-0} != 1 ]]; then
+        rm -rf "$T"
+    fi
+    rmdir "$T" 2>/dev/null # nothing in it to look at
+    exit "$rc"
+}
+trap _cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+# ---- polling -------------------------------------------------------------------------------
+
+# wait_until CMD TIMEOUT: evaluates CMD until it succeeds; returns 1 after TIMEOUT seconds.
+# A weir that was expected to run and exited fails the test at once, naming its exit code.
+wait_until() {
+    local cmd=$1 timeout=$2 deadline
+    deadline=$(awk -v t="$EPOCHREALTIME" -v d="$timeout" 'BEGIN { printf "%.3f", t + d }')
+    while true; do
+        if eval "$cmd"; then
+            return 0
+        fi
+        check_weirs_alive
+        lt "$EPOCHREALTIME" "$deadline" || return 1
+        sleep 0.1
+    done
+}
+
+# ---- redis ---------------------------------------------------------------------------------
+
+# True when something accepts connections on 127.0.0.1:$1.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+
+_redis_launch() {
+    local port=$1
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$REDIS_DIR" \
+        --save "" --appendonly yes --appendfsync always \
+        --daemonize no --logfile "$REDIS_DIR/redis.log" \
+        </dev/null >/dev/null 2>&1 &
+    REDIS_PID=$!
+    _register "$REDIS_PID" redis-server
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if ! alive "$REDIS_PID"; then
+            wait "$REDIS_PID" 2>/dev/null || true
+            return 1
+        fi
+        # The server answering must be ours: another may have taken the port since the probe.
+        local info
+        info=$(redis-cli -h 127.0.0.1 -p "$port" INFO server 2>/dev/null) || info=
+        if [[ $info == *$'\n'"process_id:$REDIS_PID"$'\r'* ]] &&
+            [[ $(redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null) == PONG ]]; then
+            REDIS_PORT=$port
+            return 0
+        fi
+        sleep 0.05
+    done
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    return 1
+}
+
+# Starts a loopback redis-server on a free port with its data in the test's temp dir. AOF with
+# fsync on every write, so that restart_redis keeps every acknowledged write.
+start_redis() {
+    REDIS_DIR=$T/redis
+    mkdir -p "$REDIS_DIR"
+    _LOGS+=("$REDIS_DIR/redis.log")
+    local attempt port
+    for ((attempt = 0; attempt < 30; attempt++)); do
+        port=$((20000 + RANDOM % 12000))
+        port_busy "$port" && continue
+        if _redis_launch "$port"; then
+            note "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+            return 0
+        fi
+    done
+    fail "could not start redis-server on a free port"
+}
+
+# Shuts redis down cleanly and starts it again on the same port and directory.
+# $1: seconds to stay down (default 1), so clients see the connection refused.
+restart_redis() {
+    local down=${1:-1} old=$REDIS_PID
+    rcli SHUTDOWN >/dev/null 2>&1 || true
+    _wait_gone "$old" 10 || fail "redis-server $old did not stop on SHUTDOWN"
+    wait "$old" 2>/dev/null || true
+    note "redis-server stopped; down for ${down}s"
+    sleep "$down"
+    local attempt
+    for ((attempt = 0; attempt < 20; attempt++)); do
+        if _redis_launch "$REDIS_PORT"; then
+            note "redis-server restarted, pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+            return 0
+        fi
+        sleep 0.25
+    done
+    fail "could not restart redis-server on port $REDIS_PORT"
+}
+
+# push_lines [KEY]: RPUSHes every line of stdin, as one body each, onto KEY (default $QUEUE),
+# in one redis-cli --pipe stream.
+push_lines() {
+    local key=${1:-$QUEUE} out n
+    # LC_ALL=C: RESP lengths are bytes, not characters.
+    out=$(LC_ALL=C awk -v k="$key" -v cnt="$T/.push.n" '{
+        printf "*3\r\n$5\r\nRPUSH\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length($0), $0
+        n++
+    } END { print n + 0 > cnt }' |
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" --pipe 2>&1) || fail "redis-cli --pipe failed: $out"
+    n=$(cat "$T/.push.n")
+    grep -q "errors: 0, replies: $n\$" <<<"$out" || fail "pushing $n messages: $out"
+}
+
+# bodies N PREFIX: prints PREFIX-000001 .. PREFIX-N, one a line.
+bodies() { awk -v n="$1" -v p="$2" 'BEGIN { for (i = 1; i <= n; i++) printf "%s-%06d\n", p, i }'; }
+
+# push N PREFIX [KEY]: pushes bodies PREFIX-000001 .. PREFIX-N.
+push() { bodies "$1" "$2" | push_lines "${3:-$QUEUE}"; }
+
+# push_body BODY [KEY]: one message with exactly this body.
+push_body() {
+    local r
+    r=$(rcli RPUSH "${2:-$QUEUE}" "$1") || fail "RPUSH failed: $r"
+}
+
+llen() { rcli LLEN "$1"; }
+inflight() { rcli HLEN "$1:weir:inflight"; }
+
+# True when nothing is left of queue $1: no element waiting and none leased.
+nothing_left() {
+    local key=${1:-$QUEUE}
+    [[ $(llen "$key") == 0 && $(inflight "$key") == 0 ]]
+}
+
+# ---- test functions ------------------------------------------------------------------------
+
+# start_fn_http ARGS...: starts fn_http on a free loopback port; sets FN_PORT, FN_PID, FN_URL.
+start_fn_http() {
+    need "$FN_HTTP"
+    _N_FN=$((_N_FN + 1))
+    local out=$T/fn_http.$_N_FN.out err=$T/fn_http.$_N_FN.err i
+    # Created here: the background child opens them only some time after the fork.
+    : >"$out"
+    : >"$err"
+    "$FN_HTTP" --listen 127.0.0.1:0 "$@" </dev/null >"$out" 2>"$err" &
+    FN_PID=$!
+    _register "$FN_PID" fn_http
+    _LOGS+=("$err")
+    for ((i = 0; i < 200; i++)); do
+        # Only a complete first line (newline written) counts: a partial one has a partial port.
+        FN_PORT=
+        if [[ $(wc -l <"$out") -ge 1 ]]; then
+            FN_PORT=$(sed -n '1s/^PORT=\([0-9][0-9]*\)$/\1/p' "$out")
+        fi
+        if [[ -n $FN_PORT ]]; then
+            FN_URL=http://127.0.0.1:$FN_PORT
+            note "fn_http pid $FN_PID on $FN_URL ($*)"
+            return 0
+        fi
+        alive "$FN_PID" || break
+        sleep 0.05
+    done
+    fail "fn_http $* did not print PORT="
+}
+
+# ---- weir ----------------------------------------------------------------------------------
+
+# start_weir CONFIG: runs `weir run` in the background; sets WEIR_PID and WEIR_LOG.
+start_weir() {
+    local config=$1
+    _N_WEIR=$((_N_WEIR + 1))
+    WEIR_LOG=$T/weir.$_N_WEIR.log
+    "$WEIR" run -c "$config" --log-level "${WEIR_LOG_LEVEL:-info}" </dev/null >"$WEIR_LOG" 2>&1 &
+    WEIR_PID=$!
+    _register "$WEIR_PID" weir
+    _WEIRS[$WEIR_PID]=$WEIR_LOG
+    _LOGS+=("$WEIR_LOG")
+    note "weir pid $WEIR_PID started (log $WEIR_LOG)"
+}
+
+# Fails the test when a weir that should be running has exited.
+check_weirs_alive() {
+    local pid rc
+    for pid in "${!_WEIRS[@]}"; do
+        if ! alive "$pid"; then
+            rc=0
+            wait "$pid" 2>/dev/null || rc=$?
+            unset "_WEIRS[$pid]"
+            fail "weir pid $pid exited unexpectedly with status $rc"
+        fi
+    done
+}
+
+# stop_weir [PID] [TIMEOUT]: SIGTERM, then the process must exit 0 within TIMEOUT seconds
+# (default 30). Sets STOP_SECS to how long it took. Under the sanitizers a report makes the
+# exit status non-zero, which fails the test here.
+stop_weir() {
+    local pid=${1:-$WEIR_PID} timeout=${2:-30} t0 rc=0
+    t0=$EPOCHREALTIME
+    unset "_WEIRS[$pid]"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! _wait_gone "$pid" "$timeout"; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        fail "weir pid $pid did not exit within ${timeout}s of SIGTERM"
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    STOP_SECS=$(since "$t0")
+    [[ $rc == 0 ]] || fail "weir pid $pid exited with status $rc after SIGTERM (expected 0)"
+    note "weir pid $pid stopped on SIGTERM with status 0 in ${STOP_SECS}s"
+}
+
+kill9_weir() {
+    local pid=${1:-$WEIR_PID}
+    unset "_WEIRS[$pid]"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    note "weir pid $pid killed with SIGKILL"
+}
+
+# ---- what the functions recorded ------------------------------------------------------------
+# A record file has one line per received record:
+#   messageId <TAB> receiveCount <TAB> body <TAB> pid <TAB> request-seq <TAB> records-in-request
+# and a line CONCURRENT whenever a --single-flight fn_http saw overlapping requests.
+
+records() { { cat -- "$@" 2>/dev/null || true; } | awk -F'\t' 'NF >= 6'; }
+count_records() { records "$@" | wc -l; }
+count_unique_bodies() { records "$@" | cut -f3 | sort -u | wc -l; }
+# Bodies received more than once.
+count_duplicate_bodies() { records "$@" | cut -f3 | sort | uniq -d | wc -l; }
+# How many times one body was received.
+count_body() {
+    local body=$1
+    shift
+    records "$@" | awk -F'\t' -v b="$body" '$3 == b' | wc -l
+}
+# The largest records-in-this-request seen.
+max_request_size() { records "$@" | awk -F'\t' 'BEGIN { m = 0 } $6 > m { m = $6 } END { print m }'; }
+# How many distinct requests (pid, request-seq) were made.
+count_requests() { records "$@" | awk -F'\t' '{ print $4 "." $5 }' | sort -u | wc -l; }
+
+# expect_all_bodies N PREFIX FILE...: every body PREFIX-000001..N was received at least once,
+# and nothing else with that prefix.
+expect_all_bodies() {
+    local n=$1 prefix=$2 missing
+    shift 2
+    missing=$(comm -23 <(bodies "$n" "$prefix" | sort) \
+        <(records "$@" | cut -f3 | sort -u) | awk 'NR <= 5')
+    [[ -z $missing ]] || fail "bodies never received, e.g.: $(echo $missing)"
+}
+
+# count_prefix PREFIX FILE...: records whose body starts with PREFIX.
+count_prefix() {
+    local prefix=$1
+    shift
+    records "$@" | awk -F'\t' -v p="$prefix" 'index($3, p) == 1 { n++ } END { print n + 0 }'
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A function that hangs on one message: weir gives up at the function's timeout, the message
+# comes back after its visibility timeout and is delivered, and the other messages are not held
+# up behind the hung invocation.
+source "$(dirname "$0")/lib.sh"
+
+QUEUE=hang
+start_redis
+start_fn_http --record "$T/rec" --mode hang --fail-match slow --fail-receives 1
+
+# batch_size 1 so that only the slow message is in the hung request; timeout 3 s so that
+# "not held up" can be told apart from "delivered after the hung call timed out".
+cat >"$T/weir.yaml" <<YAML
+functions:
+  - name: sticky
+    url: $FN_URL
+    timeout: 3
+mappings:
+  - name: hanging
+    source: redis://127.0.0.1:$REDIS_PORT/0/$QUEUE
+    function: sticky
+    batch_size: 1
+    maximum_batching_window_in_seconds: 0
+    scaling_config: {maximum_concurrency: 5}
+    visibility_timeout: 4
+YAML
+
+start_weir "$T/weir.yaml"
+sleep 0.5
+
+t0=$(now)
+push_body slow-one
+push 50 other
+
+wait_until '[[ $(count_body slow-one "$T/rec") -ge 1 ]]' 10 || fail "the slow message was never received"
+wait_until '[[ $(count_prefix other- "$T/rec") -ge 50 ]]' 20 ||
+    fail "$(count_prefix other- "$T/rec") of 50 other messages received"
+took=$(since "$t0")
+expect_all_bodies 50 other "$T/rec"
+lt "$took" 2 || fail "the other 50 messages took ${took}s: held up behind the hung invocation (3 s)"
+ok "the other 50 messages arrived in ${took}s while the slow one hung"
+
+wait_until '[[ $(count_body slow-one "$T/rec") -ge 2 ]]' 30 || fail "the slow message was never retried"
+retry_at=$(since "$t0")
+lt 3.5 "$retry_at" || fail "the slow message came back after ${retry_at}s, before its 4 s lease ended"
+ok "the slow message was received again after ${retry_at}s (visibility_timeout 4 s)"
+
+# Its second receive is answered, so it is deleted.
+wait_until nothing_left 20 ||
+    fail "left behind: LLEN=$(llen "$QUEUE") inflight=$(inflight "$QUEUE")"
+ok "queue and inflight empty: the retry succeeded"
+
+order=$(records "$T/rec" | awk -F'\t' '$3 == "slow-one" && $2 == 2 { print NR; exit }')
+last_other=$(records "$T/rec" | awk -F'\t' 'index($3, "other-") == 1 { n = NR } END { print n }')
+[[ $last_other -lt $order ]] || fail "some other message arrived after the slow one's retry"
+ok "every other message arrived before the slow one's retry"
+seq=$(records "$T/rec" | awk -F'\t' '$3 == "slow-one" { printf "%s ", $2 }')
+[[ $seq == "1 2 " ]] || fail "slow message receive counts: '$seq' (expected 1 2)"
+ok "the slow message was received twice (counts $seq)"
+
+grep -Eiq 'function/sticky.*time(d)? ?out' "$WEIR_LOG" || fail "weir's log does not report the timeout"
+ok "weir logged: $(grep -Ei -m1 'function/sticky.*time(d)? ?out' "$WEIR_LOG")"
+
+stop_weir
+pass
