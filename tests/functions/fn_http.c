@@ -1,0 +1,484 @@
+/* fn_http: a test function behind HTTP, standing in for a Lambda container (Invoke API or the
+ * Runtime Interface Emulator). It reads the SQS event, records each record it saw to a file and
+ * answers as --mode says, so tests can count deliveries and provoke every failure a function can.
+ * A test tool: it must never be needed by weir itself. See docs/functions.md for the flags. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "core/mem.h"
+
+#define BIG_ERROR_BYTES (2 * 1024 * 1024)
+#define HUGE_BYTES      (7 * 1024 * 1024)
+
+enum mode {
+    MODE_OK,
+    MODE_PARTIAL,
+    MODE_ERROR,
+    MODE_ERROR_TYPE,
+    MODE_RIE_ERROR,
+    MODE_HANG,
+    MODE_GARBAGE,
+    MODE_BIG_ERROR,
+    MODE_HUGE,
+    MODE_TIMEOUT_TEXT,
+    MODE_CRASH,
+    MODE_STATUS_429,
+    MODE_STATUS_503,
+    MODE_STATUS_404,
+};
+
+static const struct {
+    const char *name;
+    enum mode mode;
+} modes[] = {
+    {"ok", MODE_OK},
+    {"partial", MODE_PARTIAL},
+    {"error", MODE_ERROR},
+    {"error-type", MODE_ERROR_TYPE},
+    {"rie-error", MODE_RIE_ERROR},
+    {"hang", MODE_HANG},
+    {"garbage", MODE_GARBAGE},
+    {"big-error", MODE_BIG_ERROR},
+    {"huge", MODE_HUGE},
+    {"timeout-text", MODE_TIMEOUT_TEXT},
+    {"crash", MODE_CRASH},
+    {"status-429", MODE_STATUS_429},
+    {"status-503", MODE_STATUS_503},
+    {"status-404", MODE_STATUS_404},
+};
+
+static const char ERROR_BODY[] =
+    "{\"errorMessage\":\"boom\",\"errorType\":\"Error\",\"stackTrace\":[]}";
+
+/* The whole program's state: one process, one loop. */
+static struct {
+    struct event_base *base;
+    enum mode mode;
+    const char *fail_match; /* NULL: none */
+    long fail_receives;     /* 0: on every receive */
+    long delay_ms;
+    bool single_flight;
+    bool log_path;
+    int record_fd; /* -1: no --record */
+    long seq;      /* requests received */
+    int in_flight; /* requests received and not answered yet */
+    char *big_error;
+    char *huge;
+} g = {.record_fd = -1};
+
+/* One answer, possibly sent later (--delay-ms). */
+struct answer {
+    struct evhttp_request *req;
+    enum { SEND, HANG, CRASH } action;
+    int status;
+    const char *header_name; /* one extra header, or NULL */
+    const char *header_value;
+    const char *content_type;
+    struct weir_buf body;
+    const char *ref; /* a static body sent by reference instead of body */
+    size_t ref_len;
+};
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: fn_http --listen HOST:PORT [--record FILE] [--mode M]\n"
+                    "               [--fail-match S] [--fail-receives K] [--delay-ms N]\n"
+                    "               [--single-flight] [--log-path]\n");
+    exit(2);
+}
+
+/* One write(2) on an O_APPEND fd, so processes sharing the file never interleave lines. */
+static void record_write(const char *data, size_t len)
+{
+    while (g.record_fd >= 0 && len > 0) {
+        ssize_t n = write(g.record_fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            perror("fn_http: write record");
+            return;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void append_clean(struct weir_buf *b, const char *s)
+{
+    for (; *s; s++)
+        weir_buf_append_char(b, (*s == '\t' || *s == '\n' || *s == '\r') ? ' ' : *s);
+}
+
+/* The failing-record rule shared with fn_exec (docs/functions.md): the body contains the match
+ * (when one is given) and the receive count is at most K (when K > 0). */
+static bool record_fails(const char *body, const char *receives)
+{
+    if (g.fail_match && !strstr(body, g.fail_match))
+        return false;
+    if (g.fail_receives > 0 && strtol(receives, NULL, 10) > g.fail_receives)
+        return false;
+    return true;
+}
+
+static void answer_send(struct answer *a)
+{
+    struct evhttp_request *req = a->req;
+    if (a->action == HANG)
+        return; /* keep the connection open, never answer */
+    g.in_flight--;
+    if (a->action == CRASH) {
+        /* Close without a response, like a container that died: shut the socket down, then
+         * let evhttp's own failed write free the connection and the request. */
+        struct evhttp_connection *conn = evhttp_request_get_connection(req);
+        struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+        if (bev)
+            shutdown(bufferevent_getfd(bev), SHUT_RDWR);
+        evhttp_send_reply(req, 500, "Crashed", NULL);
+        return;
+    }
+    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+    evhttp_add_header(headers, "Content-Type",
+                      a->content_type ? a->content_type : "application/json");
+    if (a->header_name)
+        evhttp_add_header(headers, a->header_name, a->header_value);
+    struct evbuffer *out = evbuffer_new();
+    if (a->ref)
+        evbuffer_add_reference(out, a->ref, a->ref_len, NULL, NULL);
+    else
+        evbuffer_add(out, a->body.data ? a->body.data : "", a->body.len);
+    evhttp_send_reply(req, a->status, NULL, out);
+    evbuffer_free(out);
+}
+
+static void answer_free(struct answer *a)
+{
+    weir_buf_deinit(&a->body);
+    free(a);
+}
+
+static void on_delay(evutil_socket_t fd, short what, void *arg)
+{
+    struct answer *a = arg;
+    answer_send(a);
+    answer_free(a);
+}
+
+static void set_body(struct answer *a, int status, const char *text)
+{
+    a->status = status;
+    weir_buf_reset(&a->body);
+    weir_buf_append_str(&a->body, text);
+}
+
+/* Fills a for a request whose records were read; failing lists the messageIds that fail. */
+static void decide(struct answer *a, json_t *failing, bool request_fails)
+{
+    set_body(a, 200, "{}");
+    if (g.mode == MODE_OK)
+        return;
+    if (g.mode == MODE_PARTIAL) {
+        if (json_array_size(failing) == 0)
+            return;
+        json_t *items = json_array();
+        size_t i;
+        json_t *id;
+        json_array_foreach(failing, i, id)
+        {
+            json_array_append_new(items, json_pack("{s:O}", "itemIdentifier", id));
+        }
+        json_t *resp = json_pack("{s:o}", "batchItemFailures", items);
+        char *text = json_dumps(resp, JSON_COMPACT);
+        set_body(a, 200, text);
+        free(text);
+        json_decref(resp);
+        return;
+    }
+    if (!request_fails)
+        return;
+    switch (g.mode) {
+    case MODE_ERROR:
+        set_body(a, 200, ERROR_BODY);
+        a->header_name = "X-Amz-Function-Error";
+        a->header_value = "Unhandled";
+        break;
+    case MODE_ERROR_TYPE:
+        set_body(a, 200, ERROR_BODY);
+        a->header_name = "Error-Type";
+        a->header_value = "Function.Unhandled";
+        break;
+    case MODE_RIE_ERROR:
+        set_body(a, 200, ERROR_BODY);
+        break;
+    case MODE_HANG:
+        a->action = HANG;
+        break;
+    case MODE_GARBAGE:
+        set_body(a, 200, "this is not json <<<");
+        a->content_type = "text/plain";
+        break;
+    case MODE_BIG_ERROR:
+        a->status = 500;
+        a->ref = g.big_error;
+        a->ref_len = BIG_ERROR_BYTES;
+        a->content_type = "text/html";
+        break;
+    case MODE_HUGE:
+        a->ref = g.huge;
+        a->ref_len = HUGE_BYTES;
+        break;
+    case MODE_TIMEOUT_TEXT:
+        set_body(a, 200, "Task timed out after 3.00 seconds");
+        a->content_type = "text/plain";
+        break;
+    case MODE_CRASH:
+        a->action = CRASH;
+        break;
+    case MODE_STATUS_429:
+        set_body(a, 429,
+                 "{\"Reason\":\"ConcurrentInvocationLimitExceeded\","
+                 "\"Type\":\"User\",\"message\":\"Rate Exceeded.\"}");
+        break;
+    case MODE_STATUS_503:
+        set_body(a, 503, "{\"message\":\"Service Unavailable\"}");
+        break;
+    case MODE_STATUS_404:
+        set_body(a, 404, "{\"Type\":\"User\",\"message\":\"Function not found\"}");
+        break;
+    default:
+        break;
+    }
+}
+
+static void reply_now(struct evhttp_request *req, int status, const char *body)
+{
+    struct evbuffer *out = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evbuffer_add(out, body, strlen(body));
+    evhttp_send_reply(req, status, NULL, out);
+    evbuffer_free(out);
+}
+
+static void log_path(struct evhttp_request *req)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (conn)
+        evhttp_connection_get_peer(conn, &addr, &port);
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *ct = evhttp_find_header(in, "Content-Type");
+    const char *it = evhttp_find_header(in, "X-Amz-Invocation-Type");
+    struct weir_buf line;
+    weir_buf_init(&line);
+    weir_buf_printf(&line, "PATH\t%s\t%u\t%s\t%s\n", evhttp_request_get_uri(req), (unsigned)port,
+                    ct ? ct : "-", it ? it : "-");
+    record_write(line.data, line.len);
+    weir_buf_deinit(&line);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    long seq = ++g.seq;
+    if (g.log_path)
+        log_path(req);
+    if (g.single_flight && g.in_flight > 0) {
+        record_write("CONCURRENT\n", 11);
+        reply_now(req, 400, "{\"errorMessage\":\"concurrent invocation\",\"errorType\":\"Busy\"}");
+        return;
+    }
+
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *data = (const char *)evbuffer_pullup(in, -1);
+    json_error_t jerr;
+    json_t *event = json_loadb(data ? data : "", len, 0, &jerr);
+    json_t *records = json_object_get(event, "Records");
+    if (!json_is_array(records)) {
+        json_decref(event);
+        record_write("BADREQUEST\n", 11);
+        reply_now(req, 400,
+                  "{\"errorMessage\":\"not an event with Records\","
+                  "\"errorType\":\"InvalidRequestContentException\"}");
+        return;
+    }
+
+    struct weir_buf lines;
+    weir_buf_init(&lines);
+    json_t *failing = json_array();
+    bool any_fails = false;
+    size_t n = json_array_size(records), i;
+    json_t *r;
+    json_array_foreach(records, i, r)
+    {
+        const char *id = json_string_value(json_object_get(r, "messageId"));
+        const char *body = json_string_value(json_object_get(r, "body"));
+        const char *receives = json_string_value(
+            json_object_get(json_object_get(r, "attributes"), "ApproximateReceiveCount"));
+        id = id ? id : "-";
+        body = body ? body : "";
+        receives = receives ? receives : "0";
+        append_clean(&lines, id);
+        weir_buf_append_char(&lines, '\t');
+        append_clean(&lines, receives);
+        weir_buf_append_char(&lines, '\t');
+        append_clean(&lines, body);
+        weir_buf_printf(&lines, "\t%ld\t%ld\t%zu\n", (long)getpid(), seq, n);
+        if (record_fails(body, receives)) {
+            any_fails = true;
+            if (g.fail_match)
+                json_array_append_new(failing, json_string(id));
+        }
+    }
+    record_write(lines.data ? lines.data : "", lines.len);
+    weir_buf_deinit(&lines);
+
+    struct answer *a = weir_calloc(1, sizeof(*a));
+    a->req = req;
+    a->action = SEND;
+    weir_buf_init(&a->body);
+    /* Without --fail-match every invocation fails in the failure modes (subject to K). */
+    bool request_fails = any_fails || (!g.fail_match && g.fail_receives == 0);
+    decide(a, failing, request_fails);
+    json_decref(failing);
+    json_decref(event);
+
+    g.in_flight++;
+    if (g.delay_ms > 0 && a->action != HANG) {
+        struct timeval tv = {.tv_sec = g.delay_ms / 1000, .tv_usec = (g.delay_ms % 1000) * 1000};
+        event_base_once(g.base, -1, EV_TIMEOUT, on_delay, a, &tv);
+        return;
+    }
+    answer_send(a);
+    answer_free(a);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    event_base_loopexit(g.base, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = NULL, *record = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--single-flight") == 0) {
+            g.single_flight = true;
+            continue;
+        }
+        if (strcmp(a, "--log-path") == 0) {
+            g.log_path = true;
+            continue;
+        }
+        if (!v)
+            usage();
+        i++;
+        if (strcmp(a, "--listen") == 0) {
+            listen = v;
+        } else if (strcmp(a, "--record") == 0) {
+            record = v;
+        } else if (strcmp(a, "--mode") == 0) {
+            size_t k;
+            for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
+                if (strcmp(modes[k].name, v) == 0)
+                    break;
+            if (k == sizeof(modes) / sizeof(modes[0])) {
+                fprintf(stderr, "fn_http: unknown mode %s\n", v);
+                usage();
+            }
+            g.mode = modes[k].mode;
+        } else if (strcmp(a, "--fail-match") == 0) {
+            g.fail_match = v;
+        } else if (strcmp(a, "--fail-receives") == 0) {
+            g.fail_receives = strtol(v, NULL, 10);
+        } else if (strcmp(a, "--delay-ms") == 0) {
+            g.delay_ms = strtol(v, NULL, 10);
+        } else {
+            usage();
+        }
+    }
+    if (!g.fail_match && getenv("FN_FAIL_MATCH") && *getenv("FN_FAIL_MATCH"))
+        g.fail_match = getenv("FN_FAIL_MATCH");
+    if (g.fail_receives == 0 && getenv("FN_FAIL_RECEIVES"))
+        g.fail_receives = strtol(getenv("FN_FAIL_RECEIVES"), NULL, 10);
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon)
+        usage();
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    long port = strtol(colon + 1, NULL, 10);
+
+    /* A client that hangs up must not kill the function with SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    if (record) {
+        g.record_fd = open(record, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (g.record_fd < 0) {
+            fprintf(stderr, "fn_http: %s: %s\n", record, strerror(errno));
+            return 1;
+        }
+    }
+    g.big_error = weir_malloc(BIG_ERROR_BYTES);
+    memset(g.big_error, 'x', BIG_ERROR_BYTES);
+    memcpy(g.big_error, "<html><body><pre>", 17);
+    memcpy(g.big_error + BIG_ERROR_BYTES - 21, "</pre></body></html>\n", 21);
+    g.huge = weir_malloc(HUGE_BYTES);
+    memset(g.huge, ' ', HUGE_BYTES);
+    memcpy(g.huge, "{\"pad\":\"", 8);
+    memset(g.huge + 8, 'y', HUGE_BYTES - 10);
+    memcpy(g.huge + HUGE_BYTES - 2, "\"}", 2);
+
+    g.base = event_base_new();
+    struct evhttp *http = evhttp_new(g.base);
+    /* Long enough that a keep-alive connection is never closed under a test or benchmark. */
+    evhttp_set_timeout(http, 3600);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_GET);
+    evhttp_set_gencb(http, on_request, NULL);
+    struct evhttp_bound_socket *bound =
+        evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
+    if (!bound) {
+        fprintf(stderr, "fn_http: cannot listen on %s: %s\n", listen, strerror(errno));
+        return 1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl);
+    int bound_port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                              : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    printf("PORT=%d\n", bound_port);
+    fflush(stdout);
+
+    struct event *term = evsignal_new(g.base, SIGTERM, on_signal, NULL);
+    struct event *intr = evsignal_new(g.base, SIGINT, on_signal, NULL);
+    evsignal_add(term, NULL);
+    evsignal_add(intr, NULL);
+    event_base_dispatch(g.base);
+
+    printf("REQUESTS=%ld\n", g.seq);
+    fflush(stdout);
+    event_free(term);
+    event_free(intr);
+    evhttp_free(http);
+    event_base_free(g.base);
+    free(g.big_error);
+    free(g.huge);
+    if (g.record_fd >= 0)
+        close(g.record_fd);
+    return 0;
+}

@@ -1,0 +1,1054 @@
+/* Function targets against real processes: the HTTP target against fn_http (a real evhttp server
+ * started as a child), the exec target running fn_exec. Each test drives a real event_base. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <netinet/in.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "connectors/target.h"
+#include "core/buf.h"
+#include "core/clock.h"
+
+#define INVOKE_PATH "/2015-03-31/functions/fn/invocations"
+
+static char bin_dir[PATH_MAX];
+static struct event_base *base;
+
+/* ---- helpers: results, the loop ------------------------------------------------------------- */
+
+struct call {
+    int calls;
+    struct weir_invoke_result res; /* a copy of what done received */
+};
+
+static void call_init(struct call *c)
+{
+    c->calls = 0;
+    weir_invoke_result_init(&c->res);
+}
+
+static void call_deinit(struct call *c)
+{
+    weir_invoke_result_deinit(&c->res);
+}
+
+static void on_done(void *arg, struct weir_invoke_result *res)
+{
+    struct call *c = arg;
+    struct weir_buf body = c->res.body;
+    c->calls++;
+    c->res = *res;
+    c->res.body = body;
+    weir_buf_reset(&c->res.body);
+    weir_buf_append(&c->res.body, res->body.data ? res->body.data : "", res->body.len);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+}
+
+static bool all_done(struct call *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (c[i].calls == 0)
+            return false;
+    return true;
+}
+
+/* Runs the loop until every call got its done, or max_ms passed. A ticker keeps each loop pass
+ * short so the deadline is honoured. */
+static bool run_until(struct call *c, size_t n, int64_t max_ms)
+{
+    int64_t deadline = weir_clock_mono_ms() + max_ms;
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(tick, &tv);
+    while (!all_done(c, n) && weir_clock_mono_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+    return all_done(c, n);
+}
+
+static void run_for(int64_t ms)
+{
+    int64_t deadline = weir_clock_mono_ms() + ms;
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 10000};
+    event_add(tick, &tv);
+    while (weir_clock_mono_ms() < deadline)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(tick);
+}
+
+static struct weir_invocation *invoke(const struct weir_target_ops *ops, struct weir_target *t,
+                                      const char *payload, int64_t timeout_ms, struct call *c)
+{
+    struct weir_invocation *inv = ops->invoke(t, payload, strlen(payload), timeout_ms, on_done, c);
+    assert_non_null(inv);
+    /* The contract: done comes from the loop, never from inside invoke. */
+    assert_int_equal(c->calls, 0);
+    return inv;
+}
+
+/* An SQS event with n records "m0".."m<n-1>" whose bodies are "<prefix><i>". */
+static void make_event(struct weir_buf *b, int n, const char *prefix)
+{
+    weir_buf_init(b);
+    weir_buf_append_str(b, "{\"Records\":[");
+    for (int i = 0; i < n; i++) {
+        weir_buf_printf(b,
+                        "%s{\"messageId\":\"m%d\",\"receiptHandle\":\"rh\",\"body\":\"%s%d\","
+                        "\"attributes\":{\"ApproximateReceiveCount\":\"1\"},"
+                        "\"eventSource\":\"aws:sqs\"}",
+                        i ? "," : "", i, prefix, i);
+    }
+    weir_buf_append_str(b, "]}");
+}
+
+static char *read_file(const char *path)
+{
+    struct weir_buf b;
+    weir_buf_init(&b);
+    weir_buf_append_str(&b, "");
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+            weir_buf_append(&b, chunk, n);
+        fclose(f);
+    }
+    return weir_buf_take(&b, NULL);
+}
+
+static int count_lines_with(const char *path, const char *needle)
+{
+    char *text = read_file(path);
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, needle))
+            n++;
+    free(text);
+    return n;
+}
+
+/* Field `field` (0-based, tab-separated) of the n-th line (0-based) starting with prefix. */
+static void line_field(const char *path, const char *prefix, int nth, int field, char *out,
+                       size_t out_len)
+{
+    char *text = read_file(path);
+    out[0] = '\0';
+    int seen = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, prefix, strlen(prefix)) != 0 || seen++ != nth)
+            continue;
+        char *fsave = NULL;
+        char *f = strtok_r(line, "\t", &fsave);
+        for (int i = 0; f && i < field; i++)
+            f = strtok_r(NULL, "\t", &fsave);
+        if (f)
+            snprintf(out, out_len, "%s", f);
+        break;
+    }
+    free(text);
+}
+
+static void temp_path(char *out, size_t len)
+{
+    snprintf(out, len, "/tmp/weir-test-targets-XXXXXX");
+    int fd = mkstemp(out);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* Targets not freed yet: a failed assertion skips the test's own free; teardown frees them so
+ * one failure does not leak its shared loop state into the next test. */
+static struct {
+    const struct weir_target_ops *ops;
+    struct weir_target *t;
+} live_targets[16];
+
+static struct weir_target *track(const struct weir_target_ops *ops, struct weir_target *t)
+{
+    for (size_t i = 0; t && i < sizeof(live_targets) / sizeof(live_targets[0]); i++) {
+        if (!live_targets[i].t) {
+            live_targets[i].ops = ops;
+            live_targets[i].t = t;
+            break;
+        }
+    }
+    return t;
+}
+
+static void target_free(const struct weir_target_ops *ops, struct weir_target *t)
+{
+    for (size_t i = 0; i < sizeof(live_targets) / sizeof(live_targets[0]); i++)
+        if (live_targets[i].t == t)
+            live_targets[i].t = NULL;
+    ops->free(t);
+}
+
+/* No child of this process is left, running or zombie. */
+static void assert_no_children(void)
+{
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+/* ---- fn_http as a child process ------------------------------------------------------------- */
+
+struct server {
+    pid_t pid;
+    int port;
+    char record[PATH_MAX];
+};
+
+/* Servers still running: a failed assertion skips server_stop, teardown then kills them so the
+ * next test starts with no child. */
+static pid_t live_servers[8];
+
+static void server_start(struct server *s, const char *mode, ...)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof(path), "%s/fn_http", bin_dir);
+    temp_path(s->record, sizeof(s->record));
+    const char *argv[32] = {path, "--listen", "127.0.0.1:0", "--record", s->record, "--mode", mode};
+    int argc = 7;
+    va_list ap;
+    va_start(ap, mode);
+    for (const char *a = va_arg(ap, const char *); a && argc < 30; a = va_arg(ap, const char *))
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        /* Dies with the test, even when the test is killed or aborts. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(out[1], STDOUT_FILENO);
+        close(out[0]);
+        close(out[1]);
+        execv(path, (char **)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    for (size_t i = 0; i < sizeof(live_servers) / sizeof(live_servers[0]); i++) {
+        if (live_servers[i] == 0) {
+            live_servers[i] = s->pid;
+            break;
+        }
+    }
+    /* "PORT=<n>\n" is the first line; wait up to 5 s for it. */
+    char line[64] = {0};
+    size_t len = 0;
+    while (len < sizeof(line) - 1 && !strchr(line, '\n')) {
+        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
+        assert_int_equal(poll(&pfd, 1, 5000), 1);
+        ssize_t n = read(out[0], line + len, sizeof(line) - 1 - len);
+        assert_true(n > 0);
+        len += (size_t)n;
+    }
+    close(out[0]);
+    assert_int_equal(strncmp(line, "PORT=", 5), 0);
+    s->port = atoi(line + 5);
+    assert_true(s->port > 0);
+}
+
+static void server_stop(struct server *s)
+{
+    int st = 0;
+    kill(s->pid, SIGTERM);
+    assert_int_equal(waitpid(s->pid, &st, 0), s->pid);
+    for (size_t i = 0; i < sizeof(live_servers) / sizeof(live_servers[0]); i++)
+        if (live_servers[i] == s->pid)
+            live_servers[i] = 0;
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    unlink(s->record);
+}
+
+struct http_fn {
+    char url[256];
+    char *urls[2];
+    struct weir_function_cfg fc;
+};
+
+static struct weir_target *http_target(struct http_fn *f, const char *url)
+{
+    snprintf(f->url, sizeof(f->url), "%s", url);
+    f->urls[0] = f->url;
+    f->urls[1] = NULL;
+    memset(&f->fc, 0, sizeof(f->fc));
+    f->fc.name = "fn";
+    f->fc.urls = f->urls;
+    f->fc.n_urls = 1;
+    f->fc.timeout = 3;
+    f->fc.reserved_concurrency = -1;
+    struct weir_err err = {{0}};
+    struct weir_target *t = track(&weir_target_http, weir_target_http.new(&f->fc, 0, base, &err));
+    if (!t)
+        fail_msg("http target: %s", err.msg);
+    return t;
+}
+
+static struct weir_target *http_target_port(struct http_fn *f, int port)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    return http_target(f, url);
+}
+
+/* One invocation of a fresh target against a fresh fn_http in `mode`. */
+static void http_invoke_once(const char *mode, int64_t timeout_ms, struct call *c)
+{
+    struct server s;
+    struct http_fn f;
+    struct weir_buf ev;
+    server_start(&s, mode, NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    make_event(&ev, 2, "rec");
+    invoke(&weir_target_http, t, ev.data, timeout_ms, c);
+    assert_true(run_until(c, 1, timeout_ms + 5000));
+    assert_int_equal(c->calls, 1);
+    target_free(&weir_target_http, t);
+    weir_buf_deinit(&ev);
+    server_stop(&s);
+}
+
+/* ---- fixtures ------------------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+    base = event_base_new();
+    return base ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    for (size_t i = 0; i < sizeof(live_targets) / sizeof(live_targets[0]); i++) {
+        if (live_targets[i].t)
+            live_targets[i].ops->free(live_targets[i].t);
+        live_targets[i].t = NULL;
+    }
+    for (size_t i = 0; i < sizeof(live_servers) / sizeof(live_servers[0]); i++) {
+        if (live_servers[i] > 0) {
+            kill(live_servers[i], SIGKILL);
+            waitpid(live_servers[i], NULL, 0);
+            live_servers[i] = 0;
+        }
+    }
+    event_base_free(base);
+    base = NULL;
+    unsetenv("FN_MODE");
+    unsetenv("FN_RECORD");
+    unsetenv("FN_FAIL_MATCH");
+    unsetenv("FN_FAIL_RECEIVES");
+    return 0;
+}
+
+/* ---- HTTP ----------------------------------------------------------------------------------- */
+
+static void http_ok_returns_status_and_body(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct call c;
+    struct weir_buf ev;
+    call_init(&c);
+    server_start(&s, "ok", "--log-path", NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    make_event(&ev, 3, "hello");
+    invoke(&weir_target_http, t, ev.data, 3000, &c);
+    assert_true(run_until(&c, 1, 5000));
+
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.body.data, "{}");
+    assert_string_equal(c.res.function_error, "");
+    assert_true(c.res.elapsed_us > 0);
+    /* The function saw all three records, posted as JSON with the Invoke API's headers. */
+    assert_int_equal(count_lines_with(s.record, "\thello"), 3);
+    char field[256];
+    line_field(s.record, "PATH", 0, 3, field, sizeof(field));
+    assert_string_equal(field, "application/json");
+    line_field(s.record, "PATH", 0, 4, field, sizeof(field));
+    assert_string_equal(field, "RequestResponse");
+
+    target_free(&weir_target_http, t);
+    weir_buf_deinit(&ev);
+    call_deinit(&c);
+    server_stop(&s);
+}
+
+static void http_function_error_header_is_captured(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("error", 3000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.function_error, "Unhandled");
+    assert_non_null(strstr(c.res.body.data, "\"errorMessage\":\"boom\""));
+    call_deinit(&c);
+}
+
+static void http_error_type_header_is_captured(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("error-type", 3000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_string_equal(c.res.function_error, "Function.Unhandled");
+    call_deinit(&c);
+}
+
+static void http_emulator_error_body_arrives_without_function_error(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("rie-error", 3000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.function_error, "");
+    assert_string_equal(c.res.body.data,
+                        "{\"errorMessage\":\"boom\",\"errorType\":\"Error\",\"stackTrace\":[]}");
+    call_deinit(&c);
+}
+
+static void http_hanging_function_times_out_at_its_timeout(void **state)
+{
+    struct call c;
+    call_init(&c);
+    int64_t start = weir_clock_mono_ms();
+    http_invoke_once("hang", 300, &c);
+    int64_t took = weir_clock_mono_ms() - start;
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_TIMEOUT);
+    assert_true(c.res.elapsed_us >= 300 * 1000);
+    assert_true(c.res.elapsed_us < 1000 * 1000);
+    assert_true(took < 1500);
+    assert_true(c.res.detail[0] != '\0');
+    call_deinit(&c);
+}
+
+static void http_closed_port_is_refused(void **state)
+{
+    /* A port that was just free: bind, read it back, close. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+    close(fd);
+
+    struct http_fn f;
+    struct call c;
+    call_init(&c);
+    struct weir_target *t = http_target_port(&f, ntohs(sa.sin_port));
+    invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c);
+    assert_true(run_until(&c, 1, 5000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_REFUSED);
+    assert_true(c.res.detail[0] != '\0');
+    target_free(&weir_target_http, t);
+    call_deinit(&c);
+}
+
+static void http_connection_closed_without_answer_is_failed(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("crash", 3000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_FAILED);
+    assert_true(c.res.detail[0] != '\0');
+    call_deinit(&c);
+}
+
+static void http_big_error_page_is_read_whole(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("big-error", 3000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 500);
+    assert_int_equal(c.res.body.len, 2 * 1024 * 1024);
+    assert_int_equal(strncmp(c.res.body.data, "<html>", 6), 0);
+    call_deinit(&c);
+}
+
+static void http_response_over_the_limit_is_too_large(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("huge", 5000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_TOO_LARGE);
+    assert_int_equal(c.res.body.len, WEIR_RESPONSE_MAX);
+    call_deinit(&c);
+}
+
+static void http_status_429_is_reported_as_is(void **state)
+{
+    struct call c;
+    call_init(&c);
+    http_invoke_once("status-429", 3000, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 429);
+    call_deinit(&c);
+}
+
+static void http_sequential_invocations_reuse_one_connection(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct call c[3];
+    server_start(&s, "ok", "--log-path", NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    for (int i = 0; i < 3; i++) {
+        call_init(&c[i]);
+        invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c[i]);
+        assert_true(run_until(&c[i], 1, 5000));
+        assert_int_equal(c[i].res.status, 200);
+    }
+    /* fn_http logs the client's port with every request: one port, one connection. */
+    char p0[32], p1[32], p2[32];
+    line_field(s.record, "PATH", 0, 2, p0, sizeof(p0));
+    line_field(s.record, "PATH", 1, 2, p1, sizeof(p1));
+    line_field(s.record, "PATH", 2, 2, p2, sizeof(p2));
+    assert_true(atoi(p0) > 0);
+    assert_string_equal(p0, p1);
+    assert_string_equal(p0, p2);
+    target_free(&weir_target_http, t);
+    for (int i = 0; i < 3; i++)
+        call_deinit(&c[i]);
+    server_stop(&s);
+}
+
+static void http_ten_concurrent_invocations_all_complete_in_parallel(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct call c[10];
+    struct weir_buf ev;
+    server_start(&s, "ok", "--delay-ms", "400", NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    make_event(&ev, 1, "par");
+    int64_t start = weir_clock_mono_ms();
+    for (int i = 0; i < 10; i++) {
+        call_init(&c[i]);
+        invoke(&weir_target_http, t, ev.data, 5000, &c[i]);
+    }
+    assert_true(run_until(c, 10, 8000));
+    int64_t took = weir_clock_mono_ms() - start;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].res.transport, WEIR_TRANSPORT_OK);
+        assert_int_equal(c[i].res.status, 200);
+    }
+    /* Serially this would take 4 s. */
+    assert_true(took < 2000);
+    assert_int_equal(count_lines_with(s.record, "\tpar0\t"), 10);
+    target_free(&weir_target_http, t);
+    weir_buf_deinit(&ev);
+    for (int i = 0; i < 10; i++)
+        call_deinit(&c[i]);
+    server_stop(&s);
+}
+
+static void http_cancelled_invocation_never_calls_back(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct call c, again;
+    call_init(&c);
+    call_init(&again);
+    server_start(&s, "ok", "--delay-ms", "700", NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    struct weir_invocation *inv = invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c);
+    run_for(200);
+    weir_target_http.cancel(inv);
+    run_for(1000); /* past the moment fn_http answers */
+    assert_int_equal(c.calls, 0);
+    /* The target still works after a cancel. */
+    invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &again);
+    assert_true(run_until(&again, 1, 5000));
+    assert_int_equal(again.res.status, 200);
+    assert_int_equal(c.calls, 0);
+    target_free(&weir_target_http, t);
+    call_deinit(&c);
+    call_deinit(&again);
+    server_stop(&s);
+}
+
+static void http_free_cancels_running_invocations(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct call c[3];
+    server_start(&s, "hang", NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    for (int i = 0; i < 3; i++) {
+        call_init(&c[i]);
+        invoke(&weir_target_http, t, "{\"Records\":[]}", 1000, &c[i]);
+    }
+    run_for(100);
+    target_free(&weir_target_http, t);
+    run_for(1500); /* past the timeout the invocations had */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].calls, 0);
+        call_deinit(&c[i]);
+    }
+    server_stop(&s);
+}
+
+struct free_in_done {
+    struct weir_target *t;
+    struct call c;
+};
+
+static void on_done_free_target(void *arg, struct weir_invoke_result *res)
+{
+    struct free_in_done *x = arg;
+    on_done(&x->c, res);
+    target_free(&weir_target_http, x->t);
+    x->t = NULL;
+}
+
+static void http_done_may_free_the_last_target(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct free_in_done x;
+    call_init(&x.c);
+    server_start(&s, "ok", NULL);
+    x.t = http_target_port(&f, s.port);
+    weir_target_http.invoke(x.t, "{\"Records\":[]}", 14, 3000, on_done_free_target, &x);
+    assert_true(run_until(&x.c, 1, 5000));
+    assert_null(x.t);
+    assert_int_equal(x.c.res.status, 200);
+    call_deinit(&x.c);
+    server_stop(&s);
+}
+
+static void http_url_rule_appends_invoke_path_only_to_a_bare_base(void **state)
+{
+    static const struct {
+        const char *suffix;
+        const char *path;
+    } cases[] = {
+        {"", INVOKE_PATH},
+        {"/", INVOKE_PATH},
+        {"/2015-03-31/functions/function/invocations",
+         "/2015-03-31/functions/function/invocations"},
+        {"/hooks/orders?token=x", "/hooks/orders?token=x"},
+    };
+    struct server s;
+    server_start(&s, "ok", "--log-path", NULL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char url[256], got[256];
+        struct http_fn f;
+        struct call c;
+        call_init(&c);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s.port, cases[i].suffix);
+        struct weir_target *t = http_target(&f, url);
+        invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c);
+        assert_true(run_until(&c, 1, 5000));
+        line_field(s.record, "PATH", (int)i, 1, got, sizeof(got));
+        assert_string_equal(got, cases[i].path);
+        target_free(&weir_target_http, t);
+        call_deinit(&c);
+    }
+    server_stop(&s);
+}
+
+static void http_unparseable_url_fails_at_new(void **state)
+{
+    char *urls[] = {"http://exa mple.com:99999/", NULL};
+    struct weir_function_cfg fc = {.name = "fn", .urls = urls, .n_urls = 1, .timeout = 3};
+    struct weir_err err = {{0}};
+    assert_null(weir_target_http.new(&fc, 0, base, &err));
+    assert_true(err.msg[0] != '\0');
+    assert_non_null(strstr(err.msg, "fn"));
+}
+
+/* ---- exec ----------------------------------------------------------------------------------- */
+
+struct exec_fn {
+    char path[PATH_MAX + 16];
+    char *argv[4];
+    struct weir_function_cfg fc;
+};
+
+static struct weir_target *exec_target(struct exec_fn *f, const char *program)
+{
+    if (program)
+        snprintf(f->path, sizeof(f->path), "%s", program);
+    else
+        snprintf(f->path, sizeof(f->path), "%s/fn_exec", bin_dir);
+    f->argv[0] = f->path;
+    f->argv[1] = NULL;
+    memset(&f->fc, 0, sizeof(f->fc));
+    f->fc.name = "fn";
+    f->fc.command = f->argv;
+    f->fc.n_command = 1;
+    f->fc.timeout = 3;
+    f->fc.reserved_concurrency = -1;
+    struct weir_err err = {{0}};
+    struct weir_target *t = track(&weir_target_exec, weir_target_exec.new(&f->fc, 0, base, &err));
+    if (!t)
+        fail_msg("exec target: %s", err.msg);
+    return t;
+}
+
+/* One invocation of fn_exec in FN_MODE=mode; the record file is left in record. */
+static void exec_invoke_once(const char *mode, int64_t timeout_ms, struct call *c, char *record)
+{
+    struct exec_fn f;
+    struct weir_buf ev;
+    temp_path(record, PATH_MAX);
+    setenv("FN_MODE", mode, 1);
+    setenv("FN_RECORD", record, 1);
+    struct weir_target *t = exec_target(&f, NULL);
+    make_event(&ev, 3, "rec");
+    invoke(&weir_target_exec, t, ev.data, timeout_ms, c);
+    assert_true(run_until(c, 1, timeout_ms + 5000));
+    assert_int_equal(c->calls, 1);
+    target_free(&weir_target_exec, t);
+    weir_buf_deinit(&ev);
+}
+
+static void exec_ok_returns_stdout_with_status_200(void **state)
+{
+    struct call c;
+    char record[PATH_MAX];
+    call_init(&c);
+    exec_invoke_once("ok", 3000, &c, record);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_int_equal(c.res.exit_code, 0);
+    assert_string_equal(c.res.function_error, "");
+    assert_string_equal(c.res.body.data, "{}");
+    /* The whole event reached the child's stdin. */
+    assert_int_equal(count_lines_with(record, "\trec"), 3);
+    assert_no_children();
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_partial_response_is_passed_through(void **state)
+{
+    struct call c;
+    char record[PATH_MAX];
+    call_init(&c);
+    setenv("FN_FAIL_MATCH", "rec1", 1);
+    exec_invoke_once("partial", 3000, &c, record);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_string_equal(c.res.body.data, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_nonzero_exit_is_an_unhandled_function_error(void **state)
+{
+    struct call c;
+    char record[PATH_MAX];
+    call_init(&c);
+    exec_invoke_once("exit1", 3000, &c, record);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 0);
+    assert_int_equal(c.res.exit_code, 1);
+    assert_string_equal(c.res.function_error, "Unhandled");
+    assert_string_equal(c.res.detail, "exited with status 1");
+    assert_non_null(strstr(c.res.body.data, "\"errorMessage\":\"boom\""));
+    assert_no_children();
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_hanging_child_is_killed_and_reaped_at_its_timeout(void **state)
+{
+    struct call c;
+    char record[PATH_MAX], pid[32];
+    call_init(&c);
+    int64_t start = weir_clock_mono_ms();
+    exec_invoke_once("hang", 300, &c, record);
+    int64_t took = weir_clock_mono_ms() - start;
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_TIMEOUT);
+    assert_true(c.res.elapsed_us >= 300 * 1000);
+    assert_true(took < 1500);
+    /* The child wrote its pid before hanging; it no longer exists, not even as a zombie. */
+    line_field(record, "m0", 0, 3, pid, sizeof(pid));
+    assert_true(atoi(pid) > 0);
+    errno = 0;
+    assert_int_equal(kill(atoi(pid), 0), -1);
+    assert_int_equal(errno, ESRCH);
+    assert_no_children();
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_crash_by_signal_is_failed(void **state)
+{
+    struct call c;
+    char record[PATH_MAX];
+    call_init(&c);
+    exec_invoke_once("crash", 3000, &c, record);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_FAILED);
+    assert_int_equal(c.res.exit_code, -1);
+    assert_string_equal(c.res.detail, "killed by signal 6");
+    assert_no_children();
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_output_over_the_limit_is_too_large(void **state)
+{
+    struct call c;
+    char record[PATH_MAX];
+    call_init(&c);
+    exec_invoke_once("huge", 5000, &c, record);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_TOO_LARGE);
+    assert_int_equal(c.res.body.len, WEIR_RESPONSE_MAX);
+    assert_no_children();
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_missing_program_is_refused(void **state)
+{
+    struct exec_fn f;
+    struct call c;
+    call_init(&c);
+    struct weir_target *t = exec_target(&f, "/nonexistent/weir-fn");
+    invoke(&weir_target_exec, t, "{\"Records\":[]}", 3000, &c);
+    assert_true(run_until(&c, 1, 5000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_REFUSED);
+    assert_non_null(strstr(c.res.detail, "No such file or directory"));
+    target_free(&weir_target_exec, t);
+    assert_no_children();
+    call_deinit(&c);
+}
+
+static void exec_child_exiting_before_reading_its_event_is_fine(void **state)
+{
+    /* 4 MiB is far more than a pipe holds: the write meets a closed pipe (EPIPE, not SIGPIPE). */
+    struct exec_fn f;
+    struct call c;
+    struct weir_buf ev;
+    call_init(&c);
+    setenv("FN_MODE", "noread", 1);
+    struct weir_target *t = exec_target(&f, NULL);
+    make_event(&ev, 40000, "padding-padding-padding-padding-padding-padding-padding-padding-");
+    assert_true(ev.len > 4 * 1024 * 1024);
+    invoke(&weir_target_exec, t, ev.data, 3000, &c);
+    assert_true(run_until(&c, 1, 5000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    target_free(&weir_target_exec, t);
+    weir_buf_deinit(&ev);
+    assert_no_children();
+    call_deinit(&c);
+}
+
+static void exec_ten_concurrent_invocations_each_get_their_own_child(void **state)
+{
+    struct exec_fn f;
+    struct call c[10];
+    struct weir_buf ev;
+    char record[PATH_MAX];
+    temp_path(record, sizeof(record));
+    setenv("FN_MODE", "ok", 1);
+    setenv("FN_RECORD", record, 1);
+    struct weir_target *t = exec_target(&f, NULL);
+    make_event(&ev, 1, "con");
+    for (int i = 0; i < 10; i++) {
+        call_init(&c[i]);
+        invoke(&weir_target_exec, t, ev.data, 5000, &c[i]);
+    }
+    assert_true(run_until(c, 10, 10000));
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(c[i].calls, 1);
+        assert_int_equal(c[i].res.transport, WEIR_TRANSPORT_OK);
+        assert_string_equal(c[i].res.body.data, "{}");
+    }
+    /* Ten lines, ten different pids. */
+    char pids[10][32];
+    for (int i = 0; i < 10; i++) {
+        line_field(record, "m0", i, 3, pids[i], sizeof(pids[i]));
+        assert_true(atoi(pids[i]) > 0);
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(pids[i], pids[j]);
+    }
+    target_free(&weir_target_exec, t);
+    weir_buf_deinit(&ev);
+    for (int i = 0; i < 10; i++)
+        call_deinit(&c[i]);
+    assert_no_children();
+    unlink(record);
+}
+
+static void exec_children_inherit_only_stdin_stdout_stderr(void **state)
+{
+    /* A descriptor of ours without O_CLOEXEC, and three children spawned side by side: none
+     * may see it, nor each other's pipes. */
+    int leak = open("/dev/null", O_RDONLY);
+    assert_true(leak > 2);
+    struct exec_fn f;
+    struct call c[3];
+    setenv("FN_MODE", "fds", 1);
+    struct weir_target *t = exec_target(&f, NULL);
+    for (int i = 0; i < 3; i++) {
+        call_init(&c[i]);
+        invoke(&weir_target_exec, t, "{\"Records\":[]}", 5000, &c[i]);
+    }
+    assert_true(run_until(c, 3, 5000));
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].res.transport, WEIR_TRANSPORT_OK);
+        assert_string_equal(c[i].res.body.data, "{\"fds\":[0,1,2]}");
+        call_deinit(&c[i]);
+    }
+    target_free(&weir_target_exec, t);
+    close(leak);
+}
+
+static void exec_cancel_kills_and_reaps_the_child_without_calling_back(void **state)
+{
+    struct exec_fn f;
+    struct call c;
+    char record[PATH_MAX], pid[32] = "";
+    call_init(&c);
+    temp_path(record, sizeof(record));
+    setenv("FN_MODE", "hang", 1);
+    setenv("FN_RECORD", record, 1);
+    struct weir_target *t = exec_target(&f, NULL);
+    struct weir_invocation *inv = invoke(&weir_target_exec, t,
+                                         "{\"Records\":[{\"messageId\":"
+                                         "\"m0\",\"body\":\"x\"}]}",
+                                         5000, &c);
+    for (int i = 0; i < 200 && !pid[0]; i++) {
+        run_for(10);
+        line_field(record, "m0", 0, 3, pid, sizeof(pid));
+    }
+    assert_true(atoi(pid) > 0);
+    weir_target_exec.cancel(inv);
+    /* The reap completes from the loop (SIGCHLD), with the target still alive. */
+    for (int i = 0; i < 200 && kill(atoi(pid), 0) == 0; i++)
+        run_for(10);
+    errno = 0;
+    assert_int_equal(kill(atoi(pid), 0), -1);
+    assert_int_equal(errno, ESRCH);
+    assert_no_children();
+    assert_int_equal(c.calls, 0);
+    target_free(&weir_target_exec, t);
+    unlink(record);
+    call_deinit(&c);
+}
+
+static void exec_free_with_running_children_leaves_no_zombie(void **state)
+{
+    struct exec_fn f;
+    struct call c[3];
+    setenv("FN_MODE", "hang", 1);
+    struct weir_target *t = exec_target(&f, NULL);
+    for (int i = 0; i < 3; i++) {
+        call_init(&c[i]);
+        invoke(&weir_target_exec, t, "{\"Records\":[]}", 5000, &c[i]);
+    }
+    run_for(100);
+    target_free(&weir_target_exec, t);
+    assert_no_children();
+    run_for(100);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].calls, 0);
+        call_deinit(&c[i]);
+    }
+}
+
+static void exec_grandchild_holding_stdout_does_not_delay_the_result(void **state)
+{
+    char *argv[] = {"/bin/sh", "-c", "echo '{}'; sleep 3 & exit 0", NULL};
+    struct weir_function_cfg fc = {.name = "fn", .command = argv, .n_command = 3, .timeout = 5};
+    struct weir_err err = {{0}};
+    struct call c;
+    call_init(&c);
+    struct weir_target *t = track(&weir_target_exec, weir_target_exec.new(&fc, 0, base, &err));
+    assert_non_null(t);
+    invoke(&weir_target_exec, t, "{}", 5000, &c);
+    assert_true(run_until(&c, 1, 2000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_string_equal(c.res.body.data, "{}\n");
+    assert_true(c.res.elapsed_us < 1500 * 1000);
+    target_free(&weir_target_exec, t);
+    assert_no_children();
+    call_deinit(&c);
+}
+
+int main(int argc, char **argv)
+{
+    /* fn_http and fn_exec are built next to this test. */
+    ssize_t n = readlink("/proc/self/exe", bin_dir, sizeof(bin_dir) - 1);
+    if (n <= 0)
+        return 1;
+    bin_dir[n] = '\0';
+    char *slash = strrchr(bin_dir, '/');
+    if (slash)
+        *slash = '\0';
+
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(http_ok_returns_status_and_body),
+        T(http_function_error_header_is_captured),
+        T(http_error_type_header_is_captured),
+        T(http_emulator_error_body_arrives_without_function_error),
+        T(http_hanging_function_times_out_at_its_timeout),
+        T(http_closed_port_is_refused),
+        T(http_connection_closed_without_answer_is_failed),
+        T(http_big_error_page_is_read_whole),
+        T(http_response_over_the_limit_is_too_large),
+        T(http_status_429_is_reported_as_is),
+        T(http_sequential_invocations_reuse_one_connection),
+        T(http_ten_concurrent_invocations_all_complete_in_parallel),
+        T(http_cancelled_invocation_never_calls_back),
+        T(http_free_cancels_running_invocations),
+        T(http_done_may_free_the_last_target),
+        T(http_url_rule_appends_invoke_path_only_to_a_bare_base),
+        T(http_unparseable_url_fails_at_new),
+        T(exec_ok_returns_stdout_with_status_200),
+        T(exec_partial_response_is_passed_through),
+        T(exec_nonzero_exit_is_an_unhandled_function_error),
+        T(exec_hanging_child_is_killed_and_reaped_at_its_timeout),
+        T(exec_crash_by_signal_is_failed),
+        T(exec_output_over_the_limit_is_too_large),
+        T(exec_missing_program_is_refused),
+        T(exec_child_exiting_before_reading_its_event_is_fine),
+        T(exec_ten_concurrent_invocations_each_get_their_own_child),
+        T(exec_children_inherit_only_stdin_stdout_stderr),
+        T(exec_cancel_kills_and_reaps_the_child_without_calling_back),
+        T(exec_free_with_running_children_leaves_no_zombie),
+        T(exec_grandchild_holding_stdout_does_not_delay_the_result),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
