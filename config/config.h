@@ -14,13 +14,14 @@ struct weir_cfg_pos {
 
 /* Where one key of an object was written, so later checks can point at it. */
 struct weir_cfg_keypos {
-    char *key; /* dotted path below the object: "visibility_timeout", "redrive_policy.max_receive_count" */
+    char *key; /* dotted path below the object: "visibility_timeout",
+                  "redrive_policy.max_receive_count" */
     struct weir_cfg_pos pos;
 };
 
 struct weir_function_cfg {
     char *name;
-    char **urls;    /* HTTP endpoints (a pool); NULL-terminated; NULL when `command` is used */
+    char **urls; /* HTTP endpoints (a pool); NULL-terminated; NULL when `command` is used */
     size_t n_urls;
     char **command; /* argv of a local command; NULL-terminated; NULL when `url` is used */
     size_t n_command;
@@ -34,14 +35,14 @@ struct weir_function_cfg {
 
 struct weir_mapping_cfg {
     char *name;
-    char *source;   /* URI; its scheme selects the poller */
-    char *function; /* name of a function in the same config */
-    const struct weir_function_cfg *fn; /* resolved `function`, borrowed */
+    char *source;                           /* URI; its scheme selects the poller */
+    char *function;                         /* name of a function in the same config */
+    const struct weir_function_cfg *fn;     /* resolved `function`, borrowed */
     int batch_size;                         /* after loading: the value or the source's default */
     int maximum_batching_window_in_seconds; /* 0..300, default the source's */
     bool report_batch_item_failures;        /* function_response_types: [ReportBatchItemFailures] */
-    int maximum_concurrency;                /* scaling_config.maximum_concurrency, 2..1000; 0 = unset */
-    bool enabled;                           /* default true */
+    int maximum_concurrency; /* scaling_config.maximum_concurrency, 2..1000; 0 = unset */
+    bool enabled;            /* default true */
     /* The queue's own settings (Redis as SQS). */
     int visibility_timeout;   /* seconds, 0..43200, default 30 */
     int max_receive_count;    /* redrive_policy.max_receive_count, 1..1000; 0 = no redrive */

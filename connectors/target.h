@@ -16,10 +16,10 @@ struct weir_function_cfg;
 #define WEIR_RESPONSE_MAX (6 * 1024 * 1024 + 100)
 
 enum weir_transport {
-    WEIR_TRANSPORT_OK,        /* a response arrived (any HTTP status; exec: the child exited) */
-    WEIR_TRANSPORT_TIMEOUT,   /* the function's timeout passed; the request was aborted/killed */
-    WEIR_TRANSPORT_REFUSED,   /* nothing listening / could not start: the function never ran */
-    WEIR_TRANSPORT_FAILED,    /* broken mid-way (reset, crash by signal); the function may have run */
+    WEIR_TRANSPORT_OK,      /* a response arrived (any HTTP status; exec: the child exited) */
+    WEIR_TRANSPORT_TIMEOUT, /* the function's timeout passed; the request was aborted/killed */
+    WEIR_TRANSPORT_REFUSED, /* nothing listening / could not start: the function never ran */
+    WEIR_TRANSPORT_FAILED,  /* broken mid-way (reset, crash by signal); the function may have run */
     WEIR_TRANSPORT_TOO_LARGE, /* the response passed WEIR_RESPONSE_MAX */
 };
 

@@ -12,8 +12,8 @@
 
 struct weir_batcher_cfg {
     size_t batch_size;
-    int64_t window_ms;  /* 0: close on weir_batcher_flush (end of a read) or when full */
-    size_t max_bytes;   /* WEIR_INVOKE_PAYLOAD_MAX outside tests */
+    int64_t window_ms; /* 0: close on weir_batcher_flush (end of a read) or when full */
+    size_t max_bytes;  /* WEIR_INVOKE_PAYLOAD_MAX outside tests */
     const struct weir_encoder *encoder;
     const struct weir_event_ctx *ctx; /* borrowed for the batcher's life */
 };
