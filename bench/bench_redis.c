@@ -1,0 +1,1288 @@
+/* The Redis source benchmark: N 100-byte messages through weir to a null HTTP function, beside the
+ * raw rate of the same claim operation without weir, measured in the same run on the same server.
+ * Owns its redis-server, its weir children and the null function (a thread of this process).
+ * It is a program that prints figures, never a test: it fails only when the benchmark broke. */
+#define _GNU_SOURCE /* memmem, nftw */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <hiredis/hiredis.h>
+
+#include "core/mem.h"
+#include "core/status.h"
+#include "pollers/redis_scripts.h"
+
+#define BODY_LEN       100
+#define PRELOAD_CHUNK  1000 /* values per RPUSH while preloading */
+#define STALL_LIMIT_US (30 * 1000000LL)
+#define QUEUE_KEY      "bench:q"
+#define RAW_QUEUE_KEY  "bench:raw"
+#define RTT_PROBES     1000  /* push->claim round trips measured without weir */
+#define LEASE_MS       60000 /* the visibility_timeout (60 s) the weir runs are configured with */
+
+struct options {
+    long messages;
+    int batches[8];
+    int n_batches;
+    char weir[PATH_MAX];
+    const char *redis_server;
+    int concurrency; /* scaling_config.maximum_concurrency; 0 = weir's default */
+    int latency_rate;
+    int latency_seconds;
+};
+
+/* ---- time and processes ---------------------------------------------------------------------- */
+
+static int64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Children are killed from the signal handler too, so an interrupted run leaves no server. */
+static volatile pid_t redis_pid_g = -1;
+static volatile pid_t weir_pid_g = -1;
+
+static void on_signal(int sig)
+{
+    if (weir_pid_g > 0)
+        kill(weir_pid_g, SIGKILL);
+    if (redis_pid_g > 0)
+        kill(redis_pid_g, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Waits up to timeout_us for pid; returns its wait status, or -1 if it is still running. */
+static int wait_child(pid_t pid, int64_t timeout_us)
+{
+    int64_t deadline = mono_us() + timeout_us;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (r < 0)
+            return 0;
+        if (mono_us() > deadline)
+            return -1;
+        sleep_us(2000);
+    }
+}
+
+/* Starts argv[0] with stdout and stderr to log_path; the child dies with the benchmark. */
+static pid_t spawn(char *const argv[], const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+/* utime + stime of a process or thread, in seconds, from its /proc stat file. */
+static double cpu_seconds(const char *stat_path)
+{
+    char buf[1024];
+    FILE *f = fopen(stat_path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* The command name may hold spaces: fields are counted after its closing parenthesis. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return 0;
+    unsigned long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return 0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double pid_cpu(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    return cpu_seconds(path);
+}
+
+/* VmHWM (peak resident set) of pid in kB, or -1. */
+static long peak_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* ---- redis-server ---------------------------------------------------------------------------- */
+
+struct server {
+    pid_t pid;
+    int port;
+    char version[32];
+};
+
+static redisContext *rconnect(int port)
+{
+    struct timeval tv = {.tv_sec = 10}; /* connect and, in hiredis 0.14, every reply */
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int server_start(struct server *s, const char *exe, const char *dir)
+{
+    char port[16], log[PATH_MAX + 16];
+    s->port = free_port();
+    snprintf(port, sizeof port, "%d", s->port);
+    snprintf(log, sizeof log, "%s/redis.log", dir);
+    char *argv[] = {(char *)exe,    "--port", port,    "--bind",    "127.0.0.1", "--save", "",
+                    "--appendonly", "no",     "--dir", (char *)dir, "--logfile", log,      NULL};
+    s->pid = spawn(argv, log);
+    if (s->pid < 0) {
+        say("cannot start %s: %s", exe, strerror(errno));
+        return -1;
+    }
+    redis_pid_g = s->pid;
+    int64_t deadline = mono_us() + 10 * 1000000LL;
+    while (mono_us() < deadline) {
+        int st;
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            say("%s exited during start-up (see %s)", exe, log);
+            s->pid = -1;
+            redis_pid_g = -1;
+            return -1;
+        }
+        redisContext *c = rconnect(s->port);
+        if (c) {
+            redisReply *r = redisCommand(c, "PING");
+            bool up = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+            freeReplyObject(r);
+            if (up) {
+                r = redisCommand(c, "INFO server");
+                const char *v =
+                    r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "redis_version:") : NULL;
+                snprintf(s->version, sizeof s->version, "?");
+                if (v)
+                    sscanf(v + 14, "%31[^\r\n]", s->version);
+                freeReplyObject(r);
+                redisFree(c);
+                return 0;
+            }
+            redisFree(c);
+        }
+        sleep_us(20000);
+    }
+    say("redis-server on port %d did not answer PING within 10 s", s->port);
+    return -1;
+}
+
+static void server_stop(struct server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGTERM);
+    if (wait_child(s->pid, 5 * 1000000LL) < 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = -1;
+    redis_pid_g = -1;
+}
+
+/* Runs one command and checks that it did not fail. */
+static int rdo(redisContext *c, const char *what, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        say("%s: %s", what, r ? r->str : c->errstr);
+        freeReplyObject(r);
+        return -1;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* A message body: push time (wall-clock microseconds) and sequence number, padded to 100 bytes.
+ * Only digits, spaces and dots, so it reaches the function verbatim inside a JSON string. */
+static void make_body(char out[BODY_LEN], int64_t push_us, long seq)
+{
+    char head[48];
+    int n = snprintf(head, sizeof head, "%020" PRId64 " %010ld ", push_us, seq);
+    memset(out, '.', BODY_LEN);
+    memcpy(out, head, (size_t)n);
+}
+
+/* Pushes messages first..first+count-1 to key, RPUSH of PRELOAD_CHUNK values, 8 in flight. */
+static int preload(redisContext *c, const char *key, long first, long count)
+{
+    size_t argc_max = PRELOAD_CHUNK + 2;
+    const char **argv = weir_calloc(argc_max, sizeof *argv);
+    size_t *argvlen = weir_calloc(argc_max, sizeof *argvlen);
+    char *bodies = weir_malloc((size_t)PRELOAD_CHUNK * BODY_LEN);
+    int rc = -1, pending = 0;
+    int64_t now = wall_us();
+    argv[0] = "RPUSH";
+    argvlen[0] = 5;
+    argv[1] = key;
+    argvlen[1] = strlen(key);
+    for (long done = 0; done < count;) {
+        long n = count - done < PRELOAD_CHUNK ? count - done : PRELOAD_CHUNK;
+        for (long i = 0; i < n; i++) {
+            make_body(bodies + i * BODY_LEN, now, first + done + i);
+            argv[2 + i] = bodies + i * BODY_LEN;
+            argvlen[2 + i] = BODY_LEN;
+        }
+        /* hiredis copies the arguments into its output buffer, so the bodies can be reused. */
+        redisAppendCommandArgv(c, (int)(n + 2), argv, argvlen);
+        pending++;
+        done += n;
+        while (pending > 0 && (pending >= 8 || done == count)) {
+            redisReply *r;
+            if (redisGetReply(c, (void **)&r) != REDIS_OK || r->type == REDIS_REPLY_ERROR) {
+                say("preload RPUSH: %s", r ? r->str : c->errstr);
+                if (r)
+                    freeReplyObject(r);
+                goto fail;
+            }
+            freeReplyObject(r);
+            pending--;
+        }
+    }
+    rc = 0;
+fail:
+    free(bodies);
+    free(argvlen);
+    free(argv);
+    return rc;
+}
+
+/* ---- scripts --------------------------------------------------------------------------------- */
+
+struct script {
+    const char *src;
+    char sha[41];
+};
+
+static int script_load(redisContext *c, struct script *s)
+{
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", s->src);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        say("SCRIPT LOAD: %s", r && r->type == REDIS_REPLY_ERROR ? r->str : c->errstr);
+        freeReplyObject(r);
+        return -1;
+    }
+    snprintf(s->sha, sizeof s->sha, "%s", r->str);
+    freeReplyObject(r);
+    return 0;
+}
+
+/* ---- the null function: an HTTP server on a thread of this process --------------------------- */
+
+struct nullfn {
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *stop_ev;
+    struct evbuffer *reply;
+    int stop_pipe[2];
+    int port;
+    pthread_t thread;
+    pid_t tid;
+
+    pthread_mutex_t mu; /* guards everything below: the server thread writes, main reads */
+    long capacity;      /* sequence numbers 0..capacity-1 are expected */
+    uint8_t *seen;      /* one bit per sequence number */
+    long unique, dups, bad, records, invocations;
+    long target;        /* unique count at which t_target_us is taken */
+    int64_t t_first_us; /* first receipt (wall clock) */
+    int64_t t_target_us;
+    long inv_at_target;
+    long lat_base; /* sequence numbers >= lat_base are latency probes */
+    int64_t *lat;  /* receipt - push, microseconds, indexed by seq - lat_base */
+    long lat_cap;
+};
+
+static long parse_digits(const char *p, int n, bool *ok)
+{
+    long v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            *ok = false;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/* Answers every request with 200 {} after counting the records of the SQS event. The event is
+ * not parsed as JSON: finding each "body":" is enough, and keeps the function off the profile. */
+static void nullfn_handle(struct evhttp_request *req, void *arg)
+{
+    struct nullfn *f = arg;
+    int64_t now = wall_us();
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    const char *end = p + len;
+    static const char needle[] = "\"body\":\"";
+    const size_t nl = sizeof needle - 1;
+
+    pthread_mutex_lock(&f->mu);
+    f->invocations++;
+    if (f->t_first_us == 0)
+        f->t_first_us = now;
+    for (;;) {
+        const char *hit = memmem(p, (size_t)(end - p), needle, nl);
+        if (!hit)
+            break;
+        p = hit + nl;
+        f->records++;
+        bool ok = end - p >= 32 && p[20] == ' ' && p[31] == ' ';
+        int64_t push = ok ? parse_digits(p, 20, &ok) : 0;
+        long seq = ok ? parse_digits(p + 21, 10, &ok) : 0;
+        if (!ok || seq >= f->capacity) {
+            f->bad++;
+            continue;
+        }
+        uint8_t bit = (uint8_t)(1u << (seq & 7));
+        if (f->seen[seq >> 3] & bit) {
+            f->dups++;
+            continue;
+        }
+        f->seen[seq >> 3] |= bit;
+        f->unique++;
+        if (seq >= f->lat_base && seq - f->lat_base < f->lat_cap)
+            f->lat[seq - f->lat_base] = now - push;
+        if (f->unique == f->target) {
+            f->t_target_us = now;
+            f->inv_at_target = f->invocations;
+        }
+    }
+    pthread_mutex_unlock(&f->mu);
+
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evbuffer_add(f->reply, "{}", 2);
+    evhttp_send_reply(req, 200, "OK", f->reply);
+}
+
+static void nullfn_stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+static void *nullfn_main(void *arg)
+{
+    struct nullfn *f = arg;
+    f->tid = (pid_t)syscall(SYS_gettid);
+    event_base_dispatch(f->base);
+    return NULL;
+}
+
+static int nullfn_start(struct nullfn *f)
+{
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    if (pipe(f->stop_pipe) != 0)
+        return -1;
+    f->base = event_base_new();
+    f->http = evhttp_new(f->base);
+    f->reply = evbuffer_new();
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
+    if (!bs) {
+        say("null function: cannot listen on 127.0.0.1");
+        return -1;
+    }
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
+    f->port = ntohs(sa.sin_port);
+    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
+    evhttp_set_gencb(f->http, nullfn_handle, f);
+    f->stop_ev = event_new(f->base, f->stop_pipe[0], EV_READ, nullfn_stop_cb, f->base);
+    event_add(f->stop_ev, NULL);
+    if (pthread_create(&f->thread, NULL, nullfn_main, f) != 0)
+        return -1;
+    while (__atomic_load_n(&f->tid, __ATOMIC_ACQUIRE) == 0)
+        sleep_us(1000);
+    return 0;
+}
+
+static void nullfn_stop(struct nullfn *f)
+{
+    if (write(f->stop_pipe[1], "x", 1) == 1)
+        pthread_join(f->thread, NULL);
+    event_free(f->stop_ev);
+    evhttp_free(f->http);
+    evbuffer_free(f->reply);
+    event_base_free(f->base);
+    close(f->stop_pipe[0]);
+    close(f->stop_pipe[1]);
+    free(f->seen);
+    free(f->lat);
+    pthread_mutex_destroy(&f->mu);
+}
+
+/* Expects sequence numbers 0..capacity-1; probes from lat_base on. Called with no sender. */
+static void nullfn_reset(struct nullfn *f, long capacity, long target, long lat_base, long lat_cap)
+{
+    pthread_mutex_lock(&f->mu);
+    free(f->seen);
+    free(f->lat);
+    f->capacity = capacity;
+    f->seen = weir_calloc((size_t)capacity / 8 + 1, 1);
+    f->unique = f->dups = f->bad = f->records = f->invocations = 0;
+    f->target = target;
+    f->t_first_us = f->t_target_us = 0;
+    f->inv_at_target = 0;
+    f->lat_base = lat_base;
+    f->lat_cap = lat_cap;
+    f->lat = weir_calloc((size_t)lat_cap + 1, sizeof *f->lat);
+    pthread_mutex_unlock(&f->mu);
+}
+
+struct nullfn_view {
+    long unique, dups, bad, records, invocations, inv_at_target;
+    int64_t t_first_us, t_target_us;
+};
+
+static struct nullfn_view nullfn_read(struct nullfn *f)
+{
+    pthread_mutex_lock(&f->mu);
+    struct nullfn_view v = {f->unique,      f->dups,          f->bad,        f->records,
+                            f->invocations, f->inv_at_target, f->t_first_us, f->t_target_us};
+    pthread_mutex_unlock(&f->mu);
+    return v;
+}
+
+/* ---- figures --------------------------------------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+struct pct {
+    double p50_ms, p99_ms, max_ms;
+    long n;
+};
+
+/* Nearest-rank percentiles of v (sorted in place). */
+static struct pct percentiles(int64_t *v, long n)
+{
+    struct pct p = {0};
+    if (n <= 0)
+        return p;
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    long i50 = (n * 50 + 99) / 100 - 1, i99 = (n * 99 + 99) / 100 - 1;
+    p.p50_ms = (double)v[i50] / 1000.0;
+    p.p99_ms = (double)v[i99] / 1000.0;
+    p.max_ms = (double)v[n - 1] / 1000.0;
+    p.n = n;
+    return p;
+}
+
+struct result {
+    int batch;
+    int window;
+    /* Raw claim + delete, records/s: [RAW_BEFORE] and [RAW_AFTER] weir's drain where the
+     * scheduler puts them (the two tell how much the machine drifted), [RAW_PINNED] with the
+     * client and redis-server on one CPU. */
+    double raw_rps[3];
+    double raw_cpu_redis[3]; /* redis-server's CPU share during the raw loop (1.0 = one core) */
+    double raw_default;      /* mean of before and after */
+    double raw_best;         /* the larger of raw_default and the pinned rate */
+    double weir_rps;         /* through weir, records/s */
+    double weir_ips;         /* invocations/s */
+    long dups;
+    double cpu_weir, cpu_redis, cpu_fn, elapsed_s; /* during the drain */
+    struct pct lat;
+    long rss_kb;
+    long log_lines;
+};
+
+struct ctx {
+    struct options *opt;
+    struct server srv;
+    struct nullfn fn;
+    redisContext *c;
+    char dir[256]; /* short, so every file name below it fits PATH_MAX */
+};
+
+/* ---- the raw claim, without weir ------------------------------------------------------------- */
+
+/* The claim and delete scripts weir's poller runs, taken from its own header with the same KEYS
+ * and ARGV, so the raw figure is the same server-side work without weir around it. */
+struct claimer {
+    redisContext *c;
+    struct script claim, del;
+    struct weir_redis_keys keys;
+    char prefix[25];
+};
+
+static int claimer_init(struct claimer *k, redisContext *c, int port, const char *list)
+{
+    char uri[256];
+    struct weir_redis_uri u;
+    struct weir_err err;
+    snprintf(uri, sizeof uri, "redis://127.0.0.1:%d/0/%s", port, list);
+    if (weir_redis_uri_parse(uri, &u, &err) != WEIR_OK) {
+        say("%s: %s", uri, err.msg);
+        return -1;
+    }
+    weir_redis_lease_prefix(&u, k->prefix);
+    weir_redis_uri_deinit(&u);
+    weir_redis_keys_init(&k->keys, list);
+    k->c = c;
+    k->claim.src = WEIR_REDIS_LUA_CLAIM;
+    k->del.src = WEIR_REDIS_LUA_DELETE;
+    if (script_load(c, &k->claim) != 0 || script_load(c, &k->del) != 0) {
+        weir_redis_keys_deinit(&k->keys);
+        return -1;
+    }
+    return 0;
+}
+
+static void claimer_deinit(struct claimer *k)
+{
+    weir_redis_keys_deinit(&k->keys);
+}
+
+/* One claim of up to batch messages. *out is the reply {now, id1, element1, ...}; *n the number
+ * of messages in it. */
+static int claimer_claim(struct claimer *k, int batch, redisReply **out, size_t *n)
+{
+    redisReply *r =
+        redisCommand(k->c, "EVALSHA %s 4 %s %s %s %s %d %d %s", k->claim.sha, k->keys.list,
+                     k->keys.inflight, k->keys.leases, k->keys.seq, batch, LEASE_MS, k->prefix);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 1) {
+        say("claim: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
+                         : r                               ? "unexpected reply"
+                                                           : k->c->errstr);
+        freeReplyObject(r);
+        return -1;
+    }
+    *out = r;
+    *n = r->elements / 2;
+    return 0;
+}
+
+/* Deletes what one claim leased, as weir settles a batch whose records are all done. */
+static int claimer_delete(struct claimer *k, const redisReply *claimed)
+{
+    size_t n = claimed->elements / 2;
+    const char **argv = weir_calloc(n + 5, sizeof *argv);
+    size_t *len = weir_calloc(n + 5, sizeof *len);
+    argv[0] = "EVALSHA";
+    argv[1] = k->del.sha;
+    argv[2] = "2";
+    argv[3] = k->keys.inflight;
+    argv[4] = k->keys.leases;
+    for (int i = 0; i < 5; i++)
+        len[i] = strlen(argv[i]);
+    for (size_t i = 0; i < n; i++) {
+        argv[5 + i] = claimed->element[1 + 2 * i]->str;
+        len[5 + i] = claimed->element[1 + 2 * i]->len;
+    }
+    redisReply *r = redisCommandArgv(k->c, (int)(n + 5), argv, len);
+    int rc = 0;
+    if (!r || r->type != REDIS_REPLY_INTEGER || r->integer != (long long)n) {
+        say("delete: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
+                          : r                               ? "deleted fewer leases than claimed"
+                                                            : k->c->errstr);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    free(len);
+    free(argv);
+    return rc;
+}
+
+/* Raw push->claim round trip: RPUSH on one connection, then at once the claim on another. This
+ * is the floor for any poller's latency on this server. */
+static int raw_push_claim_rtt(struct ctx *x, int64_t *out)
+{
+    int rc = -1;
+    bool inited = false;
+    struct claimer k;
+    redisContext *c2 = rconnect(x->srv.port);
+    if (!c2 || claimer_init(&k, c2, x->srv.port, RAW_QUEUE_KEY) != 0)
+        goto fail;
+    inited = true;
+    for (int i = 0; i < RTT_PROBES; i++) {
+        char body[BODY_LEN];
+        redisReply *got;
+        size_t n;
+        int64_t t0 = mono_us();
+        make_body(body, wall_us(), i);
+        if (rdo(x->c, "RPUSH", "RPUSH %s %b", RAW_QUEUE_KEY, body, (size_t)BODY_LEN) != 0 ||
+            claimer_claim(&k, 10, &got, &n) != 0)
+            goto fail;
+        out[i] = mono_us() - t0;
+        int d = n == 1 ? claimer_delete(&k, got) : -1;
+        freeReplyObject(got);
+        if (n != 1)
+            say("push->claim probe: the claim returned %zu messages, not 1", n);
+        if (d != 0)
+            goto fail;
+    }
+    rc = rdo(x->c, "FLUSHALL", "FLUSHALL");
+fail:
+    if (inited)
+        claimer_deinit(&k);
+    if (c2)
+        redisFree(c2);
+    return rc;
+}
+
+/* Claim + delete on one connection, one batch at a time, until the preloaded list is empty:
+ * the server work of one weir poller, without weir. */
+enum { RAW_BEFORE, RAW_AFTER, RAW_PINNED };
+
+/* Puts thread/process id (0: the calling thread) on the given CPUs. */
+static void set_cpus(pid_t id, const cpu_set_t *set)
+{
+    if (sched_setaffinity(id, sizeof *set, set) != 0)
+        say("sched_setaffinity: %s", strerror(errno));
+}
+
+static int run_raw(struct ctx *x, struct result *res, int which)
+{
+    long n = x->opt->messages, got = 0;
+    struct claimer k;
+    int rc = -1;
+    if (rdo(x->c, "FLUSHALL", "FLUSHALL") != 0)
+        return -1;
+    static const char *const what[] = {"before weir", "after weir",
+                                       "client and redis-server on one CPU"};
+    say("batch %d: preloading %ld messages for the raw claim (%s)", res->batch, n, what[which]);
+    if (preload(x->c, RAW_QUEUE_KEY, 0, n) != 0 ||
+        claimer_init(&k, x->c, x->srv.port, RAW_QUEUE_KEY) != 0)
+        return -1;
+    /* On a virtual machine, a synchronous round trip between two CPUs pays for waking the other
+     * vCPU twice; on one CPU it does not. Both placements are measured, and weir is held to the
+     * faster. */
+    cpu_set_t all, one;
+    CPU_ZERO(&one);
+    sched_getaffinity(0, sizeof all, &all);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &all)) {
+            CPU_SET(cpu, &one);
+            break;
+        }
+    if (which == RAW_PINNED) {
+        set_cpus(0, &one);
+        set_cpus(x->srv.pid, &one);
+    }
+    double cpu0 = pid_cpu(x->srv.pid);
+    int64_t t0 = mono_us();
+    for (;;) {
+        redisReply *r;
+        size_t m;
+        if (claimer_claim(&k, res->batch, &r, &m) != 0)
+            goto fail;
+        int d = m ? claimer_delete(&k, r) : 0;
+        freeReplyObject(r);
+        if (d != 0)
+            goto fail;
+        if (m == 0)
+            break;
+        got += (long)m;
+    }
+    double el = (double)(mono_us() - t0) / 1e6;
+    double cpu1 = pid_cpu(x->srv.pid);
+    if (which == RAW_PINNED) {
+        set_cpus(0, &all);
+        set_cpus(x->srv.pid, &all);
+    }
+    if (got != n) {
+        say("the raw claim returned %ld messages of %ld preloaded", got, n);
+        goto fail;
+    }
+    res->raw_rps[which] = (double)n / el;
+    res->raw_cpu_redis[which] = (cpu1 - cpu0) / el;
+    say("batch %d: raw claim+delete %.0f rec/s", res->batch, res->raw_rps[which]);
+    rc = rdo(x->c, "FLUSHALL", "FLUSHALL");
+fail:
+    claimer_deinit(&k);
+    return rc;
+}
+
+/* ---- one weir phase -------------------------------------------------------------------------- */
+
+static int write_config(const struct ctx *x, int batch, int window, char *path, size_t path_len)
+{
+    snprintf(path, path_len, "%s/weir-batch%d.yaml", x->dir, batch);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        say("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f,
+            "functions:\n"
+            "  - name: nullfn\n"
+            "    url: http://127.0.0.1:%d/\n"
+            "    timeout: 30\n"
+            "mappings:\n"
+            "  - name: bench\n"
+            "    source: redis://127.0.0.1:%d/0/" QUEUE_KEY "\n"
+            "    function: nullfn\n"
+            "    batch_size: %d\n"
+            "    maximum_batching_window_in_seconds: %d\n"
+            "    visibility_timeout: 60\n",
+            x->fn.port, x->srv.port, batch, window);
+    if (x->opt->concurrency > 0)
+        fprintf(f, "    scaling_config:\n      maximum_concurrency: %d\n", x->opt->concurrency);
+    fclose(f);
+    return 0;
+}
+
+static long count_lines(const char *path, bool print)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    long n = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (print && n < 20)
+            fprintf(stderr, "  weir| %s", line);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Waits until the null function has seen `want` distinct messages. Fails when weir exits (then
+ * *weir becomes -1: it was reaped) or nothing new arrives for STALL_LIMIT_US. first(arg) is
+ * called once, as soon as the first record has arrived. */
+static int await_unique(struct ctx *x, pid_t *weir, long want, void (*first)(void *), void *arg)
+{
+    long last = -1;
+    int64_t last_progress = mono_us();
+    bool had_first = false;
+    for (;;) {
+        struct nullfn_view v = nullfn_read(&x->fn);
+        if (!had_first && v.records > 0) {
+            had_first = true;
+            if (first)
+                first(arg);
+        }
+        if (v.unique >= want)
+            return 0;
+        if (v.unique != last) {
+            last = v.unique;
+            last_progress = mono_us();
+        }
+        int st;
+        if (waitpid(*weir, &st, WNOHANG) == *weir) {
+            *weir = -1;
+            weir_pid_g = -1;
+            say("weir exited early (%s %d) with %ld of %ld messages delivered",
+                WIFEXITED(st) ? "status" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
+                v.unique, want);
+            return -2;
+        }
+        if (mono_us() - last_progress > STALL_LIMIT_US) {
+            say("no progress for %lld s: %ld of %ld messages delivered (lost or stuck; %ld "
+                "records unreadable)",
+                STALL_LIMIT_US / 1000000, v.unique, want, v.bad);
+            return -1;
+        }
+        sleep_us(1000);
+    }
+}
+
+struct cpu_mark {
+    pid_t weir, redis;
+    pid_t fn_tid;
+    double weir0, redis0, fn0;
+};
+
+static void cpu_mark_take(void *arg)
+{
+    struct cpu_mark *m = arg;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)m->fn_tid);
+    m->weir0 = pid_cpu(m->weir);
+    m->redis0 = pid_cpu(m->redis);
+    m->fn0 = cpu_seconds(path);
+}
+
+/* Pushes probes at a steady rate, one RPUSH each, body = push time; seq from first on. */
+static long push_probes(struct ctx *x, long first, int rate, int seconds)
+{
+    long n = (long)rate * seconds;
+    int64_t period_ns = 1000000000LL / rate;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (long i = 0; i < n; i++) {
+        next.tv_nsec += period_ns;
+        while (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+            ;
+        char body[BODY_LEN];
+        make_body(body, wall_us(), first + i);
+        if (rdo(x->c, "probe RPUSH", "RPUSH %s %b", QUEUE_KEY, body, (size_t)BODY_LEN) != 0)
+            return -1;
+    }
+    return n;
+}
+
+static int run_weir(struct ctx *x, struct result *res)
+{
+    struct options *o = x->opt;
+    long n = o->messages, probes = (long)o->latency_rate * o->latency_seconds;
+    char cfg[PATH_MAX], log[PATH_MAX];
+    pid_t pid = -1;
+    int rc = -1;
+
+    if (rdo(x->c, "FLUSHALL", "FLUSHALL") != 0)
+        return -1;
+    say("batch %d: preloading %ld messages for weir", res->batch, n);
+    if (preload(x->c, QUEUE_KEY, 0, n) != 0)
+        return -1;
+    if (write_config(x, res->batch, res->window, cfg, sizeof cfg) != 0)
+        return -1;
+    snprintf(log, sizeof log, "%s/weir-batch%d.log", x->dir, res->batch);
+    nullfn_reset(&x->fn, n + probes, n, n, probes);
+
+    char *argv[] = {o->weir, "run", "-c", cfg, "--log-level", "warn", NULL};
+    pid = spawn(argv, log);
+    if (pid < 0) {
+        say("cannot start %s: %s", o->weir, strerror(errno));
+        return -1;
+    }
+    weir_pid_g = pid;
+    say("batch %d: weir started (pid %d), draining", res->batch, (int)pid);
+
+    struct cpu_mark mark = {.weir = pid, .redis = x->srv.pid, .fn_tid = x->fn.tid};
+    if (await_unique(x, &pid, n, cpu_mark_take, &mark) != 0)
+        goto fail;
+    struct nullfn_view v = nullfn_read(&x->fn);
+    char fn_stat[64];
+    snprintf(fn_stat, sizeof fn_stat, "/proc/self/task/%d/stat", (int)x->fn.tid);
+    res->cpu_weir = pid_cpu(pid) - mark.weir0;
+    res->cpu_redis = pid_cpu(x->srv.pid) - mark.redis0;
+    res->cpu_fn = cpu_seconds(fn_stat) - mark.fn0;
+    res->elapsed_s = (double)(v.t_target_us - v.t_first_us) / 1e6;
+    if (res->elapsed_s <= 0)
+        res->elapsed_s = 1e-6;
+    res->weir_rps = (double)n / res->elapsed_s;
+    res->weir_ips = (double)v.inv_at_target / res->elapsed_s;
+
+    /* Latency: the queue is empty and weir is polling it; probes arrive at a steady rate. */
+    say("batch %d: drained; latency probes %d msg/s for %d s", res->batch, o->latency_rate,
+        o->latency_seconds);
+    if (push_probes(x, n, o->latency_rate, o->latency_seconds) != probes)
+        goto fail;
+    if (await_unique(x, &pid, n + probes, NULL, NULL) != 0)
+        goto fail;
+    v = nullfn_read(&x->fn);
+    res->dups = v.dups;
+    pthread_mutex_lock(&x->fn.mu);
+    res->lat = percentiles(x->fn.lat, probes);
+    pthread_mutex_unlock(&x->fn.mu);
+    if (v.bad > 0) {
+        say("the function received %ld records it could not read", v.bad);
+        goto fail;
+    }
+
+    res->rss_kb = peak_rss_kb(pid);
+    kill(pid, SIGTERM);
+    int st = wait_child(pid, 15 * 1000000LL);
+    if (st < 0) {
+        say("weir did not stop within 15 s of SIGTERM");
+        goto fail;
+    }
+    pid = -1;
+    weir_pid_g = -1;
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        say("weir exited with %s %d", WIFEXITED(st) ? "status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        goto fail;
+    }
+    res->log_lines = count_lines(log, false);
+    rc = 0;
+fail:
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        weir_pid_g = -1;
+    }
+    if (rc != 0)
+        count_lines(log, true);
+    return rc;
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static void usage(FILE *out)
+{
+    fputs("usage: bench_redis [--messages N] [--batch-sizes 10,100] [--weir PATH]\n"
+          "                   [--redis-server PATH] [--concurrency C]\n"
+          "                   [--latency-rate MSG_PER_S] [--latency-seconds S]\n",
+          out);
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"messages", required_argument, NULL, 'n'},
+        {"batch-sizes", required_argument, NULL, 'b'},
+        {"weir", required_argument, NULL, 'w'},
+        {"redis-server", required_argument, NULL, 'r'},
+        {"concurrency", required_argument, NULL, 'C'},
+        {"latency-rate", required_argument, NULL, 'R'},
+        {"latency-seconds", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    o->messages = 1000000;
+    o->batches[0] = 10;
+    o->batches[1] = 100;
+    o->n_batches = 2;
+    o->redis_server = "redis-server";
+    o->concurrency = 0;
+    o->latency_rate = 2000;
+    o->latency_seconds = 5;
+    o->weir[0] = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            o->messages = strtol(optarg, NULL, 10);
+            break;
+        case 'b': {
+            o->n_batches = 0;
+            char *save = NULL, *s = strdup(optarg);
+            for (char *t = strtok_r(s, ",", &save); t && o->n_batches < 8;
+                 t = strtok_r(NULL, ",", &save))
+                o->batches[o->n_batches++] = atoi(t);
+            free(s);
+            break;
+        }
+        case 'w':
+            snprintf(o->weir, sizeof o->weir, "%s", optarg);
+            break;
+        case 'r':
+            o->redis_server = optarg;
+            break;
+        case 'C':
+            o->concurrency = atoi(optarg);
+            break;
+        case 'R':
+            o->latency_rate = atoi(optarg);
+            break;
+        case 'S':
+            o->latency_seconds = atoi(optarg);
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (o->messages < 1 || o->messages > 100000000 || o->n_batches == 0 || o->latency_rate < 1 ||
+        o->latency_seconds < 1) {
+        usage(stderr);
+        return -1;
+    }
+    for (int i = 0; i < o->n_batches; i++)
+        if (o->batches[i] < 1 || o->batches[i] > 10000) {
+            fprintf(stderr, "bench_redis: batch sizes are 1..10000\n");
+            return -1;
+        }
+    if (!o->weir[0]) {
+        /* Default: the weir built next to this program. */
+        char self[PATH_MAX - 8];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n <= 0)
+            return -1;
+        self[n] = 0;
+        char *slash = strrchr(self, '/');
+        *slash = 0;
+        snprintf(o->weir, sizeof o->weir, "%s/weir", self);
+    }
+    return 0;
+}
+
+/* The 1-minute load average, so a reader can tell a quiet machine from a busy one. */
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static const char *goal(bool met)
+{
+    return met ? "goal met" : "goal missed";
+}
+
+static void report(const struct ctx *x, const struct result *res, int n, const struct pct *rtt,
+                   double load0)
+{
+    const struct options *o = x->opt;
+    printf("\nweir redis benchmark  messages=%ld body=%dB  redis %s  cores=%ld  "
+           "load average %.2f before, %.2f after",
+           o->messages, BODY_LEN, x->srv.version, sysconf(_SC_NPROCESSORS_ONLN), load0, loadavg());
+    if (o->concurrency > 0)
+        printf("  maximum_concurrency=%d", o->concurrency);
+    printf("\n\n");
+    for (int i = 0; i < n; i++) {
+        const struct result *r = &res[i];
+        printf("raw claim+delete (no weir)   batch=%-5d %9.0f rec/s  any CPU: before %.0f, after "
+               "%.0f (redis cpu %.0f%%, %.0f%%)\n",
+               r->batch, r->raw_default, r->raw_rps[RAW_BEFORE], r->raw_rps[RAW_AFTER],
+               100 * r->raw_cpu_redis[RAW_BEFORE], 100 * r->raw_cpu_redis[RAW_AFTER]);
+        printf("                                         %9.0f rec/s  client and redis on one CPU "
+               "(redis cpu %.0f%%)\n",
+               r->raw_rps[RAW_PINNED], 100 * r->raw_cpu_redis[RAW_PINNED]);
+        printf(
+            "through weir (window %d)      batch=%-5d %9.0f rec/s  %.0f inv/s  ratio %.2f to the "
+            "better raw (%.2f to any-CPU raw)  peak RSS %.1f MB\n",
+            r->window, r->batch, r->weir_rps, r->weir_ips, r->weir_rps / r->raw_best,
+            r->weir_rps / r->raw_default, (double)r->rss_kb / 1024.0);
+        printf("  cpu during the drain (%.2f s): weir %.0f%%  redis %.0f%%  function %.0f%%"
+               "   duplicates %ld\n",
+               r->elapsed_s, 100 * r->cpu_weir / r->elapsed_s, 100 * r->cpu_redis / r->elapsed_s,
+               100 * r->cpu_fn / r->elapsed_s, r->dups);
+    }
+    printf("\n");
+    for (int i = 0; i < n; i++) {
+        const struct result *r = &res[i];
+        printf("latency push->function (window %d, batch %d, %d msg/s, n=%ld): p50 %.2f ms  "
+               "p99 %.2f ms  max %.1f ms%s\n",
+               r->window, r->batch, o->latency_rate, r->lat.n, r->lat.p50_ms, r->lat.p99_ms,
+               r->lat.max_ms,
+               r->window > 0 ? "  (the batch closes when full or after the window)" : "");
+    }
+    printf("raw push->claim without weir (RPUSH, then the claim on a second connection): "
+           "p50 %.3f ms  p99 %.3f ms\n",
+           rtt->p50_ms, rtt->p99_ms);
+    long rss = 0;
+    for (int i = 0; i < n; i++)
+        if (res[i].rss_kb > rss)
+            rss = res[i].rss_kb;
+    printf("weir peak RSS: %.1f MB (VmHWM, largest of %d run%s)\n", (double)rss / 1024.0, n,
+           n == 1 ? "" : "s");
+    for (int i = 0; i < n; i++)
+        if (res[i].log_lines > 0)
+            printf("note: weir logged %ld warning/error line%s at batch %d (see its log)\n",
+                   res[i].log_lines, res[i].log_lines == 1 ? "" : "s", res[i].batch);
+
+    printf("\ngoals:\n");
+    bool any100 = false;
+    for (int i = 0; i < n; i++)
+        if (res[i].batch == 100) {
+            double ratio = res[i].weir_rps / res[i].raw_best;
+            printf("  ratio at batch 100 >= 0.80:            %.3f (to the better raw)   %s\n",
+                   ratio, goal(ratio >= 0.8));
+            any100 = true;
+        }
+    if (!any100)
+        printf("  ratio at batch 100 >= 0.80:            not measured (batch 100 not run)\n");
+    bool any0 = false;
+    for (int i = 0; i < n; i++)
+        if (res[i].window == 0) {
+            printf("  p50 latency at window 0 <= 1 ms:       %.2f ms (batch %d)   %s\n",
+                   res[i].lat.p50_ms, res[i].batch, goal(res[i].lat.p50_ms <= 1.0));
+            any0 = true;
+            break;
+        }
+    if (!any0)
+        printf("  p50 latency at window 0 <= 1 ms:       not measured (no batch size <= 10)\n");
+    printf("  weir peak RSS <= 16 MB:                %.1f MB   %s\n", (double)rss / 1024.0,
+           goal(rss <= 16 * 1024));
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt;
+    if (parse_args(argc, argv, &opt) != 0)
+        return 2;
+    if (access(opt.weir, X_OK) != 0) {
+        fprintf(stderr, "bench_redis: %s: %s (build weir, or pass --weir PATH)\n", opt.weir,
+                strerror(errno));
+        return 2;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct ctx x = {.opt = &opt, .srv = {.pid = -1}};
+    struct result res[8];
+    memset(res, 0, sizeof res);
+    struct pct rtt = {0};
+    int64_t *rtt_v = NULL;
+    int rc = 1, done = 0;
+    bool fn_up = false;
+    double load0 = loadavg();
+
+    const char *tmp =
+        getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 200 ? getenv("TMPDIR") : "/tmp";
+    snprintf(x.dir, sizeof x.dir, "%s/weir-bench-XXXXXX", tmp);
+    if (!mkdtemp(x.dir)) {
+        say("mkdtemp %s: %s", x.dir, strerror(errno));
+        return 1;
+    }
+    if (server_start(&x.srv, opt.redis_server, x.dir) != 0)
+        goto fail;
+    x.c = rconnect(x.srv.port);
+    if (!x.c) {
+        say("cannot connect to redis-server on port %d", x.srv.port);
+        goto fail;
+    }
+    if (nullfn_start(&x.fn) != 0)
+        goto fail;
+    fn_up = true;
+    say("redis %s on port %d, null function on port %d, weir %s", x.srv.version, x.srv.port,
+        x.fn.port, opt.weir);
+
+    rtt_v = weir_calloc(RTT_PROBES, sizeof *rtt_v);
+    if (raw_push_claim_rtt(&x, rtt_v) != 0)
+        goto fail;
+    rtt = percentiles(rtt_v, RTT_PROBES);
+
+    for (int i = 0; i < opt.n_batches; i++) {
+        struct result *r = &res[i];
+        r->batch = opt.batches[i];
+        /* AWS refuses a batch size above 10 with a window under 1 s for SQS. */
+        r->window = r->batch > 10 ? 1 : 0;
+        if (run_raw(&x, r, RAW_BEFORE) != 0 || run_weir(&x, r) != 0 ||
+            run_raw(&x, r, RAW_AFTER) != 0 || run_raw(&x, r, RAW_PINNED) != 0)
+            goto fail;
+        r->raw_default = (r->raw_rps[RAW_BEFORE] + r->raw_rps[RAW_AFTER]) / 2;
+        r->raw_best =
+            r->raw_default > r->raw_rps[RAW_PINNED] ? r->raw_default : r->raw_rps[RAW_PINNED];
+        done++;
+        say("batch %d: raw %.0f rec/s (best), weir %.0f rec/s (ratio %.2f)", r->batch, r->raw_best,
+            r->weir_rps, r->weir_rps / r->raw_best);
+    }
+    rdo(x.c, "FLUSHALL", "FLUSHALL");
+    report(&x, res, done, &rtt, load0);
+    rc = 0;
+fail:
+    free(rtt_v);
+    if (x.c)
+        redisFree(x.c);
+    if (fn_up)
+        nullfn_stop(&x.fn);
+    server_stop(&x.srv);
+    if (rc == 0)
+        nftw(x.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else
+        say("failed; logs kept in %s", x.dir);
+    return rc;
+}
