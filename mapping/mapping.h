@@ -36,7 +36,8 @@ void weir_mapping_free(struct weir_mapping *m);
 const char *weir_mapping_name(const struct weir_mapping *m);
 
 /* Called by the poller. */
-/* How many records the mapping can take now; 0 means pause (resume() is called later). */
+/* How many records the mapping can take now: room for every batch it could invoke at once,
+ * less what its open batch holds. 0 means pause (resume() is called later). */
 size_t weir_mapping_want(const struct weir_mapping *m);
 /* Hands r to the mapping; ownership is taken. */
 void weir_mapping_deliver(struct weir_mapping *m, struct weir_record *r);
@@ -51,6 +52,7 @@ struct weir_mapping_stats {
     uint64_t records_done;
     uint64_t records_retry;
     uint64_t records_released;
+    uint64_t records_filtered; /* matched no filter_criteria pattern: settled, never invoked */
 };
 const struct weir_mapping_stats *weir_mapping_stats(const struct weir_mapping *m);
 

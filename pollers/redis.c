@@ -24,17 +24,21 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "mapping/filter.h"
 #include "mapping/mapping.h"
 #include "pollers/poller.h"
 #include "pollers/redis_scripts.h"
 
-#define RECONNECT_MIN_MS  100
-#define RECONNECT_MAX_MS  5000
-#define RECLAIM_LIMIT     1000
-#define REAP_MAX_MS       1000
-#define REAP_MIN_MS       100
-#define RETRY_AFTER_ERROR 1000 /* ms before claiming again after the server refused a claim */
-#define WAIT_FALLBACK_MS  100  /* ms between claims while the wait connection is down */
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 5000
+#define RECLAIM_LIMIT    1000
+#define REAP_MAX_MS      1000
+#define REAP_MIN_MS      100
+/* Two claims in flight: the next is on the wire while the last reply's records are being
+ * delivered, so Redis is not left idle for that time (measured: it was a third of the run). */
+#define MAX_CLAIMS_IN_FLIGHT 2
+#define RETRY_AFTER_ERROR    1000 /* ms before claiming again after the server refused a claim */
+#define WAIT_FALLBACK_MS     100  /* ms between claims while the wait connection is down */
 /* Malformed elements: at most this many error lines per window per poller; the rest counted. */
 #define MALFORMED_LINES     10
 #define MALFORMED_WINDOW_MS 10000
@@ -573,7 +577,8 @@ struct weir_poller {
     enum link_state link;
 
     bool started, stopping, stopped, dead;
-    bool claiming;                    /* a claim is outstanding */
+    size_t claims_out;                /* claims sent and not yet fully processed */
+    size_t asked_out;                 /* records those claims asked for */
     bool waiting;                     /* a BLMOVE (or the fallback timer) is outstanding */
     bool reclaiming;                  /* a reclaim is outstanding */
     int cb_depth;                     /* > 0 while inside one of our hiredis callbacks */
@@ -591,6 +596,7 @@ struct weir_poller {
 };
 
 static void pump(struct weir_poller *p);
+static void claim_finished(struct weir_poller *p, const struct op *op);
 static void kick(struct weir_poller *p);
 static void conn_lost(struct conn *c);
 
@@ -755,7 +761,7 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
     if (r->type == REDIS_REPLY_ERROR) {
         weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: claim failed list=%s error=\"%s\"",
                          p->keys.list, r->str);
-        p->claiming = false;
+        claim_finished(p, op);
         p->waiting = true;
         arm_ms(p->idle_ev, RETRY_AFTER_ERROR);
         return;
@@ -768,7 +774,7 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
         /* Cannot happen with our script; the leases, if any, expire and come back. */
         weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: unexpected claim reply list=%s type=%d",
                          p->keys.list, r->type);
-        p->claiming = false;
+        claim_finished(p, op);
         p->waiting = true;
         arm_ms(p->idle_ev, RETRY_AFTER_ERROR);
         return;
@@ -778,14 +784,17 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
         /* Claimed after stop: hand them straight back; they were never seen. */
         if (n)
             release_ids(p, r);
-        p->claiming = false;
+        claim_finished(p, op);
         return;
     }
     int64_t now = (int64_t)r->element[0]->integer;
     int64_t deadline = op->sent_mono + p->lease_ms;
     struct op *bury = NULL;
-    /* claiming stays set while records are delivered: the mapping may call resume() from inside
-     * deliver, and a second claim must not start before this one is accounted for. */
+    /* This reply's records stay counted in asked_out until delivered, so a claim sent meanwhile
+     * (the early one below, or one from resume() inside deliver) asks only for what is left. */
+    p->claims_out--;
+    if (n == op->asked)
+        pump(p);
     for (size_t i = 1; i < r->elements; i += 2) {
         const redisReply *id = r->element[i], *el = r->element[i + 1];
         struct weir_record *rec = NULL;
@@ -816,14 +825,14 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
     }
     if (bury)
         op_submit(p, bury);
+    p->asked_out -= op->asked;
     if (n)
         weir_mapping_read_done(p->m);
-    p->claiming = false;
     if (p->dead || p->stopping)
         return;
     if (n == op->asked)
         pump(p);
-    else if (weir_mapping_want(p->m) > 0)
+    else if (!p->claims_out && weir_mapping_want(p->m) > 0)
         go_wait(p);
 }
 
@@ -840,18 +849,28 @@ static void send_claim(struct weir_poller *p, size_t n)
     op_str(op, p->prefix);
     op->asked = n;
     op->sent_mono = weir_clock_mono_ms();
-    p->claiming = true;
+    p->claims_out++;
+    p->asked_out += n;
     op_submit(p, op);
+}
+
+/* A claim that delivers nothing (error, lost reply, stopping) no longer counts. */
+static void claim_finished(struct weir_poller *p, const struct op *op)
+{
+    p->claims_out--;
+    p->asked_out -= op->asked;
 }
 
 static void pump(struct weir_poller *p)
 {
-    if (!p->started || p->stopping || p->dead || !p->cmd.ready || p->claiming || p->waiting)
-        return;
-    size_t want = weir_mapping_want(p->m);
-    if (!want)
-        return;
-    send_claim(p, want < p->batch_size ? want : p->batch_size);
+    while (p->started && !p->stopping && !p->dead && p->cmd.ready && !p->waiting &&
+           p->claims_out < MAX_CLAIMS_IN_FLIGHT) {
+        size_t want = weir_mapping_want(p->m);
+        if (want <= p->asked_out)
+            return;
+        want -= p->asked_out;
+        send_claim(p, want < p->batch_size ? want : p->batch_size);
+    }
 }
 
 static void on_wait_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -965,7 +984,7 @@ static void on_op_reply(redisAsyncContext *ac, void *reply, void *privdata)
          * the lease ends. A lost delete or release: the leases end and the messages are
          * delivered again. Duplicates, never loss: that is the at-least-once guarantee. */
         if (op->script == WEIR_REDIS_CLAIM)
-            p->claiming = false;
+            claim_finished(p, op);
         else if (op->script == WEIR_REDIS_RECLAIM)
             p->reclaiming = false;
         goto done;
@@ -1437,6 +1456,7 @@ const struct weir_poller_ops weir_poller_redis = {
     .name = "redis",
     .scheme = "redis",
     .encoder = &weir_encoder_sqs,
+    .filter_shape = &weir_filter_shape_sqs,
     .semantics = WEIR_SEMANTICS_QUEUE,
     .default_batch_size = 10,
     .max_batch_size = 10000,

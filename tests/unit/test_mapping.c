@@ -177,10 +177,11 @@ static void zero_window_closes_the_batch_when_a_read_ends(void **state)
 {
     make(10, 0, 0, 0);
     assert_true(poller.started);
-    assert_int_equal(weir_mapping_want(m), 10);
+    /* Room for the 5 batches the mapping starts with (AWS's initial SQS concurrency). */
+    assert_int_equal(weir_mapping_want(m), 50);
     deliver(3);
     assert_int_equal(n_invs, 0);
-    assert_int_equal(weir_mapping_want(m), 7);
+    assert_int_equal(weir_mapping_want(m), 47);
     weir_mapping_read_done(m);
     assert_int_equal(n_invs, 1);
     assert_int_equal(weir_mapping_stats(m)->batches, 1);
