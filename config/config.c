@@ -17,6 +17,7 @@
 #include "config/cfgtree.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "mapping/filter.h"
 #include "pollers/poller.h"
 
 /* A configuration is a screenful, not a data set; anything this large is the wrong file. */
@@ -128,7 +129,9 @@ struct load {
     const struct weir_poller_ops *poller; /* the current mapping's source, once known */
     struct weir_cfg_keypos **keys;        /* where the current object's key positions go */
     size_t *n_keys;
-    bool *fn_bad; /* per function: it had errors, so its values may be stand-ins */
+    bool *fn_bad;     /* per function: it had errors, so its values may be stand-ins */
+    const char *text; /* the configuration text, to place errors inside a filter pattern */
+    size_t text_len;
 };
 
 struct field;
@@ -568,6 +571,235 @@ static void set_object(struct load *ld, const struct field *f, const struct weir
     walk(ld, f->sub, v, prefix, obj);
 }
 
+/* ---- filter_criteria --------------------------------------------------------------------- */
+
+/* Byte offset in the text of the character at (line, col), both 1-based; col counts characters
+ * as libyaml does. Returns false when the text has no such place. */
+static bool text_index(const struct load *ld, int line, int col, size_t *out)
+{
+    size_t i = 0;
+    for (int l = 1; l < line; l++) {
+        const char *nl = memchr(ld->text + i, '\n', ld->text_len - i);
+        if (!nl)
+            return false;
+        i = (size_t)(nl - ld->text) + 1;
+    }
+    for (int c = 1; c < col; c++) {
+        if (i >= ld->text_len || ld->text[i] == '\n')
+            return false;
+        i++;
+        while (i < ld->text_len && ((unsigned char)ld->text[i] & 0xc0) == 0x80)
+            i++;
+    }
+    *out = i;
+    return true;
+}
+
+/* Where byte `off` of the value of scalar v was written. Told for a quoted scalar on one line
+ * (escapes that stand for one character: '' \" \\ \/) and for a literal block (|); for other
+ * forms returns false and the caller names the offset instead. */
+static bool scalar_pos(const struct load *ld, const struct weir_cfgnode *v, size_t off, int *line,
+                       int *col)
+{
+    size_t i, k = 0;
+    if (!ld->text || !text_index(ld, v->line, v->col, &i) || i >= ld->text_len)
+        return false;
+    const char *t = ld->text;
+    char q = t[i];
+    *line = v->line;
+    *col = v->col;
+    if (q == '\'' || q == '"') {
+        i++;
+        (*col)++;
+        while (k < off) {
+            if (i >= ld->text_len || t[i] == '\n' || t[i] == '\r')
+                return false;
+            size_t raw = 1;
+            if (q == '\'' && t[i] == '\'') {
+                if (i + 1 >= ld->text_len || t[i + 1] != '\'' || v->str[k] != '\'')
+                    return false;
+                raw = 2;
+            } else if (q == '"' && t[i] == '\\') {
+                if (i + 1 >= ld->text_len || !t[i + 1] || !strchr("\"\\/", t[i + 1]) ||
+                    v->str[k] != t[i + 1])
+                    return false;
+                raw = 2;
+            } else if (t[i] != v->str[k]) {
+                return false;
+            }
+            if (((unsigned char)t[i] & 0xc0) != 0x80)
+                (*col)++;
+            if (raw == 2)
+                (*col)++;
+            i += raw;
+            k++;
+        }
+        return true;
+    }
+    if (q != '|')
+        return false;
+    /* Chomping indicators are fine; an explicit indentation digit is not followed here. */
+    for (i++; i < ld->text_len && t[i] != '\n'; i++)
+        if (t[i] != '-' && t[i] != '+' && t[i] != ' ')
+            return false;
+    size_t indent = 0;
+    for (size_t j = i + 1; j < ld->text_len;) {
+        size_t sp = 0;
+        while (j + sp < ld->text_len && t[j + sp] == ' ')
+            sp++;
+        if (j + sp < ld->text_len && t[j + sp] != '\n') {
+            indent = sp;
+            break;
+        }
+        j += sp + 1;
+    }
+    if (!indent)
+        return false;
+    /* i is at the newline ending the indicator line: every value line starts after one. */
+    for (;;) {
+        if (i >= ld->text_len || t[i] != '\n')
+            return false;
+        i++;
+        (*line)++;
+        size_t sp = 0;
+        while (sp < indent && i + sp < ld->text_len && t[i + sp] == ' ')
+            sp++;
+        if (sp == indent) {
+            i += sp;
+            *col = (int)indent + 1;
+        } else {
+            *col = 1;
+            if (i + sp < ld->text_len && t[i + sp] != '\n')
+                return false;
+            i += sp;
+        }
+        while (k < off && v->str[k] != '\n') {
+            if (i >= ld->text_len || t[i] != v->str[k] || t[i] == '\r')
+                return false;
+            if (((unsigned char)t[i] & 0xc0) != 0x80)
+                (*col)++;
+            i++;
+            k++;
+        }
+        if (k == off)
+            return true;
+        k++; /* the value's newline: the raw text's end of line */
+        while (i < ld->text_len && t[i] != '\n')
+            if (t[i++] != ' ')
+                return false;
+    }
+}
+
+static void set_pattern(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                        const char *path, void *obj)
+{
+    struct weir_filter_cfg *fc = obj;
+    struct weir_filter_error ferr;
+    char where[256];
+    int line, col;
+    if (v->kind == WEIR_CFGNODE_MAP || v->kind == WEIR_CFGNODE_SEQ) {
+        /* Unquoted JSON in YAML reads as a mapping: AWS's Pattern is a string. */
+        err_at(ld, v,
+               "%s must be the pattern's JSON text as a string: quote it, e.g. pattern: "
+               "'{\"body\": {\"status\": [\"PAID\"]}}'",
+               path);
+        return;
+    }
+    char *s = want_string(ld, v, path, 1);
+    if (!s)
+        return;
+    fc->pattern = s;
+    fc->pattern_len = v->len;
+    const struct weir_filter_shape *shape = ld->poller ? ld->poller->filter_shape : NULL;
+    if (ld->poller && !shape) {
+        err_at(ld, v, "%s: the %s source cannot filter records", path, ld->poller->name);
+        return;
+    }
+    if (weir_filter_check(s, v->len, shape, &ferr))
+        return;
+    bool placed = scalar_pos(ld, v, ferr.offset, &line, &col);
+    if (!placed) {
+        line = v->line;
+        col = v->col;
+    }
+    if (ferr.path[0] && placed)
+        snprintf(where, sizeof(where), "at %s: ", ferr.path);
+    else if (ferr.path[0])
+        snprintf(where, sizeof(where), "at %s (offset %zu in the pattern): ", ferr.path,
+                 ferr.offset);
+    else if (!placed)
+        snprintf(where, sizeof(where), "at offset %zu in the pattern: ", ferr.offset);
+    else
+        where[0] = '\0';
+    err_line(ld, line, col, true, "%s: %s%s", path, where, ferr.msg);
+}
+
+static void walk(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
+                 const char *prefix, void *obj);
+
+static const struct field filter_fields[] = {
+    {.key = "pattern", .set = set_pattern, .required = true},
+};
+static const struct schema filter_schema = {filter_fields,
+                                            sizeof(filter_fields) / sizeof(*filter_fields)};
+
+static void set_filters(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                        const char *path, void *obj)
+{
+    struct weir_mapping_cfg *mc = obj;
+    char got[320], prefix[160];
+    if (v->kind == WEIR_CFGNODE_BAD || weir_cfgtree_is_null(v))
+        return;
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v, "%s must be a sequence of {pattern: '...'}, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    if (v->n > WEIR_FILTER_MAX_PATTERNS) {
+        err_at(ld, v,
+               "%s has %zu filters; weir takes at most %d (AWS's default quota is %d, raised "
+               "quotas allow %d)",
+               path, v->n, WEIR_FILTER_MAX_PATTERNS, WEIR_FILTER_AWS_DEFAULT_MAX,
+               WEIR_FILTER_MAX_PATTERNS);
+        return;
+    }
+    mc->filters = weir_calloc(v->n ? v->n : 1, sizeof(*mc->filters));
+    for (size_t i = 0; i < v->n; i++) {
+        const struct weir_cfgnode *node = v->vals[i];
+        struct weir_filter_cfg *fc = &mc->filters[mc->n_filters++];
+        fc->pos =
+            (struct weir_cfg_pos){.file = ld->cfg->file, .line = node->line, .col = node->col};
+        snprintf(prefix, sizeof(prefix), "%s[%zu].", path, i);
+        if (node->kind == WEIR_CFGNODE_MAP)
+            walk(ld, &filter_schema, node, prefix, fc);
+        else if (node->kind != WEIR_CFGNODE_BAD)
+            err_at(ld, node, "%s[%zu] must be a mapping {pattern: '...'}, got %s", path, i,
+                   describe(node, got, sizeof(got)));
+    }
+}
+
+static const struct field criteria_fields[] = {
+    {.key = "filters", .set = set_filters},
+};
+static const struct schema criteria_schema = {criteria_fields,
+                                              sizeof(criteria_fields) / sizeof(*criteria_fields)};
+
+/* filter_criteria: {filters: [...]}; an empty one (AWS's '{}') means no filtering. */
+static void set_filter_criteria(struct load *ld, const struct field *f,
+                                const struct weir_cfgnode *v, const char *path, void *obj)
+{
+    char got[320], prefix[128];
+    if (v->kind == WEIR_CFGNODE_BAD || weir_cfgtree_is_null(v))
+        return;
+    if (v->kind != WEIR_CFGNODE_MAP) {
+        err_at(ld, v, "%s must be a mapping {filters: [...]}, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    snprintf(prefix, sizeof(prefix), "%s.", path);
+    walk(ld, &criteria_schema, v, prefix, obj);
+}
+
 /* ---- the schema -------------------------------------------------------------------------- */
 
 #define FN(m)  offsetof(struct weir_function_cfg, m)
@@ -615,6 +847,7 @@ static const struct field mapping_fields[] = {
     {.key = "enabled", .set = set_bool, .off = MC(enabled)},
     INT("visibility_timeout", MC(visibility_timeout), 0, 43200),
     {.key = "redrive_policy", .set = set_object, .sub = &redrive_schema},
+    {.key = "filter_criteria", .set = set_filter_criteria},
 };
 static const struct schema mapping_schema = {mapping_fields, LEN(mapping_fields)};
 
@@ -916,6 +1149,9 @@ void weir_config_free(struct weir_config *cfg)
         free(mc->source);
         free(mc->function);
         free(mc->dead_letter_target);
+        for (size_t j = 0; j < mc->n_filters; j++)
+            free(mc->filters[j].pattern);
+        free(mc->filters);
         keys_free(mc->keys, mc->n_keys);
     }
     free(cfg->mappings);
@@ -934,7 +1170,7 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
 
     struct weir_cfgnode *root = weir_cfgtree_parse(cfg->file, text, len, &found);
     if (root) {
-        struct load ld = {.cfg = cfg, .rep = &found};
+        struct load ld = {.cfg = cfg, .rep = &found, .text = text, .text_len = len};
         walk(&ld, &root_schema, root, "", cfg);
         free(ld.fn_bad);
         if (!cfg->region)

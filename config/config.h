@@ -33,6 +33,13 @@ struct weir_function_cfg {
     size_t n_keys;
 };
 
+/* One filter_criteria.filters[] entry (AWS FilterCriteria.Filters[].Pattern). */
+struct weir_filter_cfg {
+    char *pattern;           /* the pattern's JSON text, as written */
+    size_t pattern_len;      /* its length in bytes */
+    struct weir_cfg_pos pos; /* where the pattern's value starts in the file */
+};
+
 struct weir_mapping_cfg {
     char *name;
     char *source;                           /* URI; its scheme selects the poller */
@@ -47,6 +54,10 @@ struct weir_mapping_cfg {
     int visibility_timeout;   /* seconds, 0..43200, default 30 */
     int max_receive_count;    /* redrive_policy.max_receive_count, 1..1000; 0 = no redrive */
     char *dead_letter_target; /* redrive_policy.dead_letter_target: a list key on the same server */
+    /* filter_criteria.filters: a record is delivered when one pattern matches (n_filters 0: no
+     * filtering). Each pattern was compiled for the source's records when the file was loaded. */
+    struct weir_filter_cfg *filters;
+    size_t n_filters;
     struct weir_cfg_pos pos;
     struct weir_cfg_keypos *keys;
     size_t n_keys;

@@ -1,6 +1,7 @@
-/* One mapping's pipeline: records from its poller go through the batcher to the dispatcher, and
- * verdicts come back to the poller. It owns the poller, the batcher, the window timer and the
- * in-flight bound (backpressure). It must never talk to a server itself. */
+/* One mapping's pipeline: records from its poller go through the filter and the batcher to the
+ * dispatcher, and verdicts come back to the poller. It owns the poller, the filter, the batcher,
+ * the window timer and the in-flight bound (backpressure). It must never talk to a server
+ * itself. */
 #include "mapping/mapping.h"
 
 #include <event2/event.h>
@@ -14,6 +15,7 @@
 #include "core/mem.h"
 #include "dispatcher/dispatcher.h"
 #include "mapping/batcher.h"
+#include "mapping/filter.h"
 #include "pollers/poller.h"
 
 /* AWS starts an SQS mapping at 5 concurrent batches and adds up to 300 a minute while messages
@@ -22,6 +24,9 @@
 #define SCALE_STEP      5
 #define SCALE_MAX       1000
 #define SCALE_PERIOD_MS 1000
+/* Filtered-out records are settled together at the end of each read; a read larger than this
+ * settles them in runs of this many, so a huge read does not hold leases it could release. */
+#define FILTERED_SETTLE_MAX 500
 
 struct weir_mapping {
     const struct weir_mapping_cfg *cfg;
@@ -50,7 +55,9 @@ struct weir_mapping {
     bool poller_stopped;
     void (*stop_done)(void *arg);
     void *stop_arg;
-    struct weir_batch *release; /* records that arrived while stopping, to give back */
+    struct weir_batch *release;  /* records that arrived while stopping, to give back */
+    struct weir_filter *filter;  /* filter_criteria compiled; NULL when the mapping has none */
+    struct weir_batch *filtered; /* records no pattern matched, to settle as done */
     struct weir_mapping_stats stats;
 };
 
@@ -158,6 +165,38 @@ static void on_scale(evutil_socket_t fd, short what, void *arg)
         poller_resume(m);
 }
 
+/* The configuration was checked when loaded; this compiles it again for this source's records
+ * (and refuses it for a caller that skipped the check). */
+static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
+{
+    const struct weir_mapping_cfg *cfg = m->cfg;
+    const char *texts[WEIR_FILTER_MAX_PATTERNS];
+    size_t lens[WEIR_FILTER_MAX_PATTERNS], bad = 0;
+    struct weir_filter_error ferr;
+    if (!m->ops->filter_shape) {
+        weir_err_set(err, "mapping '%s': the %s source cannot filter records", cfg->name,
+                     m->ops->name);
+        return false;
+    }
+    if (cfg->n_filters > WEIR_FILTER_MAX_PATTERNS) {
+        weir_err_set(err, "mapping '%s': %zu filters; at most %d", cfg->name, cfg->n_filters,
+                     WEIR_FILTER_MAX_PATTERNS);
+        return false;
+    }
+    for (size_t i = 0; i < cfg->n_filters; i++) {
+        texts[i] = cfg->filters[i].pattern;
+        lens[i] = cfg->filters[i].pattern_len;
+    }
+    m->filter = weir_filter_new(texts, lens, cfg->n_filters, m->ops->filter_shape, &bad, &ferr);
+    if (!m->filter) {
+        weir_err_set(err,
+                     "mapping '%s': filter_criteria.filters[%zu].pattern: at %s (offset %zu): %s",
+                     cfg->name, bad, ferr.path[0] ? ferr.path : "the top", ferr.offset, ferr.msg);
+        return false;
+    }
+    return true;
+}
+
 struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *cfg, const char *region,
                                       struct weir_function *fn, struct event_base *base,
                                       struct weir_err *err)
@@ -187,6 +226,8 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
     m->cap = min_size(SCALE_START, m->limit);
     m->window_timer = evtimer_new(base, on_window, m);
     m->scale_timer = event_new(base, -1, EV_PERSIST, on_scale, m);
+    if (cfg->n_filters && !compile_filter(m, err))
+        goto fail;
     m->p = m->ops->new (m, cfg, region, base, err);
     if (!m->p)
         goto fail;
@@ -224,10 +265,10 @@ weir_status weir_mapping_start(struct weir_mapping *m)
         return WEIR_ERR;
     weir_info(m->component,
               "started source=%s function=%s batch_size=%d window_s=%d max_concurrency=%zu "
-              "report_batch_item_failures=%s",
+              "report_batch_item_failures=%s filters=%zu",
               m->ops->name, weir_function_name(m->fn), m->cfg->batch_size,
               m->cfg->maximum_batching_window_in_seconds, m->limit,
-              m->cfg->report_batch_item_failures ? "true" : "false");
+              m->cfg->report_batch_item_failures ? "true" : "false", m->cfg->n_filters);
     return WEIR_OK;
 }
 
@@ -235,10 +276,12 @@ static void on_stopped_event(evutil_socket_t fd, short what, void *arg)
 {
     struct weir_mapping *m = arg;
     weir_info(
-        m->component, "stopped records_in=%llu done=%llu retry=%llu released=%llu invocations=%llu",
+        m->component,
+        "stopped records_in=%llu done=%llu retry=%llu released=%llu filtered=%llu "
+        "invocations=%llu",
         (unsigned long long)m->stats.records_in, (unsigned long long)m->stats.records_done,
         (unsigned long long)m->stats.records_retry, (unsigned long long)m->stats.records_released,
-        (unsigned long long)m->stats.invocations);
+        (unsigned long long)m->stats.records_filtered, (unsigned long long)m->stats.invocations);
     if (m->stop_done)
         m->stop_done(m->stop_arg);
 }
@@ -262,8 +305,22 @@ static void release_pending(struct weir_mapping *m)
     m->release = NULL;
 }
 
+/* Filtered-out records are done: the source forgets them (SQS deletes them, as Lambda does). */
+static void settle_filtered(struct weir_mapping *m)
+{
+    if (!m->filtered)
+        return;
+    struct weir_batch *b = m->filtered;
+    m->filtered = NULL;
+    weir_debug(m->component, "filtered out records=%zu total=%llu", b->n,
+               (unsigned long long)m->stats.records_filtered);
+    m->ops->settle(m->p, b);
+    weir_batch_free(b);
+}
+
 static void maybe_finish_stop(struct weir_mapping *m)
 {
+    settle_filtered(m);
     release_pending(m);
     if (m->inflight || m->poller_stop_requested)
         return;
@@ -309,6 +366,8 @@ void weir_mapping_free(struct weir_mapping *m)
     if (m->p)
         m->ops->free(m->p);
     weir_batch_free(m->release);
+    weir_batch_free(m->filtered);
+    weir_filter_free(m->filter);
     if (m->window_timer)
         event_free(m->window_timer);
     if (m->scale_timer)
@@ -347,12 +406,25 @@ void weir_mapping_deliver(struct weir_mapping *m, struct weir_record *r)
         weir_batch_take(m->release, r);
         return;
     }
+    /* Before the batcher, as Lambda filters before batching: a filtered record takes no room in
+     * a batch and never reaches the function. */
+    if (m->filter && !weir_filter_match(m->filter, r, m->ops->encoder, &m->ctx)) {
+        m->stats.records_filtered++;
+        r->verdict = WEIR_VERDICT_DONE;
+        if (!m->filtered)
+            m->filtered = weir_batch_new(m, r->lane);
+        weir_batch_take(m->filtered, r);
+        if (m->filtered->n >= FILTERED_SETTLE_MAX)
+            settle_filtered(m);
+        return;
+    }
     weir_batcher_add(&m->bt, r);
     arm_window(m);
 }
 
 void weir_mapping_read_done(struct weir_mapping *m)
 {
+    settle_filtered(m);
     if (m->stopping) {
         release_pending(m);
         return;

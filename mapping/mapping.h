@@ -52,6 +52,7 @@ struct weir_mapping_stats {
     uint64_t records_done;
     uint64_t records_retry;
     uint64_t records_released;
+    uint64_t records_filtered; /* matched no filter_criteria pattern: settled, never invoked */
 };
 const struct weir_mapping_stats *weir_mapping_stats(const struct weir_mapping *m);
 

@@ -15,6 +15,7 @@ struct event_base;
 struct weir_mapping;
 struct weir_mapping_cfg;
 struct weir_cfg_report;
+struct weir_filter_shape;
 
 /* How the dispatcher treats failures for this source. */
 enum weir_semantics {
@@ -28,6 +29,9 @@ struct weir_poller_ops {
     const char *name;   /* "redis" */
     const char *scheme; /* URI scheme that selects it: "redis" */
     const struct weir_encoder *encoder;
+    /* The top-level keys of this source's records and which one holds the payload, for
+     * filter_criteria (mapping/filter.h). NULL: the source cannot filter. */
+    const struct weir_filter_shape *filter_shape;
     enum weir_semantics semantics;
     int default_batch_size;
     int max_batch_size;

@@ -24,6 +24,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "mapping/filter.h"
 #include "mapping/mapping.h"
 #include "pollers/poller.h"
 #include "pollers/redis_scripts.h"
@@ -1455,6 +1456,7 @@ const struct weir_poller_ops weir_poller_redis = {
     .name = "redis",
     .scheme = "redis",
     .encoder = &weir_encoder_sqs,
+    .filter_shape = &weir_filter_shape_sqs,
     .semantics = WEIR_SEMANTICS_QUEUE,
     .default_batch_size = 10,
     .max_batch_size = 10000,
