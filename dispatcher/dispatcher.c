@@ -66,6 +66,7 @@ struct weir_function {
     struct job_list waiting;
     struct job_list running_jobs;
     struct job_list backoff; /* throttled jobs waiting for their timer */
+    struct job_list refused; /* over the payload limit, handed back on the next loop turn */
     struct watcher *watchers;
     size_t n_watchers;
     bool notifying;
@@ -330,6 +331,9 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
                          j->pol->mapping_name, c.why);
         if (retry_throttled(j)) {
             weir_classified_deinit(&c);
+            /* The slot is free while this batch backs off: a batch already waiting takes it now,
+             * not only after the backoff. */
+            start_waiting(fn);
             notify_watchers(fn);
             return;
         }
@@ -351,7 +355,9 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
 
 static void on_refused_payload(evutil_socket_t fd, short what, void *arg)
 {
-    job_finish(arg);
+    struct job *j = arg;
+    list_remove(&j->fn->refused, j);
+    job_finish(j);
 }
 
 void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
@@ -372,6 +378,7 @@ void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
                          pol->mapping_name, b->event.len, b->n);
         weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
         j->timer = evtimer_new(fn->base, on_refused_payload, j);
+        list_push(&fn->refused, j);
         struct timeval zero = {0, 0};
         evtimer_add(j->timer, &zero);
         return;
@@ -421,6 +428,7 @@ void weir_function_free(struct weir_function *fn)
     free_jobs(fn, &fn->running_jobs);
     free_jobs(fn, &fn->backoff);
     free_jobs(fn, &fn->waiting);
+    free_jobs(fn, &fn->refused);
     for (size_t i = 0; i < fn->n_eps; i++)
         if (fn->eps[i].t)
             fn->ops->free(fn->eps[i].t);

@@ -49,7 +49,8 @@ void weir_function_unwatch(struct weir_function *fn, void (*cb)(void *arg), void
 void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
                       const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg);
 /* Shutdown past its bound: abort every invocation and waiting batch of fn; each comes back through
- * its done callback with every undecided record set to RETRY. */
+ * its done callback. Records of an aborted invocation are RETRY (the function may have run them);
+ * records never sent (waiting, or backing off after a throttle) are RELEASE. */
 void weir_disp_abort(struct weir_function *fn);
 
 #endif

@@ -212,6 +212,27 @@ static void throttled_invocation_is_retried_after_backoff(void **state)
     weir_function_free(fn);
 }
 
+static void throttled_invocation_frees_its_slot_for_a_waiting_batch(void **state)
+{
+    struct weir_function_cfg c = fn_cfg(1, 0, 1);
+    struct weir_disp_policy pol = policy(false);
+    struct weir_function *fn = weir_function_new_with(&c, &fake_ops, base, NULL);
+    weir_disp_submit(fn, batch_of(1, 0), &pol, on_done, NULL);
+    weir_disp_submit(fn, batch_of(1, 0), &pol, on_done, NULL);
+    assert_int_equal(n_invs, 1);
+    complete(0, WEIR_TRANSPORT_REFUSED, 0, NULL);
+    /* The throttled batch backs off without its slot; the waiting one is invoked at once. */
+    assert_int_equal(n_invs, 2);
+    complete(1, WEIR_TRANSPORT_OK, 200, "{}");
+    assert_int_equal(n_returned, 1);
+    run_loop_ms(300);
+    assert_int_equal(n_invs, 3);
+    complete(2, WEIR_TRANSPORT_OK, 200, "{}");
+    assert_int_equal(n_returned, 2);
+    assert_int_equal(returned[1]->invocations, 2);
+    weir_function_free(fn);
+}
+
 static void throttled_invocation_gives_records_back_when_the_lease_cannot_cover_a_retry(void **s)
 {
     struct weir_function_cfg c = fn_cfg(-1, 0, 1);
@@ -286,6 +307,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(throttled_invocation_is_retried_after_backoff, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(throttled_invocation_frees_its_slot_for_a_waiting_batch,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             throttled_invocation_gives_records_back_when_the_lease_cannot_cover_a_retry, setup,
             teardown),
