@@ -39,6 +39,10 @@
 #define MAX_CLAIMS_IN_FLIGHT 2
 #define RETRY_AFTER_ERROR    1000 /* ms before claiming again after the server refused a claim */
 #define WAIT_FALLBACK_MS     100  /* ms between claims while the wait connection is down */
+/* BLMOVE blocks for 1 s at most; no answer by then means the wait connection is dead without
+ * having said so (a host that lost power, a dropped path): nothing is ever written on it while
+ * it waits, so TCP would never notice, and the poller would wait on it forever. */
+#define WAIT_ANSWER_MS 5000
 /* Malformed elements: at most this many error lines per window per poller; the rest counted. */
 #define MALFORMED_LINES     10
 #define MALFORMED_WINDOW_MS 10000
@@ -266,17 +270,25 @@ void weir_redis_keys_deinit(struct weir_redis_keys *k)
     memset(k, 0, sizeof(*k));
 }
 
-void weir_redis_lease_prefix(const struct weir_redis_uri *u, char out[25])
+/* salt NULL: the queue's stable prefix; otherwise mixed into the hash. */
+static void lease_prefix_salted(const struct weir_redis_uri *u, const char *salt, char out[25])
 {
     struct weir_buf s;
     weir_buf_init(&s);
     weir_buf_printf(&s, "%s:%d/%d/%s", u->host, u->port, u->db, u->key);
+    if (salt)
+        weir_buf_printf(&s, "#%s", salt);
     uint64_t h = weir_hash_fnv1a64(s.data, s.len);
     uint64_t h2 = weir_hash_fnv1a64(&h, sizeof(h));
     weir_buf_deinit(&s);
     char d[19];
     snprintf(d, sizeof(d), "%016" PRIx64 "%02x", h, (unsigned)(h2 & 0xff));
     snprintf(out, 25, "%.8s-%.4s-4%.3s-8%.3s-", d, d + 8, d + 12, d + 15);
+}
+
+void weir_redis_lease_prefix(const struct weir_redis_uri *u, char out[25])
+{
+    lease_prefix_salted(u, NULL, out);
 }
 
 char *weir_redis_source_arn(const struct weir_redis_uri *u, const char *region)
@@ -586,7 +598,7 @@ struct weir_poller {
     struct op *pend_head, *pend_tail; /* ops waiting for cmd to be ready */
     size_t n_pending;
 
-    struct event *reap_ev, *idle_ev, *kick_ev;
+    struct event *reap_ev, *idle_ev, *kick_ev, *wait_ev;
     void (*done)(void *arg);
     void *done_arg;
 
@@ -679,6 +691,8 @@ static void op_submit(struct weir_poller *p, struct op *op)
         op_queue(p, op);
         return;
     }
+    if (op->script == WEIR_REDIS_CLAIM) /* queued across a reconnect: the current prefix */
+        memcpy(op->argv[op->argc - 1], p->prefix, 24);
     bool eval = op->eval || !p->sha[op->script][0];
     op->argv[0] = eval ? "EVAL" : "EVALSHA";
     op->argv[1] = eval ? (char *)script_texts[op->script] : p->sha[op->script];
@@ -880,6 +894,7 @@ static void on_wait_reply(redisAsyncContext *ac, void *reply, void *privdata)
     p->cb_depth++;
     if (p->dead)
         goto out;
+    event_del(p->wait_ev);
     p->waiting = false;
     if (!r) {
         /* The wait connection is gone; claims go on, waiting on a timer until it is back. */
@@ -905,8 +920,10 @@ static void go_wait(struct weir_poller *p)
     p->waiting = true;
     if (p->wait.ready && p->wait.ac &&
         redisAsyncCommand(p->wait.ac, on_wait_reply, p, "BLMOVE %b %b LEFT LEFT 1", p->keys.list,
-                          strlen(p->keys.list), p->keys.list, strlen(p->keys.list)) == REDIS_OK)
+                          strlen(p->keys.list), p->keys.list, strlen(p->keys.list)) == REDIS_OK) {
+        arm_ms(p->wait_ev, WAIT_ANSWER_MS);
         return;
+    }
     /* No wait connection right now: claim again a little later instead. */
     arm_ms(p->idle_ev, WAIT_FALLBACK_MS);
 }
@@ -916,6 +933,18 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
     struct weir_poller *p = arg;
     p->waiting = false;
     pump(p);
+}
+
+/* The BLMOVE went unanswered: drop the wait connection (its reply callback then runs with NULL
+ * and claims resume) and let it reconnect. */
+static void on_wait_overdue(evutil_socket_t fd, short what, void *arg)
+{
+    struct weir_poller *p = arg;
+    if (p->dead || p->stopping || !p->wait.ac)
+        return;
+    snprintf(p->wait.err, sizeof(p->wait.err), "no answer to BLMOVE within %d ms", WAIT_ANSWER_MS);
+    p->wait.broken = true;
+    kick(p);
 }
 
 /* -- reaper -- */
@@ -1118,6 +1147,16 @@ static void conn_open(struct conn *c)
     struct weir_poller *p = c->p;
     c->ready = c->broken = false;
     c->hs_pending = 0;
+    if (c->kind == CONN_CMD) {
+        /* A new lease id prefix for every connection. A Redis restart or failover that loses the
+         * lease counter hands out the same numbers again; under the old prefix, a late delete or
+         * release of a lease we took before would hit another message's new lease: deleting it
+         * while a function holds it (lost if that function fails), or pushing it back mid-lease.
+         * Old leases keep their full ids, so settling them is unchanged. */
+        char salt[37];
+        weir_uuid4(salt);
+        lease_prefix_salted(&p->uri, salt, p->prefix);
+    }
     redisAsyncContext *ac = redisAsyncConnect(p->uri.host, p->uri.port);
     if (!ac || ac->err) {
         snprintf(c->err, sizeof(c->err), "%s", ac ? ac->errstr : "out of memory");
@@ -1258,6 +1297,7 @@ static void redis_stop(struct weir_poller *p, void (*done)(void *arg), void *arg
               p->n_pending + p->outstanding);
     event_del(p->reap_ev);
     event_del(p->idle_ev);
+    event_del(p->wait_ev);
     event_del(p->wait.retry_ev);
     p->waiting = false;
     if (p->started && !p->cmd.ac && p->n_pending) {
@@ -1289,6 +1329,8 @@ static void real_free(struct weir_poller *p)
         event_free(p->idle_ev);
     if (p->kick_ev)
         event_free(p->kick_ev);
+    if (p->wait_ev)
+        event_free(p->wait_ev);
     if (p->cmd.retry_ev)
         event_free(p->cmd.retry_ev);
     if (p->wait.retry_ev)
@@ -1319,6 +1361,8 @@ static void redis_free(struct weir_poller *p)
             event_del(p->idle_ev);
         if (p->kick_ev)
             event_del(p->kick_ev);
+        if (p->wait_ev)
+            event_del(p->wait_ev);
         struct timeval zero = {0, 0};
         event_base_once(p->base, -1, EV_TIMEOUT, on_deferred_free, p, &zero);
         return;
@@ -1372,6 +1416,7 @@ static struct weir_poller *redis_new(struct weir_mapping *m, const struct weir_m
     p->reap_ev = evtimer_new(base, on_reap, p);
     p->idle_ev = evtimer_new(base, on_idle, p);
     p->kick_ev = event_new(base, -1, 0, on_kick, p);
+    p->wait_ev = evtimer_new(base, on_wait_overdue, p);
     return p;
 fail:
     real_free(p);

@@ -54,6 +54,9 @@
  * an envelope's body and other members are kept. An element that does not parse as an envelope
  * goes to the dead-letter list if there is one, else back to the list unchanged (its count
  * cannot be raised inside bytes that are not JSON).
+ * The list and the dead-letter key must hold lists (or nothing): checked before any write, as
+ * a script that fails halfway keeps what it wrote, and the leases taken before the failing push
+ * would be gone with their elements. Then it answers an error and changes nothing.
  * Returns {returned, dead-lettered}. */
 #define WEIR_REDIS_LUA_RECLAIM                                                                     \
     "local now = tonumber(ARGV[1])\n"                                                              \
@@ -64,6 +67,12 @@
     "local maxrc = tonumber(ARGV[2])\n"                                                            \
     "local lease = tonumber(ARGV[4])\n"                                                            \
     "local dlq = KEYS[4]\n"                                                                        \
+    "for _, k in ipairs({KEYS[1], dlq}) do\n"                                                      \
+    "  local t = redis.call('TYPE', k)['ok']\n"                                                    \
+    "  if t ~= 'list' and t ~= 'none' then\n"                                                      \
+    "    return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a list')\n"         \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
     "local function int(n) return string.format('%d', n) end\n"                                    \
     "local function utf8(s)\n"                                                                     \
     "  if not string.find(s, '[\\128-\\255]') then return s end\n"                                 \
@@ -243,7 +252,8 @@ void weir_redis_keys_deinit(struct weir_redis_keys *k);
 
 /* The 24-character lease id prefix of a queue, "xxxxxxxx-xxxx-4xxx-8xxx-", from FNV-1a of
  * "<host>:<port>/<db>/<key>": stable and distinct per queue, so lease ids (prefix + 12 hex digits
- * of the counter) look like the UUIDs functions expect of a messageId. */
+ * of the counter) look like the UUIDs functions expect of a messageId. The poller mixes a random
+ * value into it on every connection (docs/redis-queue.md, Lease id). */
 void weir_redis_lease_prefix(const struct weir_redis_uri *u, char out[25]);
 
 /* The queue's eventSourceARN: arn:aws:sqs:<region>:<account>:<key>, the account being 12 digits

@@ -17,10 +17,13 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -622,6 +625,42 @@ static void reclaim_replaces_invalid_utf8_of_a_plain_body(void **state)
     free(el);
 }
 
+static void reclaim_changes_nothing_when_the_dead_letter_key_is_not_a_list(void **state)
+{
+    keys_for(KEY);
+    static const char last[] = "{\"weir\":1,\"body\":\"x\",\"rc\":4}";
+    cmd_int("RPUSH q good");
+    rpush("q", last, sizeof(last) - 1);
+    freeReplyObject(redisCommand(rc, "SET %s not-a-list", DLQ));
+    freeReplyObject(claim(2));
+    /* "good" goes back, "last" is due for the dead-letter key, which cannot take it: the script
+     * must fail before writing anything, not after "good" has left the inflight hash. */
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", FUTURE);
+    const char *argv[] = {"EVAL",        weir_redis_script_text(WEIR_REDIS_RECLAIM),
+                          "4",           keys.list,
+                          keys.inflight, keys.leases,
+                          DLQ,           now,
+                          "5",           "1000",
+                          "30000"};
+    redisReply *r = redisCommandArgv(rc, 11, argv, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("LLEN q"), 0);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 2); /* both still leased: none lost */
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 2);
+    /* Once the key is fixed, the same leases are returned and dead-lettered as usual. */
+    cmd_int("DEL %s", DLQ);
+    long long back, dead;
+    reclaim(FUTURE, 5, DLQ, &back, &dead);
+    assert_int_equal(back, 1);
+    assert_int_equal(dead, 1);
+    char *el = lindex("q", 0, NULL);
+    assert_non_null(strstr(el, "\"body\":\"good\""));
+    free(el);
+}
+
 /* ---- the element parser, URI, names ---- */
 
 static void envelope_members_become_record_fields(void **state)
@@ -1140,6 +1179,186 @@ static void poller_stop_with_redis_down_gives_up_and_calls_done(void **state)
     assert_int_equal(server_start(), 0);
 }
 
+static void poller_lease_ids_do_not_repeat_after_redis_loses_its_data(void **state)
+{
+    struct rig g;
+    rig_init(&g, "nq", 30, NULL, 0, NULL);
+    keys_for("nq");
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    cmd_int("RPUSH nq old");
+    run_until(&g, &g.m.n_got, 1, 3000);
+    assert_int_equal(g.m.n_got, 1);
+
+    /* Redis restarts without persistence while "old" is still being processed: the lease
+     * counter starts again from 1. */
+    server_kill();
+    run_for(&g, 300);
+    assert_int_equal(server_start(), 0);
+    cmd_int("RPUSH nq fresh");
+    run_until(&g, &g.m.n_got, 2, 8000);
+    assert_int_equal(g.m.n_got, 2);
+    assert_string_equal(g.m.got[1]->data, "fresh");
+    assert_string_not_equal(g.m.got[1]->handle, g.m.got[0]->handle);
+
+    /* "old" finishes late: its delete must not end the lease of "fresh", which is being
+     * processed and would be lost if that processing failed. */
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    run_for(&g, 200);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 1);
+    assert_int_equal(cmd_int("ZCARD %s", keys.leases), 1);
+    settle(&g, 1, 2, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    assert_int_equal(cmd_int("HLEN %s", keys.inflight), 0);
+    rig_free(&g);
+}
+
+/* A TCP relay to the server in a child process. On SIGUSR1 every connection that has carried a
+ * BLMOVE goes silent both ways and stays open, as when the peer vanished without a FIN (a host
+ * that lost power, a network path that dropped); connections made later are relayed as usual. */
+static pid_t relay_pid = -1;
+static volatile sig_atomic_t relay_freeze;
+
+static void on_relay_usr1(int sig)
+{
+    relay_freeze = 1;
+}
+
+static bool relay_copy(int from, int to, bool *saw_blmove)
+{
+    char buf[65536];
+    ssize_t n = read(from, buf, sizeof(buf));
+    if (n <= 0)
+        return false;
+    if (memmem(buf, (size_t)n, "BLMOVE", 6))
+        *saw_blmove = true;
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(to, buf + off, (size_t)(n - off));
+        if (w <= 0)
+            return false;
+        off += w;
+    }
+    return true;
+}
+
+static void relay_run(int lfd)
+{
+    struct {
+        int client, server;
+        bool blmove, frozen;
+    } cs[32];
+    size_t n = 0;
+    struct sigaction sa = {.sa_handler = on_relay_usr1};
+    sigaction(SIGUSR1, &sa, NULL);
+    for (;;) {
+        if (relay_freeze) {
+            relay_freeze = 0;
+            for (size_t i = 0; i < n; i++)
+                if (cs[i].blmove)
+                    cs[i].frozen = true;
+        }
+        struct pollfd pf[1 + 64];
+        int idx[1 + 64];
+        nfds_t np = 0;
+        pf[np++] = (struct pollfd){.fd = lfd, .events = POLLIN};
+        for (size_t i = 0; i < n; i++) {
+            if (cs[i].frozen)
+                continue;
+            idx[np] = (int)i;
+            pf[np++] = (struct pollfd){.fd = cs[i].client, .events = POLLIN};
+            idx[np] = (int)i;
+            pf[np++] = (struct pollfd){.fd = cs[i].server, .events = POLLIN};
+        }
+        if (poll(pf, np, 50) <= 0)
+            continue;
+        if ((pf[0].revents & POLLIN) && n < 32) {
+            int c = accept(lfd, NULL, NULL);
+            int sfd = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in a = {.sin_family = AF_INET,
+                                    .sin_port = htons((uint16_t)server_port),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            if (c >= 0 && connect(sfd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+                cs[n].client = c;
+                cs[n].server = sfd;
+                cs[n].blmove = cs[n].frozen = false;
+                n++;
+            } else {
+                close(c);
+                close(sfd);
+            }
+        }
+        for (nfds_t k = 1; k < np; k++) {
+            if (!pf[k].revents)
+                continue;
+            size_t i = (size_t)idx[k];
+            if (cs[i].client < 0)
+                continue;
+            bool to_server = pf[k].fd == cs[i].client;
+            if (!relay_copy(pf[k].fd, to_server ? cs[i].server : cs[i].client, &cs[i].blmove)) {
+                close(cs[i].client);
+                close(cs[i].server);
+                cs[i].client = cs[i].server = -1;
+                cs[i].frozen = true; /* never polled again */
+            }
+        }
+    }
+}
+
+/* Starts the relay; returns its port. */
+static int relay_start(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(lfd, 16) != 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &len) != 0)
+        fail_msg("relay: %s", strerror(errno));
+    relay_pid = fork();
+    if (relay_pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        relay_run(lfd);
+        _exit(0);
+    }
+    close(lfd);
+    return ntohs(a.sin_port);
+}
+
+static void relay_stop(void)
+{
+    if (relay_pid > 0) {
+        kill(relay_pid, SIGKILL);
+        waitpid(relay_pid, NULL, 0);
+        relay_pid = -1;
+    }
+}
+
+static void poller_replaces_a_wait_connection_that_went_silent(void **state)
+{
+    int port = relay_start();
+    struct rig g;
+    rig_init(&g, "wq", 30, NULL, 0, NULL);
+    snprintf(g.source, sizeof(g.source), "redis://127.0.0.1:%d/0/wq", port);
+    weir_poller_redis.free(g.p);
+    struct weir_err err;
+    g.p = weir_poller_redis.new(&g.m, &g.mc, "us-east-1", g.base, &err);
+    assert_non_null(g.p);
+    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    run_for(&g, 300); /* connected, the queue empty: waiting in BLMOVE */
+    kill(relay_pid, SIGUSR1);
+    run_for(&g, 100);
+    /* The wait connection will never answer again, and nothing tells the poller so. A message
+     * pushed now must still be claimed: the poller may not wait on that connection forever. */
+    cmd_int("RPUSH wq after-silence");
+    run_until(&g, &g.m.n_got, 1, 10000);
+    assert_int_equal(g.m.n_got, 1);
+    assert_string_equal(g.m.got[0]->data, "after-silence");
+    settle(&g, 0, 1, WEIR_VERDICT_DONE);
+    stop_and_wait(&g, 3000);
+    rig_free(&g);
+    relay_stop();
+}
+
 static void poller_moves_unreadable_elements_to_the_dead_letter_list(void **state)
 {
     static const char bad[] = "{\"weir\":1,\"body\":";
@@ -1249,6 +1468,8 @@ int main(void)
         cmocka_unit_test_setup(reclaim_puts_an_unreadable_element_back_unchanged_without_a_dlq,
                                test_setup),
         cmocka_unit_test_setup(reclaim_replaces_invalid_utf8_of_a_plain_body, test_setup),
+        cmocka_unit_test_setup(reclaim_changes_nothing_when_the_dead_letter_key_is_not_a_list,
+                               test_setup),
         cmocka_unit_test(envelope_members_become_record_fields),
         cmocka_unit_test(elements_not_starting_with_the_weir_member_are_plain_bodies),
         cmocka_unit_test(malformed_envelopes_are_refused_with_the_reason),
@@ -1266,6 +1487,9 @@ int main(void)
         cmocka_unit_test_setup(poller_survives_a_script_cache_flush, test_setup),
         cmocka_unit_test_setup(poller_reconnects_after_a_redis_restart, test_setup),
         cmocka_unit_test_setup(poller_stop_with_redis_down_gives_up_and_calls_done, test_setup),
+        cmocka_unit_test_setup(poller_lease_ids_do_not_repeat_after_redis_loses_its_data,
+                               test_setup),
+        cmocka_unit_test_setup(poller_replaces_a_wait_connection_that_went_silent, test_setup),
     };
     int rv = cmocka_run_group_tests(tests, group_setup, group_teardown);
     weir_redis_keys_deinit(&keys);
