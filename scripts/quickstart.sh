@@ -36,7 +36,8 @@ PORT=
 for attempt in $(seq 30); do
     p=$((20000 + RANDOM % 12000))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue # something listens there
-    redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK" --save "" --appendonly no \
+    # Its own session, so the Ctrl-C meant for weir does not stop redis before the summary.
+    setsid redis-server --port "$p" --bind 127.0.0.1 --dir "$WORK" --save "" --appendonly no \
         --daemonize no --logfile "$WORK/redis.log" </dev/null >/dev/null 2>&1 &
     REDIS_PID=$!
     for i in $(seq 50); do
