@@ -22,6 +22,7 @@
 #include "mapping/filter.h"
 #include "mapping/mapping.h"
 #include "pollers/poller.h"
+#include "tests/unit/fake_poller.h"
 #include "tests/unit/fake_target.h"
 
 #include "tests/unit/filter_cases.inc"
@@ -803,72 +804,6 @@ static void json_config_points_into_an_escaped_pattern(void **state)
 }
 
 /* ---- the mapping: filtered-out records are settled, never invoked ---- */
-
-struct weir_poller {
-    int started;
-    size_t settles;
-    size_t settled[4]; /* records settled, by verdict */
-    size_t last_settle_n;
-    char seen[64][16]; /* ids settled as done, in order */
-    size_t n_seen;
-};
-
-static struct weir_poller poller;
-
-static struct weir_poller *fake_poller_new(struct weir_mapping *m,
-                                           const struct weir_mapping_cfg *mc, const char *region,
-                                           struct event_base *base, struct weir_err *err)
-{
-    memset(&poller, 0, sizeof(poller));
-    return &poller;
-}
-
-static weir_status fake_poller_start(struct weir_poller *p)
-{
-    p->started = 1;
-    return WEIR_OK;
-}
-
-static void fake_settle(struct weir_poller *p, const struct weir_batch *b)
-{
-    p->settles++;
-    p->last_settle_n = b->n;
-    for (size_t i = 0; i < b->n; i++) {
-        p->settled[b->records[i]->verdict]++;
-        if (b->records[i]->verdict == WEIR_VERDICT_DONE && p->n_seen < 64)
-            snprintf(p->seen[p->n_seen++], sizeof(p->seen[0]), "%s", b->records[i]->id);
-    }
-}
-
-static void fake_stop(struct weir_poller *p, void (*done)(void *), void *arg)
-{
-    done(arg);
-}
-
-static const char *fake_arn(const struct weir_poller *p)
-{
-    return "arn:aws:sqs:us-east-1:000000000000:orders";
-}
-
-static void fake_poller_free(struct weir_poller *p)
-{
-}
-
-static struct weir_poller_ops fake_poller_ops = {
-    .name = "fake",
-    .scheme = "fake",
-    .encoder = &weir_encoder_sqs,
-    .filter_shape = &weir_filter_shape_sqs,
-    .semantics = WEIR_SEMANTICS_QUEUE,
-    .default_batch_size = 10,
-    .max_batch_size = 10000,
-    .new = fake_poller_new,
-    .start = fake_poller_start,
-    .settle = fake_settle,
-    .stop = fake_stop,
-    .source_arn = fake_arn,
-    .free = fake_poller_free,
-};
 
 static struct event_base *base;
 static struct weir_function_cfg fcfg;

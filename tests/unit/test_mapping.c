@@ -15,79 +15,8 @@
 #include "dispatcher/dispatcher.h"
 #include "mapping/mapping.h"
 #include "pollers/poller.h"
+#include "tests/unit/fake_poller.h"
 #include "tests/unit/fake_target.h"
-
-/* ---- fake poller ---- */
-
-struct weir_poller {
-    int started;
-    int resumes;
-    int stop_called;
-    void (*stop_done)(void *);
-    void *stop_arg;
-    size_t settled[4]; /* records settled, by verdict */
-    int settles;
-};
-
-static struct weir_poller poller;
-
-static struct weir_poller *fake_poller_new(struct weir_mapping *m,
-                                           const struct weir_mapping_cfg *mc, const char *region,
-                                           struct event_base *base, struct weir_err *err)
-{
-    memset(&poller, 0, sizeof(poller));
-    return &poller;
-}
-
-static weir_status fake_poller_start(struct weir_poller *p)
-{
-    p->started = 1;
-    return WEIR_OK;
-}
-
-static void fake_poller_resume(struct weir_poller *p)
-{
-    p->resumes++;
-}
-
-static void fake_poller_settle(struct weir_poller *p, const struct weir_batch *b)
-{
-    p->settles++;
-    for (size_t i = 0; i < b->n; i++)
-        p->settled[b->records[i]->verdict]++;
-}
-
-static void fake_poller_stop(struct weir_poller *p, void (*done)(void *), void *arg)
-{
-    p->stop_called = 1;
-    p->stop_done = done;
-    p->stop_arg = arg;
-}
-
-static const char *fake_poller_arn(const struct weir_poller *p)
-{
-    return "arn:aws:sqs:us-east-1:000000000000:q";
-}
-
-static void fake_poller_free(struct weir_poller *p)
-{
-}
-
-static const struct weir_poller_ops fake_poller_ops = {
-    .name = "fake",
-    .scheme = "fake",
-    .encoder = &weir_encoder_sqs,
-    .semantics = WEIR_SEMANTICS_QUEUE,
-    .default_batch_size = 10,
-    .max_batch_size = 10000,
-    .new = fake_poller_new,
-    .start = fake_poller_start,
-    .resume = fake_poller_resume,
-    .settle = fake_poller_settle,
-    .stop = fake_poller_stop,
-    .source_arn = fake_poller_arn,
-    .free = fake_poller_free,
-};
 
 /* ---- fixtures ---- */
 
