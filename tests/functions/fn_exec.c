@@ -14,31 +14,14 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "tests/functions/fn_event.h"
 
 #define HUGE_BYTES (7 * 1024 * 1024)
 
 static const char ERROR_BODY[] =
     "{\"errorMessage\":\"boom\",\"errorType\":\"Error\",\"stackTrace\":[]}";
 
-static const char *fail_match; /* NULL: none */
-static long fail_receives;     /* 0: on every receive */
-
-/* The failing-record rule shared with fn_http: the body contains the match (when one is given)
- * and the receive count is at most K (when K > 0). */
-static bool record_fails(const char *body, const char *receives)
-{
-    if (fail_match && !strstr(body, fail_match))
-        return false;
-    if (fail_receives > 0 && strtol(receives, NULL, 10) > fail_receives)
-        return false;
-    return true;
-}
-
-static void append_clean(struct weir_buf *b, const char *s)
-{
-    for (; *s; s++)
-        weir_buf_append_char(b, (*s == '\t' || *s == '\n' || *s == '\r') ? ' ' : *s);
-}
+static struct fn_fail_rule rule;
 
 static void write_all(int fd, const char *data, size_t len)
 {
@@ -77,11 +60,11 @@ int main(void)
 {
     const char *mode = getenv("FN_MODE");
     mode = mode && *mode ? mode : "ok";
-    fail_match = getenv("FN_FAIL_MATCH");
-    if (fail_match && !*fail_match)
-        fail_match = NULL;
+    rule.match = getenv("FN_FAIL_MATCH");
+    if (rule.match && !*rule.match)
+        rule.match = NULL;
     if (getenv("FN_FAIL_RECEIVES"))
-        fail_receives = strtol(getenv("FN_FAIL_RECEIVES"), NULL, 10);
+        rule.receives = strtol(getenv("FN_FAIL_RECEIVES"), NULL, 10);
 
     if (strcmp(mode, "fds") == 0) {
         /* Lists the descriptors it was started with, as {"fds":[0,1,2]}. */
@@ -134,34 +117,10 @@ int main(void)
     struct weir_buf lines;
     weir_buf_init(&lines);
     json_t *failing = json_array();
-    bool any_fails = false;
-    size_t n = json_array_size(records), i;
-    json_t *r;
-    json_array_foreach(records, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "messageId"));
-        const char *body = json_string_value(json_object_get(r, "body"));
-        const char *receives = json_string_value(
-            json_object_get(json_object_get(r, "attributes"), "ApproximateReceiveCount"));
-        id = id ? id : "-";
-        body = body ? body : "";
-        receives = receives ? receives : "0";
-        append_clean(&lines, id);
-        weir_buf_append_char(&lines, '\t');
-        append_clean(&lines, receives);
-        weir_buf_append_char(&lines, '\t');
-        append_clean(&lines, body);
-        weir_buf_printf(&lines, "\t%ld\t0\t%zu\n", (long)getpid(), n);
-        if (record_fails(body, receives)) {
-            any_fails = true;
-            if (fail_match)
-                json_array_append_new(failing, json_string(id));
-        }
-    }
+    /* Without FN_FAIL_MATCH every invocation fails in the failure modes (subject to K). */
+    bool request_fails = fn_event_scan(records, &rule, 0, &lines, failing);
     record_write(lines.data, lines.len);
     weir_buf_deinit(&lines);
-    /* Without FN_FAIL_MATCH every invocation fails in the failure modes (subject to K). */
-    bool request_fails = any_fails || (!fail_match && fail_receives == 0);
 
     int rc = 0;
     if (strcmp(mode, "partial") == 0) {
@@ -170,6 +129,7 @@ int main(void)
         } else {
             json_t *items = json_array();
             json_t *id;
+            size_t i;
             json_array_foreach(failing, i, id)
             {
                 json_array_append_new(items, json_pack("{s:O}", "itemIdentifier", id));

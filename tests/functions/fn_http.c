@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "tests/functions/fn_event.h"
 #include "core/mem.h"
 
 #define BIG_ERROR_BYTES (2 * 1024 * 1024)
@@ -70,8 +71,7 @@ static const char ERROR_BODY[] =
 static struct {
     struct event_base *base;
     enum mode mode;
-    const char *fail_match; /* NULL: none */
-    long fail_receives;     /* 0: on every receive */
+    struct fn_fail_rule rule;
     long delay_ms;
     bool single_flight;
     bool log_path;
@@ -117,23 +117,6 @@ static void record_write(const char *data, size_t len)
         data += n;
         len -= (size_t)n;
     }
-}
-
-static void append_clean(struct weir_buf *b, const char *s)
-{
-    for (; *s; s++)
-        weir_buf_append_char(b, (*s == '\t' || *s == '\n' || *s == '\r') ? ' ' : *s);
-}
-
-/* The failing-record rule shared with fn_exec (docs/functions.md): the body contains the match
- * (when one is given) and the receive count is at most K (when K > 0). */
-static bool record_fails(const char *body, const char *receives)
-{
-    if (g.fail_match && !strstr(body, g.fail_match))
-        return false;
-    if (g.fail_receives > 0 && strtol(receives, NULL, 10) > g.fail_receives)
-        return false;
-    return true;
 }
 
 static void answer_send(struct answer *a)
@@ -321,30 +304,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct weir_buf lines;
     weir_buf_init(&lines);
     json_t *failing = json_array();
-    bool any_fails = false;
-    size_t n = json_array_size(records), i;
-    json_t *r;
-    json_array_foreach(records, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "messageId"));
-        const char *body = json_string_value(json_object_get(r, "body"));
-        const char *receives = json_string_value(
-            json_object_get(json_object_get(r, "attributes"), "ApproximateReceiveCount"));
-        id = id ? id : "-";
-        body = body ? body : "";
-        receives = receives ? receives : "0";
-        append_clean(&lines, id);
-        weir_buf_append_char(&lines, '\t');
-        append_clean(&lines, receives);
-        weir_buf_append_char(&lines, '\t');
-        append_clean(&lines, body);
-        weir_buf_printf(&lines, "\t%ld\t%ld\t%zu\n", (long)getpid(), seq, n);
-        if (record_fails(body, receives)) {
-            any_fails = true;
-            if (g.fail_match)
-                json_array_append_new(failing, json_string(id));
-        }
-    }
+    /* Without --fail-match every invocation fails in the failure modes (subject to K). */
+    bool request_fails = fn_event_scan(records, &g.rule, seq, &lines, failing);
     record_write(lines.data ? lines.data : "", lines.len);
     weir_buf_deinit(&lines);
 
@@ -352,8 +313,6 @@ static void on_request(struct evhttp_request *req, void *arg)
     a->req = req;
     a->action = SEND;
     weir_buf_init(&a->body);
-    /* Without --fail-match every invocation fails in the failure modes (subject to K). */
-    bool request_fails = any_fails || (!g.fail_match && g.fail_receives == 0);
     decide(a, failing, request_fails);
     json_decref(failing);
     json_decref(event);
@@ -405,19 +364,19 @@ int main(int argc, char **argv)
             }
             g.mode = modes[k].mode;
         } else if (strcmp(a, "--fail-match") == 0) {
-            g.fail_match = v;
+            g.rule.match = v;
         } else if (strcmp(a, "--fail-receives") == 0) {
-            g.fail_receives = strtol(v, NULL, 10);
+            g.rule.receives = strtol(v, NULL, 10);
         } else if (strcmp(a, "--delay-ms") == 0) {
             g.delay_ms = strtol(v, NULL, 10);
         } else {
             usage();
         }
     }
-    if (!g.fail_match && getenv("FN_FAIL_MATCH") && *getenv("FN_FAIL_MATCH"))
-        g.fail_match = getenv("FN_FAIL_MATCH");
-    if (g.fail_receives == 0 && getenv("FN_FAIL_RECEIVES"))
-        g.fail_receives = strtol(getenv("FN_FAIL_RECEIVES"), NULL, 10);
+    if (!g.rule.match && getenv("FN_FAIL_MATCH") && *getenv("FN_FAIL_MATCH"))
+        g.rule.match = getenv("FN_FAIL_MATCH");
+    if (g.rule.receives == 0 && getenv("FN_FAIL_RECEIVES"))
+        g.rule.receives = strtol(getenv("FN_FAIL_RECEIVES"), NULL, 10);
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     if (!colon)
         usage();
