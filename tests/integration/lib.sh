@@ -27,7 +27,9 @@ T_START=$EPOCHREALTIME
 declare -a _PIDS=()      # every process this test started, for cleanup
 declare -A _WEIRS=()     # weir pid -> its log, for the ones expected to be running
 declare -a _LOGS=()      # logs to show when the test fails
+declare -a _FNS=()       # fn_http pids, stopped and checked by pass
 _FAILED=0
+_PASSED=0
 _N_WEIR=0
 _N_FN=0
 
@@ -81,7 +83,29 @@ fail() {
     exit 1
 }
 
+# What a sanitizer report looks like in a process' stderr.
+SANITIZER_REPORT='[0-9]+:[0-9]+: runtime error: |ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer'
+
+# Ends a passing test. Every weir still running must exit 0 on SIGTERM (stop_weir) and every
+# fn_http too: under the sanitizers a report makes that status non-zero, so a report from a
+# process the test did not stop itself fails the test as well. Then no log may hold a sanitizer
+# report: a process whose exit status nobody checks (fn_exec, run by weir, writes to weir's
+# log) may have written one, and UBSan always writes to stderr (GCC's libubsan is a runtime of
+# its own, which ignores UBSAN_OPTIONS' log_path).
 pass() {
+    local pid f
+    for pid in "${!_WEIRS[@]}"; do
+        stop_weir "$pid"
+    done
+    for pid in "${_FNS[@]}"; do
+        _stop_checked "$pid" fn_http
+    done
+    for f in "${_LOGS[@]}"; do
+        if [[ -f $f ]] && grep -qE "$SANITIZER_REPORT" "$f"; then
+            fail "sanitizer report in $f: $(grep -m1 -E "$SANITIZER_REPORT" "$f")"
+        fi
+    done
+    _PASSED=1
     echo "PASS: $TEST_NAME ($(since "$T_START") s)"
     exit 0
 }
@@ -102,6 +126,12 @@ _register() {
         printf '%s %s\n' "$pid" "$name" >>"$WEIR_TEST_PIDS/$TEST_NAME.$$"
     fi
 }
+
+# The test script itself comes first in that list: if ctest dies and leaves it running, SIGTERM
+# to it runs the cleanup below, which stops what it started.
+if [[ -n ${WEIR_TEST_PIDS:-} && -d ${WEIR_TEST_PIDS:-} ]]; then
+    printf '%s %s\n' "$$" "$(cat /proc/$$/comm)" >>"$WEIR_TEST_PIDS/$TEST_NAME.$$"
+fi
 
 # True while pid is a live process (a zombie child that has not been waited for counts as dead).
 alive() {
@@ -125,6 +155,12 @@ _cleanup() {
     local rc=$? pid
     trap - ERR
     set +e
+    # Only pass ends a test with status 0: an early `exit 0` or falling off the end is a failure.
+    if [[ $rc == 0 && $_PASSED != 1 ]]; then
+        echo "FAIL: $TEST_NAME: ended with status 0 without reaching pass"
+        rc=1
+        _FAILED=1
+    fi
     for pid in "${_PIDS[@]}"; do
         alive "$pid" && kill -TERM "$pid" 2>/dev/null
     done
@@ -287,6 +323,7 @@ start_fn_http() {
     "$FN_HTTP" --listen 127.0.0.1:0 "$@" </dev/null >"$out" 2>"$err" &
     FN_PID=$!
     _register "$FN_PID" fn_http
+    _FNS+=("$FN_PID")
     _LOGS+=("$err")
     for ((i = 0; i < 200; i++)); do
         # Only a complete first line (newline written) counts: a partial one has a partial port.
@@ -350,6 +387,29 @@ stop_weir() {
     STOP_SECS=$(since "$t0")
     [[ $rc == 0 ]] || fail "weir pid $pid exited with status $rc after SIGTERM (expected 0)"
     note "weir pid $pid stopped on SIGTERM with status 0 in ${STOP_SECS}s"
+}
+
+# _stop_checked PID NAME: SIGTERM; the process must exit 0 within 10 s.
+_stop_checked() {
+    local pid=$1 name=$2 rc=0
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! _wait_gone "$pid" 10; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        fail "$name pid $pid did not exit within 10s of SIGTERM"
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    [[ $rc == 0 ]] || fail "$name pid $pid exited with status $rc after SIGTERM (expected 0)"
+}
+
+# wait_connected [PID] [TIMEOUT]: waits until weir PID (default: the last started) has logged its
+# first Redis connection, so that a test's timing starts from a weir that is ready.
+wait_connected() {
+    local pid=${1:-$WEIR_PID} timeout=${2:-20} log
+    log=${_WEIRS[$pid]:-}
+    [[ -n $log ]] || fail "wait_connected: weir pid $pid is not running"
+    wait_until 'grep -q "redis: connected" "$log"' "$timeout" ||
+        fail "weir pid $pid did not connect to redis within ${timeout}s"
 }
 
 kill9_weir() {

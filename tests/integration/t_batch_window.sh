@@ -22,7 +22,7 @@ mappings:
 YAML
 
 start_weir "$T/weir.yaml"
-sleep 0.5
+wait_connected
 
 # Prefix-filtered views of the record file.
 recs_of() { records "$T/rec" | awk -F'\t' -v p="$1-" 'index($3, p) == 1'; }
@@ -43,6 +43,13 @@ ok "5 messages arrived together in 1 request after ${took}s (window 1 s)"
 # 2. A burst of 250: batches of at most 100; full batches do not wait for the window.
 t0=$(now)
 push 250 burst
+# The first full batch is seen at or after it arrives: seen before the 1 s window could have
+# ended, it did not wait for the window.
+wait_until '[[ $(unique_of burst) -ge 100 ]]' 20 || fail "$(unique_of burst) of 250 bodies received"
+full=$(since "$t0")
+lt "$full" 0.9 ||
+    fail "the first 100 burst messages arrived after ${full}s: a full batch waited for the window"
+ok "a full batch of the burst arrived after ${full}s, without waiting for the window"
 wait_until '[[ $(unique_of burst) -ge 250 ]]' 30 || fail "$(unique_of burst) of 250 bodies received"
 took=$(since "$t0")
 expect_all_bodies 250 burst "$T/rec"

@@ -26,7 +26,7 @@ mappings:
 YAML
 
 start_weir "$T/weir.yaml"
-sleep 0.5
+wait_connected
 
 t0=$(now)
 push_body slow-one

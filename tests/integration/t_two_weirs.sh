@@ -33,7 +33,9 @@ start_weir "$T/weir1.yaml"
 W1=$WEIR_PID
 start_weir "$T/weir2.yaml"
 W2=$WEIR_PID
-sleep 0.5
+# Both must be polling before the push, or the first one alone may drain the list.
+wait_connected "$W1"
+wait_connected "$W2"
 
 push 5000 m
 wait_until '[[ $(count_unique_bodies "$T/rec1" "$T/rec2") -ge 5000 ]]' 90 ||
