@@ -175,7 +175,9 @@ static void line_field(const char *path, const char *prefix, int nth, int field,
 
 static void temp_path(char *out, size_t len)
 {
-    snprintf(out, len, "/tmp/weir-test-targets-XXXXXX");
+    /* Under TMPDIR, which scripts/test.sh points at its per-run directory and removes. */
+    const char *dir = getenv("TMPDIR");
+    snprintf(out, len, "%s/weir-test-targets-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkstemp(out);
     assert_true(fd >= 0);
     close(fd);
