@@ -16,8 +16,16 @@
  * Takes up to n elements from the head of the list and leases each under a new lease id.
  * Returns {server now ms, id1, element1, id2, element2, ...}. LPOP with a count needs Redis
  * 6.2; TIME in a script that writes needs effects replication (always on in Redis 7). The
- * HSET/ZADD calls go in chunks because Lua's unpack() is limited by its C stack (~8000). */
+ * HSET/ZADD calls go in chunks because Lua's unpack() is limited by its C stack (~8000).
+ * weir's own keys must hold what it writes there (or nothing): checked before the LPOP, since a
+ * script that fails halfway keeps its writes and the popped elements would be gone. */
 #define WEIR_REDIS_LUA_CLAIM                                                                       \
+    "for k, want in pairs({[KEYS[2]] = 'hash', [KEYS[3]] = 'zset', [KEYS[4]] = 'string'}) do\n"    \
+    "  local t = redis.call('TYPE', k)['ok']\n"                                                    \
+    "  if t ~= want and t ~= 'none' then\n"                                                        \
+    "    return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a ' .. want)\n"     \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
     "local els = redis.call('LPOP', KEYS[1], tonumber(ARGV[1]))\n"                                 \
     "local t = redis.call('TIME')\n"                                                               \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"                      \

@@ -661,6 +661,29 @@ static void reclaim_changes_nothing_when_the_dead_letter_key_is_not_a_list(void 
     free(el);
 }
 
+static void claim_takes_nothing_when_its_own_keys_hold_another_type(void **state)
+{
+    keys_for(KEY);
+    cmd_int("RPUSH q a b");
+    freeReplyObject(redisCommand(rc, "SET %s not-a-hash", keys.inflight));
+    /* The script must refuse before its LPOP: Redis keeps a failed script's earlier writes. */
+    const char *argv[] = {"EVAL",        weir_redis_script_text(WEIR_REDIS_CLAIM),
+                          "4",           keys.list,
+                          keys.inflight, keys.leases,
+                          keys.seq,      "2",
+                          "30000",       prefix};
+    redisReply *r = redisCommandArgv(rc, 10, argv, NULL);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->str, "WRONGTYPE"));
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("LLEN q"), 2);
+    cmd_int("DEL %s", keys.inflight);
+    r = claim(2);
+    assert_int_equal(r->elements, 5);
+    freeReplyObject(r);
+}
+
 /* ---- the element parser, URI, names ---- */
 
 static void envelope_members_become_record_fields(void **state)
@@ -1470,6 +1493,7 @@ int main(void)
         cmocka_unit_test_setup(reclaim_replaces_invalid_utf8_of_a_plain_body, test_setup),
         cmocka_unit_test_setup(reclaim_changes_nothing_when_the_dead_letter_key_is_not_a_list,
                                test_setup),
+        cmocka_unit_test_setup(claim_takes_nothing_when_its_own_keys_hold_another_type, test_setup),
         cmocka_unit_test(envelope_members_become_record_fields),
         cmocka_unit_test(elements_not_starting_with_the_weir_member_are_plain_bodies),
         cmocka_unit_test(malformed_envelopes_are_refused_with_the_reason),
