@@ -34,7 +34,8 @@ static void on_stopped(void *arg)
     stopped++;
 }
 
-static void make(int batch_size, int window_s, int max_concurrency, int single_flight)
+static void make_enabled(int batch_size, int window_s, int max_concurrency, int single_flight,
+                         bool enabled)
 {
     memset(&fcfg, 0, sizeof(fcfg));
     fcfg.name = "fn";
@@ -51,13 +52,18 @@ static void make(int batch_size, int window_s, int max_concurrency, int single_f
     mcfg.batch_size = batch_size;
     mcfg.maximum_batching_window_in_seconds = window_s;
     mcfg.maximum_concurrency = max_concurrency;
-    mcfg.enabled = true;
+    mcfg.enabled = enabled;
     mcfg.report_batch_item_failures = true;
     mcfg.visibility_timeout = 30;
     fn = weir_function_new_with(&fcfg, &fake_ops, base, NULL);
     m = weir_mapping_new_with(&mcfg, &fake_poller_ops, "us-east-1", fn, base, NULL);
     assert_non_null(m);
     assert_int_equal(weir_mapping_start(m), WEIR_OK);
+}
+
+static void make(int batch_size, int window_s, int max_concurrency, int single_flight)
+{
+    make_enabled(batch_size, window_s, max_concurrency, single_flight, true);
 }
 
 static void deliver(int n)
@@ -203,22 +209,7 @@ static void records_arriving_while_stopping_are_given_back(void **state)
 
 static void disabled_mapping_reads_nothing(void **state)
 {
-    memset(&poller, 0, sizeof(poller));
-    memset(&fcfg, 0, sizeof(fcfg));
-    fcfg.name = "fn";
-    fcfg.urls = urls1;
-    fcfg.n_urls = 1;
-    fcfg.timeout = 3;
-    fcfg.reserved_concurrency = -1;
-    memset(&mcfg, 0, sizeof(mcfg));
-    mcfg.name = "m";
-    mcfg.source = "fake://q";
-    mcfg.fn = &fcfg;
-    mcfg.batch_size = 10;
-    mcfg.enabled = false;
-    fn = weir_function_new_with(&fcfg, &fake_ops, base, NULL);
-    m = weir_mapping_new_with(&mcfg, &fake_poller_ops, "us-east-1", fn, base, NULL);
-    assert_int_equal(weir_mapping_start(m), WEIR_OK);
+    make_enabled(10, 0, 0, 0, false);
     assert_false(poller.started);
     assert_int_equal(weir_mapping_want(m), 0);
 }
