@@ -13,7 +13,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/mem.h"
-#include "mapping/encode.h"
+#include "model/event.h"
 #include "mapping/filter.h"
 
 /* Ten patterns of the size users write: one or two keys, each operator in use. A record matches
@@ -121,14 +121,14 @@ static struct result run(enum mode mode, struct weir_filter *f, struct weir_reco
             }
             case ENCODE_ONLY:
                 weir_buf_reset(&out);
-                weir_encoder_sqs.append(&out, &ctx, recs[i], 1);
+                weir_format_sqs.encoder->append(&out, &ctx, recs[i], 1);
                 hits += out.len > 0;
                 break;
             case MATCH_READ:
-                hits += weir_filter_match_doc(f, recs[i], docs[i], &weir_encoder_sqs, &ctx);
+                hits += weir_filter_match_doc(f, recs[i], docs[i], weir_format_sqs.encoder, &ctx);
                 break;
             case MATCH_FULL:
-                hits += weir_filter_match(f, recs[i], &weir_encoder_sqs, &ctx);
+                hits += weir_filter_match(f, recs[i], weir_format_sqs.encoder, &ctx);
                 break;
             }
         }
@@ -163,7 +163,8 @@ static struct weir_filter *make_filter(const char *const *texts, size_t n)
     struct weir_filter_error err;
     for (size_t i = 0; i < n; i++)
         lens[i] = strlen(texts[i]);
-    struct weir_filter *f = weir_filter_new(texts, lens, n, &weir_filter_shape_sqs, &bad, &err);
+    struct weir_filter *f =
+        weir_filter_new(texts, lens, n, weir_format_sqs.filter_shape, &bad, &err);
     if (!f) {
         fprintf(stderr, "bench_filter: pattern %zu refused: at %s offset %zu: %s\n", bad, err.path,
                 err.offset, err.msg);
@@ -234,8 +235,8 @@ int main(int argc, char **argv)
         row("matcher alone (body read before)", desc, m, "");
         row("read + match (the pipeline)", desc, full, "");
         for (size_t i = 0; i < n; i++)
-            if (weir_filter_match_doc(f, recs[i], docs[i], &weir_encoder_sqs, &ctx) !=
-                weir_filter_match(f, recs[i], &weir_encoder_sqs, &ctx))
+            if (weir_filter_match_doc(f, recs[i], docs[i], weir_format_sqs.encoder, &ctx) !=
+                weir_filter_match(f, recs[i], weir_format_sqs.encoder, &ctx))
                 bad = 1;
         weir_filter_free(f);
     }

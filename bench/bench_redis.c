@@ -33,7 +33,7 @@
 
 #include "core/mem.h"
 #include "core/status.h"
-#include "pollers/redis_scripts.h"
+#include "pollers/redis.h"
 
 #define BODY_LEN       100
 #define PRELOAD_CHUNK  1000 /* values per RPUSH while preloading */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/run.h"
+#include "cli/sources.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "pollers/poller.h"
@@ -33,8 +34,8 @@ static const char usage_text[] =
 static void print_usage(FILE *out)
 {
     fputs(usage_text, out);
-    for (size_t i = 0; weir_pollers[i]; i++)
-        fprintf(out, " %s://", weir_pollers[i]->scheme);
+    for (size_t i = 0; weir_sources[i]; i++)
+        fprintf(out, " %s://", weir_sources[i]->config.scheme);
     fputs("\n\nExit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n", out);
 }
 
@@ -91,7 +92,7 @@ static struct weir_config *load(const char *path)
 {
     struct weir_cfg_report rep;
     weir_cfg_report_init(&rep);
-    struct weir_config *cfg = weir_config_load_file(path, &rep);
+    struct weir_config *cfg = weir_config_load_file(path, weir_cli_cfg_env(), &rep);
     for (size_t i = 0; i < rep.n; i++)
         fprintf(stderr, "%s\n", rep.errors[i]);
     if (!cfg)

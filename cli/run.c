@@ -162,6 +162,9 @@ out:
         weir_mapping_free(rt.maps[i]);
     for (size_t i = 0; rt.fns && i < cfg->n_functions; i++)
         weir_function_free(rt.fns[i]);
+    /* What the frees above handed to the loop (a name lookup cancelled mid-flight) ends now. */
+    if (rt.base)
+        event_base_loop(rt.base, EVLOOP_NONBLOCK);
     free(rt.maps);
     free(rt.fns);
     struct event *evs[] = {rt.sigterm, rt.sigint, rt.abort_timer, rt.give_up_timer};

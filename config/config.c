@@ -17,8 +17,6 @@
 #include "config/cfgtree.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "mapping/filter.h"
-#include "pollers/poller.h"
 
 /* A configuration is a screenful, not a data set; anything this large is the wrong file. */
 #define MAX_FILE_BYTES (16u << 20)
@@ -27,7 +25,12 @@
 #define AWS_MAX_BATCH 10000
 /* In a field's max: take the bound from the mapping's source (batch_size). */
 #define MAX_FROM_SOURCE (-1)
-#define MAX_FIELDS      16
+/* AWS allows 5 filters per mapping by default and up to 10 with a raised quota; weir takes 10
+ * (mapping/filter.h says the same to the filter). */
+#define MAX_FILTERS 10
+/* Records buffered and in flight per mapping: room for ten full 6 MB events. */
+#define DEFAULT_BUFFERED_MIB 64
+#define AWS_DEFAULT_FILTERS  5
 
 /* ---- the report -------------------------------------------------------------------------- */
 
@@ -121,17 +124,21 @@ static void report_move_sorted(struct weir_cfg_report *rep, struct weir_cfg_repo
 
 /* ---- the walk's state and messages ------------------------------------------------------- */
 
+struct source_schema;
+
 struct load {
     struct weir_config *cfg;
     struct weir_cfg_report *rep;
+    const struct weir_cfg_env *env;
     const char *kind; /* "function" or "mapping" while walking one; NULL at the top level */
     char place[96];   /* "mapping 'orders'" (or "mapping #2" until its name is known) */
-    const struct weir_poller_ops *poller; /* the current mapping's source, once known */
-    struct weir_cfg_keypos **keys;        /* where the current object's key positions go */
+    const struct weir_cfg_source *src; /* the current mapping's source, once known */
+    struct weir_cfg_keypos **keys;     /* where the current object's key positions go */
     size_t *n_keys;
     bool *fn_bad;     /* per function: it had errors, so its values may be stand-ins */
     const char *text; /* the configuration text, to place errors inside a filter pattern */
     size_t text_len;
+    struct source_schema *schemas; /* the sources' keys as schemas, built once per load */
 };
 
 struct field;
@@ -279,6 +286,11 @@ struct weir_cfg_pos weir_mapping_cfg_pos(const struct weir_mapping_cfg *mc, cons
     return kp ? kp->pos : mc->pos;
 }
 
+bool weir_mapping_cfg_has(const struct weir_mapping_cfg *mc, const char *key)
+{
+    return keypos_find(mc->keys, mc->n_keys, key) != NULL;
+}
+
 struct weir_cfg_pos weir_function_cfg_pos(const struct weir_function_cfg *fc, const char *key)
 {
     const struct weir_cfg_keypos *kp = keypos_find(fc->keys, fc->n_keys, key);
@@ -336,7 +348,7 @@ static void set_int(struct load *ld, const struct field *f, const struct weir_cf
     long long i;
     int max = f->max;
     if (max == MAX_FROM_SOURCE)
-        max = ld->poller ? ld->poller->max_batch_size : AWS_MAX_BATCH;
+        max = ld->src ? ld->src->max_batch_size : AWS_MAX_BATCH;
     if (v->kind == WEIR_CFGNODE_BAD)
         return;
     if (v->kind == WEIR_CFGNODE_SCALAR && !v->quoted && parse_int(v->str, &i)) {
@@ -399,6 +411,46 @@ static void set_name(struct load *ld, const struct field *f, const struct weir_c
     snprintf(ld->place, sizeof(ld->place), "%s '%s'", ld->kind, s);
 }
 
+/* Gives each key of a source its default in settings (strings: none). */
+static void settings_defaults(const struct weir_cfg_key *keys, size_t n, void *settings)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct weir_cfg_key *k = &keys[i];
+        char *at = (char *)settings + k->offset;
+        if (k->type == WEIR_CFG_INT)
+            *(int *)at = k->def;
+        else if (k->type == WEIR_CFG_BOOL)
+            *(bool *)at = k->def != 0;
+        else if (k->type == WEIR_CFG_OBJECT)
+            settings_defaults(k->sub, k->n_sub, settings);
+    }
+}
+
+static void settings_free(const struct weir_cfg_key *keys, size_t n, void *settings)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct weir_cfg_key *k = &keys[i];
+        if (k->type == WEIR_CFG_STRING)
+            free(*(char **)((char *)settings + k->offset));
+        else if (k->type == WEIR_CFG_OBJECT)
+            settings_free(k->sub, k->n_sub, settings);
+    }
+}
+
+const struct weir_cfg_source *weir_cfg_source_find(const struct weir_cfg_env *env, const char *uri)
+{
+    const char *sep = strstr(uri, "://");
+    if (!sep || !env)
+        return NULL;
+    size_t n = (size_t)(sep - uri);
+    for (size_t i = 0; env->sources[i]; i++) {
+        const char *scheme = env->sources[i]->scheme;
+        if (strlen(scheme) == n && strncmp(uri, scheme, n) == 0)
+            return env->sources[i];
+    }
+    return NULL;
+}
+
 static void set_source(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
                        const char *path, void *obj)
 {
@@ -410,20 +462,24 @@ static void set_source(struct load *ld, const struct field *f, const struct weir
     mc->source = s;
     /* The URI may carry a password: only its scheme, or a redacted copy, goes in a message. */
     const char *sep = strstr(s, "://");
+    const struct weir_cfg_source *first = ld->env->sources[0];
     if (!sep || sep == s) {
         weir_log_redact_uri(s, safe, sizeof(safe));
-        err_at(ld, v,
-               "source must be a URI scheme://..., e.g. redis://127.0.0.1:6379/0/orders; "
-               "got \"%s\"",
-               safe);
+        err_at(ld, v, "source must be a URI scheme://..., e.g. %s; got \"%s\"",
+               first ? first->example_uri : "redis://127.0.0.1:6379/0/orders", safe);
         return;
     }
-    ld->poller = weir_poller_find(s);
-    if (ld->poller)
+    ld->src = weir_cfg_source_find(ld->env, s);
+    if (ld->src) {
+        mc->src = ld->src;
+        mc->settings = weir_calloc(1, ld->src->settings_size ? ld->src->settings_size : 1);
+        settings_defaults(ld->src->keys, ld->src->n_keys, mc->settings);
         return;
-    for (size_t i = 0; weir_pollers[i]; i++) {
+    }
+    for (size_t i = 0; ld->env->sources[i]; i++) {
         size_t o = strlen(known);
-        snprintf(known + o, sizeof(known) - o, "%s%s://", i ? ", " : "", weir_pollers[i]->scheme);
+        snprintf(known + o, sizeof(known) - o, "%s%s://", i ? ", " : "",
+                 ld->env->sources[i]->scheme);
     }
     err_at(ld, v, "source has an unknown scheme '%.*s'; known schemes: %s", (int)(sep - s), s,
            known);
@@ -694,7 +750,7 @@ static void set_pattern(struct load *ld, const struct field *f, const struct wei
                         const char *path, void *obj)
 {
     struct weir_filter_cfg *fc = obj;
-    struct weir_filter_error ferr;
+    struct weir_cfg_pattern_error ferr;
     char where[256];
     int line, col;
     if (v->kind == WEIR_CFGNODE_MAP || v->kind == WEIR_CFGNODE_SEQ) {
@@ -710,12 +766,12 @@ static void set_pattern(struct load *ld, const struct field *f, const struct wei
         return;
     fc->pattern = s;
     fc->pattern_len = v->len;
-    const struct weir_filter_shape *shape = ld->poller ? ld->poller->filter_shape : NULL;
-    if (ld->poller && !shape) {
-        err_at(ld, v, "%s: the %s source cannot filter records", path, ld->poller->name);
+    /* Without a known source there is nothing to check the pattern against; the unknown
+     * source is reported already. */
+    if (!ld->src || !ld->env->check_pattern)
         return;
-    }
-    if (weir_filter_check(s, v->len, shape, &ferr))
+    memset(&ferr, 0, sizeof(ferr));
+    if (ld->env->check_pattern(ld->src, s, v->len, &ferr))
         return;
     bool placed = scalar_pos(ld, v, ferr.offset, &line, &col);
     if (!placed) {
@@ -755,12 +811,11 @@ static void set_filters(struct load *ld, const struct field *f, const struct wei
                describe(v, got, sizeof(got)));
         return;
     }
-    if (v->n > WEIR_FILTER_MAX_PATTERNS) {
+    if (v->n > MAX_FILTERS) {
         err_at(ld, v,
                "%s has %zu filters; weir takes at most %d (AWS's default quota is %d, raised "
                "quotas allow %d)",
-               path, v->n, WEIR_FILTER_MAX_PATTERNS, WEIR_FILTER_AWS_DEFAULT_MAX,
-               WEIR_FILTER_MAX_PATTERNS);
+               path, v->n, MAX_FILTERS, AWS_DEFAULT_FILTERS, MAX_FILTERS);
         return;
     }
     mc->filters = weir_calloc(v->n ? v->n : 1, sizeof(*mc->filters));
@@ -826,14 +881,10 @@ static const struct field scaling_fields[] = {
 };
 static const struct schema scaling_schema = {scaling_fields, LEN(scaling_fields)};
 
-static const struct field redrive_fields[] = {
-    INT("max_receive_count", MC(max_receive_count), 1, 1000),
-    {.key = "dead_letter_target", .set = set_string, .min = 1, .off = MC(dead_letter_target)},
-};
-static const struct schema redrive_schema = {redrive_fields, LEN(redrive_fields)};
-
-/* Order matters: source before batch_size (its bound comes from the source), and the
- * top-level functions before mappings (a mapping's function is looked up as it is read). */
+/* Order matters: source before batch_size (its bound comes from the source) and before
+ * filter_criteria (patterns are checked for its records), and the top-level functions before
+ * mappings (a mapping's function is looked up as it is read). The source's own keys are read
+ * after these (its row's table). */
 static const struct field mapping_fields[] = {
     {.key = "name", .set = set_name, .required = true, .off = MC(name)},
     {.key = "source", .set = set_source, .required = true},
@@ -845,8 +896,7 @@ static const struct field mapping_fields[] = {
      .off = MC(report_batch_item_failures)},
     {.key = "scaling_config", .set = set_object, .sub = &scaling_schema},
     {.key = "enabled", .set = set_bool, .off = MC(enabled)},
-    INT("visibility_timeout", MC(visibility_timeout), 0, 43200),
-    {.key = "redrive_policy", .set = set_object, .sub = &redrive_schema},
+    INT("maximum_buffered_mib", MC(maximum_buffered_mib), 1, 1048576),
     {.key = "filter_criteria", .set = set_filter_criteria},
 };
 static const struct schema mapping_schema = {mapping_fields, LEN(mapping_fields)};
@@ -904,28 +954,47 @@ static void squash(const char *s, char *out, size_t out_len)
     out[o] = '\0';
 }
 
-static const char *suggest(const struct schema *s, const char *key)
+/* The known key closest to key (AWS's CamelCase spelling included), or NULL. */
+static const char *suggest(const struct schema *const *schemas, size_t n_schemas, const char *key)
 {
     char a[128], b[128];
     const char *best = NULL;
     size_t best_d = 3;
     squash(key, a, sizeof(a));
-    for (size_t i = 0; i < s->n; i++) {
-        squash(s->fields[i].key, b, sizeof(b));
-        size_t d = strcmp(a, b) ? distance(key, s->fields[i].key) : 0;
-        if (d < best_d) {
-            best_d = d;
-            best = s->fields[i].key;
+    for (size_t k = 0; k < n_schemas; k++) {
+        const struct schema *s = schemas[k];
+        for (size_t i = 0; s && i < s->n; i++) {
+            squash(s->fields[i].key, b, sizeof(b));
+            size_t d = strcmp(a, b) ? distance(key, s->fields[i].key) : 0;
+            if (d < best_d) {
+                best_d = d;
+                best = s->fields[i].key;
+            }
         }
     }
     return best;
 }
 
-static void report_unknown(struct load *ld, const struct schema *s, const struct weir_cfgnode *k,
-                           const char *prefix)
+/* The first source (other than the current one) that has a top-level key named k, or NULL. */
+static const struct weir_cfg_source *source_with_key(const struct load *ld,
+                                                     const struct weir_cfgnode *k)
+{
+    for (size_t i = 0; ld->env->sources[i]; i++) {
+        const struct weir_cfg_source *src = ld->env->sources[i];
+        if (src == ld->src)
+            continue;
+        for (size_t j = 0; j < src->n_keys; j++)
+            if (strlen(src->keys[j].name) == k->len && !memcmp(src->keys[j].name, k->str, k->len))
+                return src;
+    }
+    return NULL;
+}
+
+static void report_unknown(struct load *ld, const struct schema *const *schemas, size_t n_schemas,
+                           const struct weir_cfgnode *k, const char *prefix)
 {
     char shown[128], where[192];
-    const char *hint = suggest(s, k->str);
+    const char *hint = suggest(schemas, n_schemas, k->str);
     size_t plen = strlen(prefix);
     if (plen && ld->place[0])
         snprintf(where, sizeof(where), "in %.*s of %s", (int)(plen - 1), prefix, ld->place);
@@ -934,48 +1003,154 @@ static void report_unknown(struct load *ld, const struct schema *s, const struct
     else
         snprintf(where, sizeof(where), "at the top level");
     show(k->str, k->len, shown, sizeof(shown));
-    if (hint)
+    const struct weir_cfg_source *other =
+        ld->kind && !strcmp(ld->kind, "mapping") && !plen ? source_with_key(ld, k) : NULL;
+    if (other && ld->src)
+        err_line(ld, k->line, k->col, false,
+                 "unknown key '%s' %s: it is a key of %s:// sources, and this mapping's source "
+                 "is %s://",
+                 shown, where, other->scheme, ld->src->scheme);
+    else if (hint)
         err_line(ld, k->line, k->col, false, "unknown key '%s' %s; did you mean '%s'?", shown,
                  where, hint);
     else
         err_line(ld, k->line, k->col, false, "unknown key '%s' %s", shown, where);
 }
 
-/* Reads one mapping node into obj through schema s. Keys are matched first and fields then
- * read in the table's order, whatever the file's order: see mapping_fields. */
-static void walk(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
-                 const char *prefix, void *obj)
+/* Reads the keys of map that schema s knows into obj, its fields in the table's order whatever
+ * the file's order (see mapping_fields), and marks each key read in claimed[] (map->n long). */
+static void walk_fields(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
+                        const char *prefix, void *obj, bool *claimed)
 {
-    const struct weir_cfgnode *found[MAX_FIELDS] = {0};
     char path[256];
-    assert(s->n <= MAX_FIELDS);
-    for (size_t i = 0; i < map->n; i++) {
-        const struct weir_cfgnode *k = map->keys[i];
-        for (size_t j = 0; j < s->n; j++) {
-            if (strlen(s->fields[j].key) == k->len && !memcmp(s->fields[j].key, k->str, k->len)) {
-                found[j] = map->vals[i];
-                snprintf(path, sizeof(path), "%s%s", prefix, s->fields[j].key);
-                keypos_add(ld, path, k);
-                break;
-            }
-        }
-    }
     for (size_t j = 0; j < s->n; j++) {
         const struct field *f = &s->fields[j];
+        const struct weir_cfgnode *val = NULL;
         snprintf(path, sizeof(path), "%s%s", prefix, f->key);
-        if (found[j])
-            f->set(ld, f, found[j], path, obj);
+        for (size_t i = 0; i < map->n && !val; i++) {
+            const struct weir_cfgnode *k = map->keys[i];
+            if (strlen(f->key) == k->len && !memcmp(f->key, k->str, k->len)) {
+                val = map->vals[i];
+                claimed[i] = true;
+                keypos_add(ld, path, k);
+            }
+        }
+        if (val)
+            f->set(ld, f, val, path, obj);
         else if (f->required)
             err_at(ld, map, "missing required key '%s'", path);
     }
-    /* Reported last so the message can use the object's name, read above. */
-    for (size_t i = 0; i < map->n; i++) {
-        bool known = false;
-        for (size_t j = 0; j < s->n && !known; j++)
-            known = found[j] == map->vals[i];
-        if (!known)
-            report_unknown(ld, s, map->keys[i], prefix);
+}
+
+/* Reports every key of map no schema claimed. Last, so messages can use the object's name. */
+static void report_unclaimed(struct load *ld, const struct schema *const *schemas, size_t n_schemas,
+                             const struct weir_cfgnode *map, const char *prefix,
+                             const bool *claimed)
+{
+    for (size_t i = 0; i < map->n; i++)
+        if (!claimed[i])
+            report_unknown(ld, schemas, n_schemas, map->keys[i], prefix);
+}
+
+/* Reads one mapping node into obj through schema s. */
+static void walk(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
+                 const char *prefix, void *obj)
+{
+    bool *claimed = weir_calloc(map->n ? map->n : 1, sizeof(*claimed));
+    walk_fields(ld, s, map, prefix, obj, claimed);
+    report_unclaimed(ld, &s, 1, map, prefix, claimed);
+    free(claimed);
+}
+
+/* ---- a source's keys as a schema --------------------------------------------------------- */
+
+/* A source's key table turned into the walk's fields, once per load. */
+struct source_schema {
+    const struct weir_cfg_key *keys; /* what it was built from */
+    struct schema schema;
+    struct source_schema *subs; /* its OBJECT keys' schemas, in key order */
+    size_t n_subs;
+    struct source_schema *next; /* the load's list (top-level ones only) */
+};
+
+static void set_string(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj);
+static void set_int(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                    const char *path, void *obj);
+static void set_bool(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                     const char *path, void *obj);
+static void set_object(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj);
+
+static void source_schema_build(struct source_schema *ss, const struct weir_cfg_key *keys, size_t n)
+{
+    struct field *fields = weir_calloc(n ? n : 1, sizeof(*fields));
+    size_t n_obj = 0;
+    for (size_t i = 0; i < n; i++)
+        n_obj += keys[i].type == WEIR_CFG_OBJECT;
+    ss->keys = keys;
+    ss->subs = n_obj ? weir_calloc(n_obj, sizeof(*ss->subs)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct weir_cfg_key *k = &keys[i];
+        struct field *f = &fields[i];
+        f->key = k->name;
+        f->off = k->offset;
+        f->min = k->min;
+        f->max = k->max;
+        switch (k->type) {
+        case WEIR_CFG_INT:
+            f->set = set_int;
+            break;
+        case WEIR_CFG_BOOL:
+            f->set = set_bool;
+            break;
+        case WEIR_CFG_STRING:
+            f->set = set_string;
+            break;
+        case WEIR_CFG_OBJECT: {
+            struct source_schema *sub = &ss->subs[ss->n_subs++];
+            source_schema_build(sub, k->sub, k->n_sub);
+            f->set = set_object;
+            f->sub = &sub->schema;
+            break;
+        }
+        }
     }
+    ss->schema.fields = fields;
+    ss->schema.n = n;
+}
+
+static void source_schema_deinit(struct source_schema *ss)
+{
+    for (size_t i = 0; i < ss->n_subs; i++)
+        source_schema_deinit(&ss->subs[i]);
+    free(ss->subs);
+    free((void *)ss->schema.fields);
+}
+
+/* The schema of src's own keys, built on first use. */
+static const struct schema *source_schema_of(struct load *ld, const struct weir_cfg_source *src)
+{
+    for (struct source_schema *ss = ld->schemas; ss; ss = ss->next)
+        if (ss->keys == src->keys)
+            return &ss->schema;
+    struct source_schema *ss = weir_calloc(1, sizeof(*ss));
+    source_schema_build(ss, src->keys, src->n_keys);
+    ss->next = ld->schemas;
+    ld->schemas = ss;
+    return &ss->schema;
+}
+
+static void source_schemas_free(struct load *ld)
+{
+    struct source_schema *ss = ld->schemas;
+    while (ss) {
+        struct source_schema *next = ss->next;
+        source_schema_deinit(ss);
+        free(ss);
+        ss = next;
+    }
+    ld->schemas = NULL;
 }
 
 static void function_check(struct load *ld, const struct weir_function_cfg *fc)
@@ -1046,9 +1221,24 @@ static void set_functions(struct load *ld, const struct field *f, const struct w
     }
 }
 
+/* A mapping: every mapping's keys, then those of its source (known once `source` is read). */
+static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
+                         struct weir_mapping_cfg *mc)
+{
+    bool *claimed = weir_calloc(map->n ? map->n : 1, sizeof(*claimed));
+    const struct schema *schemas[2] = {&mapping_schema, NULL};
+    walk_fields(ld, &mapping_schema, map, "", mc, claimed);
+    if (ld->src) {
+        schemas[1] = source_schema_of(ld, ld->src);
+        walk_fields(ld, schemas[1], map, "", mc->settings, claimed);
+    }
+    report_unclaimed(ld, schemas, 2, map, "", claimed);
+    free(claimed);
+}
+
 static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad)
 {
-    const struct weir_poller_ops *p = ld->poller;
+    const struct weir_cfg_source *p = ld->src;
     if (mc->batch_size == 0)
         mc->batch_size = p ? p->default_batch_size : 10;
     if (mc->maximum_batching_window_in_seconds < 0)
@@ -1085,16 +1275,16 @@ static void set_mappings(struct load *ld, const struct field *f, const struct we
         const struct weir_cfgnode *node = v->vals[i];
         size_t errors = ld->rep->n;
         mc->enabled = true;
-        mc->visibility_timeout = 30;
+        mc->maximum_buffered_mib = DEFAULT_BUFFERED_MIB;
         mc->maximum_batching_window_in_seconds = -1;
         mc->pos = (struct weir_cfg_pos){.file = cfg->file, .line = node->line, .col = node->col};
         ld->kind = "mapping";
-        ld->poller = NULL;
+        ld->src = NULL;
         snprintf(ld->place, sizeof(ld->place), "mapping #%zu", i + 1);
         if (node->kind == WEIR_CFGNODE_MAP) {
             ld->keys = &mc->keys;
             ld->n_keys = &mc->n_keys;
-            walk(ld, &mapping_schema, node, "", mc);
+            walk_mapping(ld, node, mc);
             ld->keys = NULL;
             ld->n_keys = NULL;
         } else if (node->kind != WEIR_CFGNODE_BAD) {
@@ -1111,7 +1301,7 @@ static void set_mappings(struct load *ld, const struct field *f, const struct we
         mapping_check(ld, mc, ld->rep->n != errors || node->kind != WEIR_CFGNODE_MAP);
         ld->place[0] = '\0';
         ld->kind = NULL;
-        ld->poller = NULL;
+        ld->src = NULL;
     }
 }
 
@@ -1148,7 +1338,9 @@ void weir_config_free(struct weir_config *cfg)
         free(mc->name);
         free(mc->source);
         free(mc->function);
-        free(mc->dead_letter_target);
+        if (mc->src && mc->settings)
+            settings_free(mc->src->keys, mc->src->n_keys, mc->settings);
+        free(mc->settings);
         for (size_t j = 0; j < mc->n_filters; j++)
             free(mc->filters[j].pattern);
         free(mc->filters);
@@ -1161,6 +1353,7 @@ void weir_config_free(struct weir_config *cfg)
 }
 
 struct weir_config *weir_config_load_buffer(const char *name, const char *text, size_t len,
+                                            const struct weir_cfg_env *env,
                                             struct weir_cfg_report *rep)
 {
     struct weir_cfg_report found;
@@ -1170,9 +1363,13 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
 
     struct weir_cfgnode *root = weir_cfgtree_parse(cfg->file, text, len, &found);
     if (root) {
-        struct load ld = {.cfg = cfg, .rep = &found, .text = text, .text_len = len};
+        static const struct weir_cfg_source *const no_sources[] = {NULL};
+        static const struct weir_cfg_env no_env = {.sources = no_sources};
+        struct load ld = {
+            .cfg = cfg, .rep = &found, .env = env ? env : &no_env, .text = text, .text_len = len};
         walk(&ld, &root_schema, root, "", cfg);
         free(ld.fn_bad);
+        source_schemas_free(&ld);
         if (!cfg->region)
             cfg->region = weir_strdup("us-east-1");
     }
@@ -1187,7 +1384,8 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
     return cfg;
 }
 
-struct weir_config *weir_config_load_file(const char *path, struct weir_cfg_report *rep)
+struct weir_config *weir_config_load_file(const char *path, const struct weir_cfg_env *env,
+                                          struct weir_cfg_report *rep)
 {
     struct weir_cfg_pos whole = {.file = path, .line = 0, .col = 0};
     struct weir_config *cfg = NULL;
@@ -1214,7 +1412,7 @@ struct weir_config *weir_config_load_file(const char *path, struct weir_cfg_repo
             break;
         }
     }
-    cfg = weir_config_load_buffer(path, text, len, rep);
+    cfg = weir_config_load_buffer(path, text, len, env, rep);
     goto done;
 
 unreadable:

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct weir_cfg_pos {
     const char *file; /* borrowed from the owning weir_config */
@@ -40,20 +41,21 @@ struct weir_filter_cfg {
     struct weir_cfg_pos pos; /* where the pattern's value starts in the file */
 };
 
+struct weir_cfg_source;
+
 struct weir_mapping_cfg {
     char *name;
-    char *source;                           /* URI; its scheme selects the poller */
+    char *source;                           /* URI; its scheme selects the source */
+    const struct weir_cfg_source *src;      /* the source it selects, borrowed from the registry */
+    void *settings;                         /* the source's own keys: a src->settings_size struct */
     char *function;                         /* name of a function in the same config */
     const struct weir_function_cfg *fn;     /* resolved `function`, borrowed */
     int batch_size;                         /* after loading: the value or the source's default */
     int maximum_batching_window_in_seconds; /* 0..300, default the source's */
     bool report_batch_item_failures;        /* function_response_types: [ReportBatchItemFailures] */
-    int maximum_concurrency; /* scaling_config.maximum_concurrency, 2..1000; 0 = unset */
-    bool enabled;            /* default true */
-    /* The queue's own settings (Redis as SQS). */
-    int visibility_timeout;   /* seconds, 0..43200, default 30 */
-    int max_receive_count;    /* redrive_policy.max_receive_count, 1..1000; 0 = no redrive */
-    char *dead_letter_target; /* redrive_policy.dead_letter_target: a list key on the same server */
+    int maximum_concurrency;  /* scaling_config.maximum_concurrency, 2..1000; 0 = unset */
+    int maximum_buffered_mib; /* bytes of records buffered and in flight, in MiB; default 64 */
+    bool enabled;             /* default true */
     /* filter_criteria.filters: a record is delivered when one pattern matches (n_filters 0: no
      * filtering). Each pattern was compiled for the source's records when the file was loaded. */
     struct weir_filter_cfg *filters;
@@ -78,21 +80,98 @@ struct weir_cfg_report {
     size_t n;
 };
 
+/* ---- what config/ knows of a source --------------------------------------------------------
+ * The CLI hands config/ the registry of sources; each row describes its own keys, defaults,
+ * ranges and rules, so config/ knows no source by name. */
+
+enum weir_cfg_type { WEIR_CFG_INT, WEIR_CFG_BOOL, WEIR_CFG_STRING, WEIR_CFG_OBJECT };
+
+/* One configuration key of a source (Fluent Bit's config_map): its value goes at `offset` in the
+ * source's own settings struct. An OBJECT is a nested mapping whose keys fill the same struct. */
+struct weir_cfg_key {
+    const char *name;
+    enum weir_cfg_type type;
+    size_t offset;
+    int min, max;                   /* INT: the range, inclusive; STRING: the least length */
+    int def;                        /* INT and BOOL: the default (STRING: none, NULL) */
+    const struct weir_cfg_key *sub; /* OBJECT: its keys */
+    size_t n_sub;
+};
+
+#define WEIR_CFG_KEY_INT(k, st, member, lo, hi, dflt)                                              \
+    {                                                                                              \
+        .name = k, .type = WEIR_CFG_INT, .offset = offsetof(st, member), .min = lo, .max = hi,     \
+        .def = dflt                                                                                \
+    }
+#define WEIR_CFG_KEY_BOOL(k, st, member, dflt)                                                     \
+    {                                                                                              \
+        .name = k, .type = WEIR_CFG_BOOL, .offset = offsetof(st, member), .def = dflt              \
+    }
+#define WEIR_CFG_KEY_STRING(k, st, member, min_len)                                                \
+    {                                                                                              \
+        .name = k, .type = WEIR_CFG_STRING, .offset = offsetof(st, member), .min = min_len         \
+    }
+#define WEIR_CFG_KEY_OBJECT(k, keys)                                                               \
+    {                                                                                              \
+        .name = k, .type = WEIR_CFG_OBJECT, .sub = keys, .n_sub = sizeof(keys) / sizeof(*(keys))   \
+    }
+
+struct weir_cfg_source {
+    const char *name;                /* "redis" */
+    const char *scheme;              /* the URI scheme that selects it: "redis" */
+    const char *example_uri;         /* for messages: "redis://127.0.0.1:6379/0/orders" */
+    const struct weir_cfg_key *keys; /* its own keys, beside every mapping's */
+    size_t n_keys;
+    size_t settings_size; /* the struct its keys fill, one per mapping (mc->settings) */
+    int default_batch_size;
+    int max_batch_size;
+    int default_window_s;
+    /* Its rules across keys (its own and the mapping's), each broken one reported through
+     * weir_cfg_report_add with the position of the key at fault (weir_mapping_cfg_pos). Runs
+     * only when every key of the mapping and its function read cleanly. NULL: none. */
+    void (*validate)(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep);
+};
+
+/* Why a filter pattern was refused, and where inside it. */
+struct weir_cfg_pattern_error {
+    size_t offset;  /* byte offset in the pattern text of the value at fault */
+    char path[160]; /* key path down to it: "body.price"; "" at the top */
+    char msg[320];
+};
+
+/* What the CLI hands config/: the sources, and how a filter pattern is checked for a source's
+ * records (that lives in mapping/, which config/ does not know). */
+struct weir_cfg_env {
+    const struct weir_cfg_source *const *sources; /* NULL-terminated */
+    /* True when text is a valid pattern for src's records; otherwise fills err. NULL: patterns
+     * are kept unchecked (the mapping refuses them when it starts). */
+    bool (*check_pattern)(const struct weir_cfg_source *src, const char *text, size_t len,
+                          struct weir_cfg_pattern_error *err);
+};
+
+/* The row whose scheme matches uri's, or NULL. */
+const struct weir_cfg_source *weir_cfg_source_find(const struct weir_cfg_env *env, const char *uri);
+
 void weir_cfg_report_init(struct weir_cfg_report *rep);
 void weir_cfg_report_deinit(struct weir_cfg_report *rep);
 void weir_cfg_report_add(struct weir_cfg_report *rep, struct weir_cfg_pos pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Loads and validates a file (YAML or JSON, told apart by content). Returns NULL when rep->n > 0;
- * the caller frees the result with weir_config_free. */
-struct weir_config *weir_config_load_file(const char *path, struct weir_cfg_report *rep);
+/* Loads and validates a file (YAML or JSON, told apart by content) against the sources of env
+ * (borrowed; it must outlive the result). Returns NULL when rep->n > 0; the caller frees the
+ * result with weir_config_free. */
+struct weir_config *weir_config_load_file(const char *path, const struct weir_cfg_env *env,
+                                          struct weir_cfg_report *rep);
 /* Same, from memory; name is used in error positions. */
 struct weir_config *weir_config_load_buffer(const char *name, const char *text, size_t len,
+                                            const struct weir_cfg_env *env,
                                             struct weir_cfg_report *rep);
 void weir_config_free(struct weir_config *cfg);
 
 /* Where key was written in the mapping (or the mapping itself when the key was defaulted). */
 struct weir_cfg_pos weir_mapping_cfg_pos(const struct weir_mapping_cfg *mc, const char *key);
+/* Whether key (a dotted path: "redrive_policy.max_receive_count") was written in the mapping. */
+bool weir_mapping_cfg_has(const struct weir_mapping_cfg *mc, const char *key);
 struct weir_cfg_pos weir_function_cfg_pos(const struct weir_function_cfg *fc, const char *key);
 
 #endif

@@ -3,6 +3,7 @@
 #include "core/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,7 +40,7 @@ static void write_line(enum weir_log_level level, const char *component, const c
     char ts[25];
     weir_clock_iso8601(weir_clock_wall_ms(), ts);
     if (suppressed)
-        fprintf(stderr, "%-5s %s %s: %s (repeated %lu more times)\n", level_names[level], ts,
+        fprintf(stderr, "%-5s %s %s: %s suppressed=%lu\n", level_names[level], ts,
                 component ? component : "weir", text, suppressed);
     else
         fprintf(stderr, "%-5s %s %s: %s\n", level_names[level], ts, component ? component : "weir",
@@ -58,53 +59,58 @@ void weir_log(enum weir_log_level level, const char *component, const char *fmt,
     write_line(level, component, text, 0);
 }
 
-/* The limiter keeps the last few distinct lines; an identical line within the window is only
- * counted. A small table is enough: the point is to stop one failure flooding the log. */
-#define LIMIT_SLOTS     8
+/* The limiter remembers the last few places that logged; a place seen again within the window
+ * is only counted. A small table is enough: the point is to stop one failure flooding the log,
+ * and a flood comes from few places. */
+#define LIMIT_SLOTS     32
 #define LIMIT_WINDOW_MS 10000
 
-struct limited_line {
-    char text[512];
+struct limited_place {
+    const char *file; /* __FILE__: a string literal, compared by address */
+    int line;
+    char component[96];
     int64_t last_ms;
     unsigned long suppressed;
+    bool used;
 };
 
-static struct limited_line limited[LIMIT_SLOTS];
+static struct limited_place limited[LIMIT_SLOTS];
 
-void weir_log_limited(enum weir_log_level level, const char *component, const char *fmt, ...)
+void weir_log_limited_at(const char *file, int line, enum weir_log_level level,
+                         const char *component, const char *fmt, ...)
 {
     if (!weir_log_enabled(level) || level >= WEIR_LOG_OFF)
         return;
-    char text[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(text, sizeof(text), "%s|", component ? component : "");
-    if (n < 0 || (size_t)n >= sizeof(text))
-        n = 0;
-    vsnprintf(text + n, sizeof(text) - (size_t)n, fmt, ap);
-    va_end(ap);
-
+    const char *comp = component ? component : "";
     int64_t now = weir_clock_mono_ms();
-    struct limited_line *oldest = &limited[0];
-    for (int i = 0; i < LIMIT_SLOTS; i++) {
-        struct limited_line *l = &limited[i];
-        if (strcmp(l->text, text) == 0) {
-            if (now - l->last_ms < LIMIT_WINDOW_MS) {
-                l->suppressed++;
-                return;
-            }
-            write_line(level, component, text + n, l->suppressed);
-            l->suppressed = 0;
-            l->last_ms = now;
-            return;
-        }
-        if (l->last_ms < oldest->last_ms)
+    struct limited_place *slot = NULL, *oldest = &limited[0];
+    for (int i = 0; i < LIMIT_SLOTS && !slot; i++) {
+        struct limited_place *l = &limited[i];
+        if (l->used && l->file == file && l->line == line && !strcmp(l->component, comp))
+            slot = l;
+        else if (!l->used || (oldest->used && l->last_ms < oldest->last_ms))
             oldest = l;
     }
-    snprintf(oldest->text, sizeof(oldest->text), "%s", text);
-    oldest->last_ms = now;
-    oldest->suppressed = 0;
-    write_line(level, component, text + n, 0);
+    if (slot && now - slot->last_ms < LIMIT_WINDOW_MS) {
+        slot->suppressed++;
+        return;
+    }
+    unsigned long suppressed = slot ? slot->suppressed : 0;
+    if (!slot) {
+        slot = oldest;
+        slot->used = true;
+        slot->file = file;
+        slot->line = line;
+        snprintf(slot->component, sizeof(slot->component), "%s", comp);
+    }
+    slot->last_ms = now;
+    slot->suppressed = 0;
+    char text[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    write_line(level, component, text, suppressed);
 }
 
 void weir_log_redact_uri(const char *uri, char *out, size_t out_len)

@@ -30,10 +30,15 @@ static inline bool weir_log_enabled(enum weir_log_level level)
 void weir_log(enum weir_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Like weir_log, but an identical (component, text) repeated within `window_ms` is counted
- * instead of printed; the count is printed with the next line that gets through. */
-void weir_log_limited(enum weir_log_level level, const char *component, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Like weir_log, but the same line again within 10 s is counted instead of printed: "the same"
+ * is the same place in the code (file and line, hence the same message shape) for the same
+ * component, whatever numbers or names the text carries this time. The count goes out with the
+ * next line from there that gets through, as suppressed=N. */
+#define weir_log_limited(level, component, ...)                                                    \
+    weir_log_limited_at(__FILE__, __LINE__, level, component, __VA_ARGS__)
+void weir_log_limited_at(const char *file, int line, enum weir_log_level level,
+                         const char *component, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 #define weir_trace(c, ...)                                                                         \
     do {                                                                                           \

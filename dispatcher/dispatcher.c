@@ -1,8 +1,10 @@
-/* The dispatcher: functions (endpoint pools, reserved concurrency), invocations, outcome
- * classification and the retry policy that turns an outcome into a verdict per record.
- * It must never parse a source protocol; it sees records only through ids and deadlines. */
+/* The dispatcher: functions (endpoint pools, reserved concurrency), invocations and outcome
+ * classification; the mapping's delivery policy row (dispatcher/policy.h) turns each outcome into
+ * a verdict per record or another attempt. It must never parse a source protocol; it sees
+ * records only through ids and deadlines. */
 #include "dispatcher/dispatcher.h"
 
+#include <assert.h>
 #include <event2/event.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,12 +18,9 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "dispatcher/outcome.h"
-#include "mapping/encode.h"
+#include "dispatcher/policy.h"
+#include "model/event.h"
 
-/* Throttled invocations (the function never ran) are retried with backoff from 100 ms up to 5 s
- * while the records' leases allow; AWS does the same for SQS until the visibility window ends. */
-#define THROTTLE_BACKOFF_FIRST_MS 100
-#define THROTTLE_BACKOFF_MAX_MS   5000
 /* Do not start an invocation whose records' lease ends this soon: another consumer may get them. */
 #define LEASE_MARGIN_MS 200
 
@@ -34,18 +33,16 @@ struct job {
     struct weir_function *fn;
     struct weir_batch *b;
     const struct weir_disp_policy *pol;
+    const struct weir_policy *policy;
+    struct weir_attempt at;
     weir_disp_done_fn done;
     void *arg;
     struct endpoint *ep;
     struct weir_invocation *inv;
-    struct event *timer; /* throttle backoff, or the deferred finish */
-    int64_t backoff_ms;
+    struct weir_timer *timer; /* the policy's delay before the next attempt */
+    struct event *deferred;   /* a batch refused at submit, handed back on the next loop turn */
     char request_id[37];
-    struct job *prev, *next; /* in fn->waiting or fn->running */
-};
-
-struct job_list {
-    struct job *head, *tail;
+    struct weir_list link; /* in fn->waiting, fn->running, fn->delayed or fn->refused */
 };
 
 struct watcher {
@@ -63,45 +60,26 @@ struct weir_function {
     size_t next_ep;
     size_t running;
     size_t limit; /* reserved concurrency, SIZE_MAX when unset */
-    struct job_list waiting;
-    struct job_list running_jobs;
-    struct job_list backoff; /* throttled jobs waiting for their timer */
-    struct job_list refused; /* over the payload limit, handed back on the next loop turn */
+    struct weir_list waiting;
+    struct weir_list running_jobs;
+    struct weir_list delayed; /* waiting for the policy's delay before another attempt */
+    struct weir_list refused; /* over the payload limit, handed back on the next loop turn */
     struct watcher *watchers;
     size_t n_watchers;
     bool notifying;
 };
 
-static void list_push(struct job_list *l, struct job *j)
+static struct job *job_of(struct weir_list *l)
 {
-    j->next = NULL;
-    j->prev = l->tail;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
+    return l ? weir_list_entry(l, struct job, link) : NULL;
 }
 
-static void list_remove(struct job_list *l, struct job *j)
+const struct weir_policy *weir_policy_of(enum weir_delivery d)
 {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-}
-
-static struct job *list_pop(struct job_list *l)
-{
-    struct job *j = l->head;
-    if (j)
-        list_remove(l, j);
-    return j;
+    static const struct weir_policy *const rows[WEIR_DELIVERY_COUNT] = {
+        [WEIR_DELIVERY_QUEUE] = &weir_policy_queue,
+    };
+    return (unsigned)d < WEIR_DELIVERY_COUNT ? rows[d] : NULL;
 }
 
 const char *weir_function_name(const struct weir_function *fn)
@@ -128,6 +106,10 @@ struct weir_function *weir_function_new_with(const struct weir_function_cfg *cfg
     fn->n_eps = cfg->n_urls ? cfg->n_urls : 1;
     fn->eps = weir_calloc(fn->n_eps, sizeof(*fn->eps));
     fn->limit = cfg->reserved_concurrency >= 0 ? (size_t)cfg->reserved_concurrency : SIZE_MAX;
+    weir_list_init(&fn->waiting);
+    weir_list_init(&fn->running_jobs);
+    weir_list_init(&fn->delayed);
+    weir_list_init(&fn->refused);
     for (size_t i = 0; i < fn->n_eps; i++) {
         fn->eps[i].t = fn->ops->new (cfg, i, base, err);
         if (!fn->eps[i].t)
@@ -167,9 +149,8 @@ size_t weir_function_free_slots(const struct weir_function *fn)
             slots = idle;
     }
     /* Batches already waiting for a slot take the free ones first. */
-    for (const struct job *j = fn->waiting.head; j && slots; j = j->next)
-        slots--;
-    return slots;
+    size_t waiting = weir_list_count(&fn->waiting);
+    return slots > waiting ? slots - waiting : 0;
 }
 
 void weir_function_watch(struct weir_function *fn, void (*cb)(void *arg), void *arg)
@@ -204,8 +185,9 @@ static void notify_watchers(struct weir_function *fn)
 
 static void job_free(struct job *j)
 {
-    if (j->timer)
-        event_free(j->timer);
+    weir_timer_free(j->timer);
+    if (j->deferred)
+        event_free(j->deferred);
     free(j);
 }
 
@@ -215,6 +197,7 @@ static void job_finish(struct job *j)
     struct weir_batch *b = j->b;
     weir_disp_done_fn done = j->done;
     void *arg = j->arg;
+    weir_list_remove(&j->link);
     job_free(j);
     done(arg, b);
 }
@@ -222,25 +205,19 @@ static void job_finish(struct job *j)
 static void start_waiting(struct weir_function *fn);
 static void on_invoked(void *arg, struct weir_invoke_result *res);
 
-static void apply_failure(struct job *j, enum weir_verdict v)
-{
-    weir_batch_set_verdicts(j->b, v);
-}
-
 static void job_start(struct job *j)
 {
     struct weir_function *fn = j->fn;
     struct weir_batch *b = j->b;
-    int64_t timeout_ms = (int64_t)fn->cfg->timeout * 1000;
     int64_t deadline = weir_batch_deadline(b);
     if (deadline && weir_clock_mono_ms() + LEASE_MARGIN_MS >= deadline) {
         /* The lease ran out while the batch waited: the source may already have handed these
          * records to another consumer, so invoking now would only duplicate work. */
         weir_log_limited(WEIR_LOG_WARN, fn->component,
-                         "mapping %s: lease ended before the batch could be invoked; records "
-                         "return to the source records=%zu",
+                         "lease ended before the batch could be invoked; records return to the "
+                         "source mapping=%s records=%zu",
                          j->pol->mapping_name, b->n);
-        apply_failure(j, WEIR_VERDICT_RETRY);
+        weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
         job_finish(j);
         return;
     }
@@ -248,11 +225,12 @@ static void job_start(struct job *j)
     j->ep->busy++;
     fn->running++;
     b->invocations++;
-    list_push(&fn->running_jobs, j);
+    weir_list_push_back(&fn->running_jobs, &j->link);
     weir_uuid4(j->request_id);
-    weir_debug(fn->component, "invoke mapping=%s request_id=%s records=%zu bytes=%zu",
-               j->pol->mapping_name, j->request_id, b->n, b->event.len);
-    j->inv = fn->ops->invoke(j->ep->t, b->event.data, b->event.len, timeout_ms, on_invoked, j);
+    weir_debug(fn->component, "invoke mapping=%s request_id=%s records=%zu bytes=%zu attempt=%u",
+               j->pol->mapping_name, j->request_id, b->n, b->event.len, b->invocations);
+    j->inv = fn->ops->invoke(j->ep->t, b->event.data, b->event.len, j->at.function_timeout_ms,
+                             on_invoked, j);
 }
 
 static bool has_slot(const struct weir_function *fn)
@@ -269,34 +247,16 @@ static bool has_slot(const struct weir_function *fn)
 
 static void start_waiting(struct weir_function *fn)
 {
-    while (fn->waiting.head && has_slot(fn))
-        job_start(list_pop(&fn->waiting));
+    while (!weir_list_empty(&fn->waiting) && has_slot(fn))
+        job_start(job_of(weir_list_pop_front(&fn->waiting)));
 }
 
-static void on_backoff_done(evutil_socket_t fd, short what, void *arg)
+static void on_delay_done(void *arg)
 {
     struct job *j = arg;
-    list_remove(&j->fn->backoff, j);
-    list_push(&j->fn->waiting, j);
+    weir_list_remove(&j->link);
+    weir_list_push_back(&j->fn->waiting, &j->link);
     start_waiting(j->fn);
-}
-
-static bool retry_throttled(struct job *j)
-{
-    struct weir_function *fn = j->fn;
-    int64_t deadline = weir_batch_deadline(j->b);
-    j->backoff_ms = j->backoff_ms ? j->backoff_ms * 2 : THROTTLE_BACKOFF_FIRST_MS;
-    if (j->backoff_ms > THROTTLE_BACKOFF_MAX_MS)
-        j->backoff_ms = THROTTLE_BACKOFF_MAX_MS;
-    int64_t retry_at = weir_clock_mono_ms() + j->backoff_ms;
-    if (deadline && retry_at + (int64_t)fn->cfg->timeout * 1000 + LEASE_MARGIN_MS > deadline)
-        return false;
-    if (!j->timer)
-        j->timer = evtimer_new(fn->base, on_backoff_done, j);
-    struct timeval tv = {.tv_sec = j->backoff_ms / 1000, .tv_usec = (j->backoff_ms % 1000) * 1000};
-    list_push(&fn->backoff, j);
-    evtimer_add(j->timer, &tv);
-    return true;
 }
 
 static void on_invoked(void *arg, struct weir_invoke_result *res)
@@ -304,60 +264,36 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
     struct job *j = arg;
     struct weir_function *fn = j->fn;
     struct weir_batch *b = j->b;
-    list_remove(&fn->running_jobs, j);
+    weir_list_remove(&j->link);
     j->inv = NULL;
     j->ep->busy--;
     fn->running--;
 
     struct weir_classified c;
     weir_outcome_classify(res, b, j->pol->report_batch_item_failures, &c);
-    long elapsed_ms = (long)(res->elapsed_us / 1000);
-    switch (c.outcome) {
-    case WEIR_OUTCOME_OK:
-        weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
-        weir_debug(fn->component, "ok mapping=%s request_id=%s records=%zu elapsed_ms=%ld",
-                   j->pol->mapping_name, j->request_id, b->n, elapsed_ms);
-        break;
-    case WEIR_OUTCOME_PARTIAL:
-        weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
-        for (size_t i = 0; i < c.n_failed; i++)
-            b->records[c.failed[i]]->verdict = WEIR_VERDICT_RETRY;
-        weir_info(fn->component,
-                  "partial batch response mapping=%s request_id=%s records=%zu failed=%zu",
-                  j->pol->mapping_name, j->request_id, b->n, c.n_failed);
-        break;
-    case WEIR_OUTCOME_THROTTLED:
-        weir_log_limited(WEIR_LOG_WARN, fn->component, "throttled mapping=%s: %s",
-                         j->pol->mapping_name, c.why);
-        if (retry_throttled(j)) {
-            weir_classified_deinit(&c);
-            /* The slot is free while this batch backs off: a batch already waiting takes it now,
-             * not only after the backoff. */
-            start_waiting(fn);
-            notify_watchers(fn);
-            return;
-        }
-        apply_failure(j, WEIR_VERDICT_RETRY);
-        break;
-    default:
-        /* Queue semantics: the whole batch fails and each message comes back after its
-         * visibility timeout with its receive count raised, until the redrive policy takes it. */
-        weir_log_limited(WEIR_LOG_WARN, fn->component, "%s mapping=%s records=%zu: %s",
-                         weir_outcome_name(c.outcome), j->pol->mapping_name, b->n, c.why);
-        apply_failure(j, WEIR_VERDICT_RETRY);
-        break;
-    }
+    weir_debug(fn->component, "invoked mapping=%s request_id=%s outcome=%s elapsed_ms=%ld",
+               j->pol->mapping_name, j->request_id, weir_outcome_name(c.outcome),
+               (long)(res->elapsed_us / 1000));
+    int64_t delay_ms = 0;
+    enum weir_policy_next next = j->policy->judge(&j->at, b, &c, &delay_ms);
     weir_classified_deinit(&c);
-    job_finish(j);
+    if (next == WEIR_POLICY_AGAIN) {
+        if (!j->timer)
+            j->timer = weir_timer_new(fn->base, on_delay_done, j);
+        weir_list_push_back(&fn->delayed, &j->link);
+        weir_timer_after(j->timer, delay_ms);
+    } else {
+        job_finish(j);
+    }
+    /* The slot is free (also while this batch waits for its next attempt): a batch already
+     * waiting takes it now. */
     start_waiting(fn);
     notify_watchers(fn);
 }
 
 static void on_refused_payload(evutil_socket_t fd, short what, void *arg)
 {
-    struct job *j = arg;
-    list_remove(&j->fn->refused, j);
-    job_finish(j);
+    job_finish(arg);
 }
 
 void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
@@ -367,53 +303,63 @@ void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
     j->fn = fn;
     j->b = b;
     j->pol = pol;
+    j->policy = weir_policy_of(pol->delivery);
+    assert(j->policy);
+    j->at.pol = pol;
+    j->at.component = fn->component;
+    j->at.function_timeout_ms = (int64_t)fn->cfg->timeout * 1000;
     j->done = done;
     j->arg = arg;
+    weir_list_init(&j->link);
     if (b->event.len > WEIR_INVOKE_PAYLOAD_MAX) {
-        /* Lambda refuses a synchronous payload over 6 MB; the records go back to the source and
-         * its redrive policy decides. Deferred so the caller never sees its callback re-entered. */
+        /* The mapping never closes such a batch (a record too large alone is rejected before);
+         * should one come, Lambda would refuse it, so it is rejected here, not invoked. Deferred
+         * so the caller never sees its callback re-entered. */
         weir_log_limited(WEIR_LOG_ERROR, fn->component,
-                         "mapping %s: event of %zu bytes is over the 6 MB invoke limit; records "
-                         "return to the source records=%zu",
+                         "event over the 6 MB invoke limit; records rejected mapping=%s "
+                         "bytes=%zu records=%zu",
                          pol->mapping_name, b->event.len, b->n);
-        weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
-        j->timer = evtimer_new(fn->base, on_refused_payload, j);
-        list_push(&fn->refused, j);
-        struct timeval zero = {0, 0};
-        evtimer_add(j->timer, &zero);
+        for (size_t i = 0; i < b->n; i++)
+            weir_record_reject(b->records[i],
+                               "the event of its batch (%zu bytes) is over the "
+                               "6 MB invoke payload limit",
+                               b->event.len);
+        j->deferred = event_new(fn->base, -1, 0, on_refused_payload, j);
+        weir_list_push_back(&fn->refused, &j->link);
+        event_active(j->deferred, EV_TIMEOUT, 0);
         return;
     }
-    list_push(&fn->waiting, j);
+    weir_list_push_back(&fn->waiting, &j->link);
     start_waiting(fn);
 }
 
 void weir_disp_abort(struct weir_function *fn)
 {
     struct job *j;
-    while ((j = list_pop(&fn->running_jobs))) {
+    while ((j = job_of(weir_list_pop_front(&fn->running_jobs)))) {
         fn->ops->cancel(j->inv);
         j->inv = NULL;
         j->ep->busy--;
         fn->running--;
         /* The function may have run: the records come back as a new receive. */
-        apply_failure(j, WEIR_VERDICT_RETRY);
+        weir_batch_set_verdicts(j->b, WEIR_VERDICT_RETRY);
         job_finish(j);
     }
-    while ((j = list_pop(&fn->backoff))) {
-        evtimer_del(j->timer);
-        apply_failure(j, WEIR_VERDICT_RELEASE);
+    while ((j = job_of(weir_list_pop_front(&fn->delayed)))) {
+        weir_timer_stop(j->timer);
+        weir_batch_set_verdicts(j->b, WEIR_VERDICT_RELEASE);
         job_finish(j);
     }
-    while ((j = list_pop(&fn->waiting))) {
-        apply_failure(j, WEIR_VERDICT_RELEASE);
+    while ((j = job_of(weir_list_pop_front(&fn->waiting)))) {
+        weir_batch_set_verdicts(j->b, WEIR_VERDICT_RELEASE);
         job_finish(j);
     }
 }
 
-static void free_jobs(struct weir_function *fn, struct job_list *l)
+static void free_jobs(struct weir_function *fn, struct weir_list *l)
 {
     struct job *j;
-    while ((j = list_pop(l))) {
+    while ((j = job_of(weir_list_pop_front(l)))) {
         if (j->inv)
             fn->ops->cancel(j->inv);
         weir_batch_free(j->b);
@@ -426,7 +372,7 @@ void weir_function_free(struct weir_function *fn)
     if (!fn)
         return;
     free_jobs(fn, &fn->running_jobs);
-    free_jobs(fn, &fn->backoff);
+    free_jobs(fn, &fn->delayed);
     free_jobs(fn, &fn->waiting);
     free_jobs(fn, &fn->refused);
     for (size_t i = 0; i < fn->n_eps; i++)

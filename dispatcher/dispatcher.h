@@ -1,6 +1,6 @@
 /* The dispatcher: drives a batch to its final outcome. It owns functions (their endpoint pools
- * and concurrency), invocations, classification and the retry policy; it must never parse a
- * source protocol. */
+ * and concurrency), invocations, classification, and the delivery policies that turn an outcome
+ * into a verdict per record (dispatcher/policy.h). It must never parse a source protocol. */
 #ifndef WEIR_DISPATCHER_H
 #define WEIR_DISPATCHER_H
 
@@ -8,8 +8,7 @@
 #include <stddef.h>
 
 #include "core/status.h"
-#include "mapping/record.h"
-#include "pollers/poller.h"
+#include "model/record.h"
 
 struct event_base;
 struct weir_function_cfg;
@@ -18,9 +17,9 @@ struct weir_target_ops;
 
 /* How one mapping wants its batches driven. */
 struct weir_disp_policy {
-    enum weir_semantics semantics;
+    enum weir_delivery delivery; /* the policy row (dispatcher/policy.h) */
     bool report_batch_item_failures;
-    const char *mapping_name; /* for logs, borrowed */
+    const char *mapping_name; /* for logs; borrowed */
 };
 
 /* Called once per submitted batch when every record has a verdict; ownership of b returns. */
@@ -44,8 +43,8 @@ size_t weir_function_free_slots(const struct weir_function *fn);
 void weir_function_watch(struct weir_function *fn, void (*cb)(void *arg), void *arg);
 void weir_function_unwatch(struct weir_function *fn, void (*cb)(void *arg), void *arg);
 
-/* Takes b and drives it; done(arg, b) gives it back with verdicts. pol is borrowed for as long
- * as the batch is in flight. */
+/* Takes b and drives it by pol's policy row; done(arg, b) gives it back with verdicts. pol is
+ * borrowed for as long as the batch is in flight. */
 void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
                       const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg);
 /* Shutdown past its bound: abort every invocation and waiting batch of fn; each comes back through

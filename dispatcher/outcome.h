@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "connectors/target.h"
-#include "mapping/record.h"
+#include "model/record.h"
 
 enum weir_outcome {
     WEIR_OUTCOME_OK,             /* every record succeeded */

@@ -1,5 +1,5 @@
-/* The batcher: records -> batches of one lane, each closed on size, window (counted from its
- * first record), payload limit, lane change or an explicit flush, with its event built as the
+/* The batcher: records -> batches, one open batch per lane, each closed on size, window (counted
+ * from its first record), payload limit or an explicit flush, with its event built as the
  * records arrive. Pure: it owns no timer and does no I/O; it must never invoke or drop a record.
  * Each record is encoded exactly once, into scratch, so the size check costs no second pass. */
 #include "mapping/batcher.h"
@@ -24,89 +24,128 @@ void weir_batcher_init(struct weir_batcher *bt, const struct weir_batcher_cfg *c
     bt->m = m;
     bt->flush = flush;
     bt->arg = arg;
+    weir_u32map_init(&bt->by_lane);
+    weir_list_init(&bt->open);
     weir_buf_init(&bt->scratch);
+    cfg->encoder->open(&bt->scratch, cfg->ctx);
+    bt->open_len = bt->scratch.len;
+}
+
+/* Forgets b as an open batch; the caller now owns it. */
+static void detach(struct weir_batcher *bt, struct weir_batch *b)
+{
+    weir_u32map_del(&bt->by_lane, b->lane);
+    weir_list_remove(&b->link);
+    bt->pending -= b->n;
 }
 
 void weir_batcher_deinit(struct weir_batcher *bt)
 {
-    weir_batch_free(bt->open);
-    bt->open = NULL;
+    struct weir_batch *b;
+    while ((b = weir_batcher_steal(bt)))
+        weir_batch_free(b);
+    weir_u32map_deinit(&bt->by_lane);
     weir_buf_deinit(&bt->scratch);
 }
 
-/* Completes the open batch's event and hands the batch over. open is cleared before the
- * callback so a callback that adds records starts a fresh batch. */
-static void close_open(struct weir_batcher *bt)
+/* Completes b's event and hands it over. It is detached first, so a callback that adds records
+ * to the same lane starts a fresh batch. */
+static void close_batch(struct weir_batcher *bt, struct weir_batch *b)
 {
-    struct weir_batch *b = bt->open;
-    if (!b)
-        return;
-    bt->open = NULL;
+    detach(bt, b);
     bt->cfg.encoder->close(&b->event, bt->cfg.ctx);
     bt->flush(bt->arg, b);
 }
 
-void weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
+bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
 {
     const struct weir_encoder *enc = bt->cfg.encoder;
 
     weir_buf_reset(&bt->scratch);
     enc->append(&bt->scratch, bt->cfg.ctx, r, 1);
+    r->event_bytes = bt->scratch.len + SEPARATOR_LEN;
 
-    if (bt->open && bt->open->lane != r->lane)
-        close_open(bt);
-    if (bt->open &&
-        bt->open->event.len + SEPARATOR_LEN + bt->scratch.len + enc->close_len > bt->cfg.max_bytes)
-        close_open(bt);
-
-    if (!bt->open) {
-        bt->open = weir_batch_new(bt->m, r->lane);
-        bt->open->opened_ms = weir_clock_mono_ms();
-        enc->open(&bt->open->event, bt->cfg.ctx);
-    } else {
-        weir_buf_append_char(&bt->open->event, ',');
+    /* An event holding this record alone: its opening, the element and the closing. */
+    if (bt->open_len + bt->scratch.len + enc->close_len > bt->cfg.max_bytes) {
+        if (bt->scratch.cap > SCRATCH_KEEP_MAX)
+            weir_buf_deinit(&bt->scratch);
+        return false;
     }
-    weir_buf_append(&bt->open->event, bt->scratch.data, bt->scratch.len);
-    weir_batch_take(bt->open, r);
+
+    struct weir_batch *b = weir_u32map_get(&bt->by_lane, r->lane);
+    if (b && b->event.len + SEPARATOR_LEN + bt->scratch.len + enc->close_len > bt->cfg.max_bytes) {
+        close_batch(bt, b);
+        b = NULL;
+    }
+    if (!b) {
+        b = weir_batch_new(bt->m, r->lane);
+        b->opened_ms = weir_clock_mono_ms();
+        enc->open(&b->event, bt->cfg.ctx);
+        weir_u32map_put(&bt->by_lane, r->lane, b);
+        weir_list_push_back(&bt->open, &b->link);
+    } else {
+        weir_buf_append_char(&b->event, ',');
+    }
+    weir_buf_append(&b->event, bt->scratch.data, bt->scratch.len);
+    weir_batch_take(b, r);
+    bt->pending++;
     /* Keep scratch sized for ordinary records: one 6 MB message must not pin 8 MB per mapping
      * for the rest of the run, and copying a large record costs more than reallocating. */
     if (bt->scratch.cap > SCRATCH_KEEP_MAX)
         weir_buf_deinit(&bt->scratch);
 
-    /* A record too large for any event is closed alone at once: holding it would only make the
-     * next record start a new batch anyway, and the dispatcher must see it to refuse it. */
-    if (bt->open->n >= bt->cfg.batch_size ||
-        bt->open->event.len + enc->close_len > bt->cfg.max_bytes)
-        close_open(bt);
+    if (b->n >= bt->cfg.batch_size)
+        close_batch(bt, b);
+    return true;
 }
 
 void weir_batcher_flush(struct weir_batcher *bt)
 {
-    close_open(bt);
+    struct weir_list *l;
+    while ((l = weir_list_first(&bt->open)))
+        close_batch(bt, weir_list_entry(l, struct weir_batch, link));
 }
 
 int64_t weir_batcher_due_ms(const struct weir_batcher *bt)
 {
-    if (!bt->open || bt->cfg.window_ms <= 0)
+    struct weir_list *l = weir_list_first(&bt->open);
+    if (!l || bt->cfg.window_ms <= 0)
         return -1;
-    return bt->open->opened_ms + bt->cfg.window_ms;
+    return weir_list_entry(l, struct weir_batch, link)->opened_ms + bt->cfg.window_ms;
 }
 
 void weir_batcher_tick(struct weir_batcher *bt)
 {
-    int64_t due = weir_batcher_due_ms(bt);
-    if (due >= 0 && weir_clock_mono_ms() >= due)
-        close_open(bt);
+    int64_t due;
+    while ((due = weir_batcher_due_ms(bt)) >= 0 && weir_clock_mono_ms() >= due)
+        close_batch(bt, weir_list_entry(weir_list_first(&bt->open), struct weir_batch, link));
 }
 
 size_t weir_batcher_pending(const struct weir_batcher *bt)
 {
-    return bt->open ? bt->open->n : 0;
+    return bt->pending;
+}
+
+size_t weir_batcher_pending_lane(const struct weir_batcher *bt, uint32_t lane)
+{
+    const struct weir_batch *b = weir_u32map_get(&bt->by_lane, lane);
+    return b ? b->n : 0;
 }
 
 struct weir_batch *weir_batcher_steal(struct weir_batcher *bt)
 {
-    struct weir_batch *b = bt->open;
-    bt->open = NULL;
+    struct weir_list *l = weir_list_first(&bt->open);
+    if (!l)
+        return NULL;
+    struct weir_batch *b = weir_list_entry(l, struct weir_batch, link);
+    detach(bt, b);
+    return b;
+}
+
+struct weir_batch *weir_batcher_steal_lane(struct weir_batcher *bt, uint32_t lane)
+{
+    struct weir_batch *b = weir_u32map_get(&bt->by_lane, lane);
+    if (b)
+        detach(bt, b);
     return b;
 }

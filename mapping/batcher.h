@@ -1,14 +1,18 @@
-/* The batcher: collects records into batches and closes a batch when it holds batch_size records,
- * when its window (counted from its first record) ends, or before the next record would push
- * the event past the invoke payload limit. Pure: no timers, no I/O; time from core/clock. */
+/* The batcher: collects records into batches, one open batch per lane, and closes a batch when it
+ * holds batch_size records, when its window (counted from its first record) ends, or before the
+ * next record would push its event past the invoke payload limit. Pure: no timers, no I/O; time
+ * from core/clock. */
 #ifndef WEIR_BATCHER_H
 #define WEIR_BATCHER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mapping/encode.h"
-#include "mapping/record.h"
+#include "core/list.h"
+#include "core/u32map.h"
+#include "model/event.h"
+#include "model/record.h"
 
 struct weir_batcher_cfg {
     size_t batch_size;
@@ -24,7 +28,10 @@ typedef void (*weir_batcher_flush_fn)(void *arg, struct weir_batch *b);
 struct weir_batcher {
     struct weir_batcher_cfg cfg;
     struct weir_mapping *m;
-    struct weir_batch *open; /* NULL when nothing is pending */
+    struct weir_u32map by_lane; /* lane -> its open batch */
+    struct weir_list open;      /* open batches, oldest first: the order their windows end in */
+    size_t pending;             /* records in open batches */
+    size_t open_len;            /* bytes of an event's opening */
     struct weir_buf scratch;
     weir_batcher_flush_fn flush;
     void *arg;
@@ -32,21 +39,27 @@ struct weir_batcher {
 
 void weir_batcher_init(struct weir_batcher *bt, const struct weir_batcher_cfg *cfg,
                        struct weir_mapping *m, weir_batcher_flush_fn flush, void *arg);
-/* Frees the open batch and its records without flushing. */
+/* Frees the open batches and their records without flushing. */
 void weir_batcher_deinit(struct weir_batcher *bt);
-/* Adds r (ownership taken). May close the open batch first (payload limit) and/or after (full).
- * A record whose event alone passes max_bytes is closed in a batch of its own; the dispatcher
- * refuses it. */
-void weir_batcher_add(struct weir_batcher *bt, struct weir_record *r);
-/* Closes and hands over the open batch, if any. */
+/* Adds r to its lane's open batch, taking ownership, and sets r->event_bytes. It may close that
+ * batch first (payload limit) and/or after (full). A record whose element alone makes an event
+ * larger than max_bytes cannot be delivered in any event: it is not taken (false), so the
+ * caller can reject it. */
+bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r);
+/* Closes and hands over every open batch, oldest first. */
 void weir_batcher_flush(struct weir_batcher *bt);
-/* Mono ms at which the open batch's window ends; -1 when nothing is open or window_ms is 0. */
+/* Mono ms at which the oldest open batch's window ends; -1 when nothing is open or window_ms
+ * is 0. */
 int64_t weir_batcher_due_ms(const struct weir_batcher *bt);
-/* Closes the open batch if its window has ended by now. */
+/* Closes every open batch whose window has ended by now. */
 void weir_batcher_tick(struct weir_batcher *bt);
-/* Records in the open batch. */
+/* Records in open batches: all of them, or those of one lane. */
 size_t weir_batcher_pending(const struct weir_batcher *bt);
-/* Takes the open batch without closing it (shutdown: its records are given back). */
+size_t weir_batcher_pending_lane(const struct weir_batcher *bt, uint32_t lane);
+/* Takes lane's open batch without closing it (its records are given back); NULL when none. */
+struct weir_batch *weir_batcher_steal_lane(struct weir_batcher *bt, uint32_t lane);
+/* Takes the oldest open batch without closing it (shutdown: its records are given back); NULL
+ * when none is open. */
 struct weir_batch *weir_batcher_steal(struct weir_batcher *bt);
 
 #endif

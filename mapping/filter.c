@@ -25,26 +25,6 @@
 #define NUMERIC_LIMIT    5e9
 #define NUMERIC_DECIMALS 6
 
-static const struct weir_filter_key sqs_keys[] = {
-    {"messageId", WEIR_FILTER_KEY_STRING},
-    {"receiptHandle", WEIR_FILTER_KEY_STRING},
-    {"body", WEIR_FILTER_KEY_DATA},
-    {"attributes", WEIR_FILTER_KEY_OBJECT},
-    {"messageAttributes", WEIR_FILTER_KEY_OBJECT},
-    {"md5OfBody", WEIR_FILTER_KEY_STRING},
-    {"md5OfMessageAttributes", WEIR_FILTER_KEY_STRING},
-    {"eventSource", WEIR_FILTER_KEY_STRING},
-    {"eventSourceARN", WEIR_FILTER_KEY_STRING},
-    {"awsRegion", WEIR_FILTER_KEY_STRING},
-};
-
-const struct weir_filter_shape weir_filter_shape_sqs = {
-    .name = "SQS",
-    .keys = sqs_keys,
-    .n_keys = sizeof(sqs_keys) / sizeof(*sqs_keys),
-    .plain_data = true,
-};
-
 /* ==== the pattern reader ===================================================================== */
 
 enum ptype { P_OBJ, P_ARR, P_STR, P_NUM, P_TRUE, P_FALSE, P_NULL };

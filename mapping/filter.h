@@ -8,40 +8,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "mapping/encode.h"
-#include "mapping/record.h"
+#include "model/event.h"
+#include "model/record.h"
 
 /* AWS allows 5 filters per mapping by default and up to 10 with a raised quota; weir takes 10. */
 #define WEIR_FILTER_MAX_PATTERNS     10
 #define WEIR_FILTER_AWS_DEFAULT_MAX  5
 #define WEIR_FILTER_MAX_PATTERN_CHAR 4096 /* characters (code points) per pattern, as AWS */
-
-/* What a top-level key of a source's record holds. */
-enum weir_filter_key_kind {
-    WEIR_FILTER_KEY_DATA,   /* the payload (r->data): matched as JSON when it is JSON */
-    WEIR_FILTER_KEY_STRING, /* metadata holding a string (messageId) */
-    WEIR_FILTER_KEY_OBJECT, /* metadata holding an object (attributes) */
-};
-
-struct weir_filter_key {
-    const char *name;
-    enum weir_filter_key_kind kind;
-};
-
-/* The record a source delivers as patterns see it: its top-level keys, exactly one of them the
- * data key. Metadata values are read from the record element the source's encoder writes, so a
- * pattern sees what the function would see. */
-struct weir_filter_shape {
-    const char *name; /* for messages: "SQS" */
-    const struct weir_filter_key *keys;
-    size_t n_keys;
-    /* SQS: a payload that is not JSON is a plain string, matched by plain patterns on the data
-     * key. Without it (Kinesis, DynamoDB) a plain pattern on the data key is refused. */
-    bool plain_data;
-};
-
-/* The SQS record element (reference 4.3); data key `body`. */
-extern const struct weir_filter_shape weir_filter_shape_sqs;
 
 /* Why a pattern was refused, and where inside it. */
 struct weir_filter_error {

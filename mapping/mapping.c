@@ -1,6 +1,8 @@
-/* One mapping's pipeline: records from its poller go through the filter and the batcher to the
- * dispatcher, and verdicts come back to the poller. It owns the poller, the filter, the batcher,
- * the window timer and the in-flight bound (backpressure). It must never talk to a server
+/* One mapping's pipeline: records from its poller go through the filter and the batcher into
+ * lanes, and batches to the dispatcher; verdicts come back to the poller. It owns the poller, the
+ * filter, the batcher, the lanes (order: one batch of an ordered lane in flight at a time), the
+ * window and scaling timers and the bounds: batches in flight (concurrency) and bytes buffered.
+ * At a bound the poller is paused, never buffered without limit. It must never talk to a server
  * itself. */
 #include "mapping/mapping.h"
 
@@ -13,6 +15,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/u32map.h"
 #include "dispatcher/dispatcher.h"
 #include "mapping/batcher.h"
 #include "mapping/filter.h"
@@ -24,9 +27,23 @@
 #define SCALE_STEP      5
 #define SCALE_MAX       1000
 #define SCALE_PERIOD_MS 1000
-/* Filtered-out records are settled together at the end of each read; a read larger than this
- * settles them in runs of this many, so a huge read does not hold leases it could release. */
-#define FILTERED_SETTLE_MAX 500
+/* Filtered-out and rejected records are settled together at the end of each read; a read larger
+ * than this settles them in runs of this many, so a huge read does not hold leases it could
+ * release. */
+#define SIDE_SETTLE_MAX 500
+/* What a record is assumed to hold before any has been seen, for the byte budget. */
+#define FIRST_RECORD_BYTES_GUESS 1024
+/* An ordered lane reads ahead one batch beyond the one in flight, then waits. */
+#define ORDERED_LANE_BATCHES 2
+
+/* A lane's state in this mapping, kept while it holds anything or is paused. */
+struct lane {
+    uint32_t id;
+    struct weir_list waiting; /* closed batches held back while one of the lane is in flight */
+    size_t inflight;          /* batches of the lane with the dispatcher */
+    size_t records;           /* records of the lane in its open, waiting and in-flight batches */
+    bool paused;              /* the poller was told to stop reading it */
+};
 
 struct weir_mapping {
     const struct weir_mapping_cfg *cfg;
@@ -34,21 +51,27 @@ struct weir_mapping {
     char *region;
     struct event_base *base;
     struct weir_function *fn;
-    const struct weir_poller_ops *ops;
+    const struct weir_source *src;
     struct weir_poller *p;
+    const struct weir_source_info *info;
     struct weir_batcher bt;
     struct weir_event_ctx ctx;
     struct weir_disp_policy pol;
-    struct event *window_timer;
-    int64_t window_due_ms; /* when window_timer is armed for; -1 when not armed */
-    struct event *scale_timer;
+    struct weir_timer *window_timer;
+    struct weir_timer *scale_timer;
     struct event *stopped_event;
 
-    size_t inflight; /* batches handed to the dispatcher and not yet back */
-    size_t limit;    /* maximum_concurrency, or SCALE_MAX */
-    size_t cap;      /* current concurrency, scaled between min(SCALE_START, limit) and limit */
-    size_t peak_inflight; /* since the last scale tick */
-    bool saturated;       /* since the last scale tick, inflight reached cap */
+    struct weir_u32map lanes; /* lane id -> struct lane */
+    struct weir_list ready;   /* closed batches waiting for a concurrency slot, oldest first */
+    size_t queued;            /* closed batches not yet submitted: ready and lanes' waiting */
+    size_t inflight;          /* batches handed to the dispatcher and not yet back */
+    size_t limit;             /* maximum_concurrency, or SCALE_MAX */
+    size_t cap; /* current concurrency, scaled between min(SCALE_START, limit) and limit */
+    size_t peak_inflight;    /* since the last scale tick */
+    bool saturated;          /* since the last scale tick, inflight reached cap */
+    size_t budget;           /* bytes of records buffered and in flight at most */
+    size_t avg_record_bytes; /* a running average, to turn bytes left into records */
+
     bool started;
     bool stopping;
     bool poller_stop_requested;
@@ -58,6 +81,7 @@ struct weir_mapping {
     struct weir_batch *release;  /* records that arrived while stopping, to give back */
     struct weir_filter *filter;  /* filter_criteria compiled; NULL when the mapping has none */
     struct weir_batch *filtered; /* records no pattern matched, to settle as done */
+    struct weir_batch *rejected; /* records no event can hold, to settle as rejected */
     struct weir_mapping_stats stats;
 };
 
@@ -66,24 +90,134 @@ static size_t min_size(size_t a, size_t b)
     return a < b ? a : b;
 }
 
+/* ---- lanes ---- */
+
+static struct lane *lane_find(const struct weir_mapping *m, uint32_t id)
+{
+    return weir_u32map_get(&m->lanes, id);
+}
+
+static struct lane *lane_get(struct weir_mapping *m, uint32_t id)
+{
+    struct lane *l = lane_find(m, id);
+    if (!l) {
+        l = weir_calloc(1, sizeof(*l));
+        l->id = id;
+        weir_list_init(&l->waiting);
+        weir_u32map_put(&m->lanes, id, l);
+    }
+    return l;
+}
+
+/* Forgets a lane that holds nothing: lanes come and go with message groups. */
+static void lane_put(struct weir_mapping *m, struct lane *l)
+{
+    if (l->records || l->inflight || l->paused || !weir_list_empty(&l->waiting))
+        return;
+    weir_u32map_del(&m->lanes, l->id);
+    free(l);
+}
+
+/* ---- room: how much the poller may read ---- */
+
+/* Records the byte budget has room for; a mapping holding nothing always takes a first read,
+ * however large its records. */
+static size_t bytes_room(const struct weir_mapping *m)
+{
+    if (m->stats.bytes == 0)
+        return SIZE_MAX;
+    if (m->stats.bytes >= m->budget)
+        return 0;
+    size_t n = (m->budget - m->stats.bytes) / m->avg_record_bytes;
+    return n ? n : 1;
+}
+
+static size_t room_any(const struct weir_mapping *m)
+{
+    if (!m->started || m->stopping)
+        return 0;
+    if (m->inflight + m->queued >= m->cap)
+        return 0;
+    /* Records read while the function has no free slot would only wait with their lease
+     * ticking, so the source is read only for the batches that can be invoked now. */
+    size_t batches = min_size(m->cap - m->inflight - m->queued, weir_function_free_slots(m->fn));
+    size_t pending = weir_batcher_pending(&m->bt);
+    size_t size = (size_t)m->cfg->batch_size;
+    size_t room = batches * size > pending ? batches * size - pending : 0;
+    return min_size(room, bytes_room(m));
+}
+
+static size_t room_lane(const struct weir_mapping *m, uint32_t id)
+{
+    if (id == WEIR_LANE_ANY || !m->info->ordered_lanes)
+        return room_any(m);
+    if (!m->started || m->stopping)
+        return 0;
+    const struct lane *l = lane_find(m, id);
+    size_t bound = ORDERED_LANE_BATCHES * (size_t)m->cfg->batch_size;
+    size_t held = l ? l->records : 0;
+    return min_size(held < bound ? bound - held : 0, bytes_room(m));
+}
+
+static size_t sink_room(void *ctx, uint32_t lane)
+{
+    return room_lane(ctx, lane);
+}
+
 static void poller_resume(struct weir_mapping *m)
 {
-    if (m->started && !m->stopping && m->ops->resume)
-        m->ops->resume(m->p);
+    if (m->started && !m->stopping && m->src->ops->resume)
+        m->src->ops->resume(m->p, WEIR_LANE_ANY);
 }
 
-static void on_function_slot(void *arg)
+/* Tells the poller to read l again when it was paused and has room now. */
+static void lane_maybe_resume(struct weir_mapping *m, struct lane *l)
 {
-    poller_resume(arg);
+    if (!l->paused || m->stopping || room_lane(m, l->id) == 0)
+        return;
+    l->paused = false;
+    m->src->ops->resume(m->p, l->id);
 }
+
+/* ---- batches to the dispatcher and back ---- */
 
 static void maybe_finish_stop(struct weir_mapping *m);
+static void on_batch_done(void *arg, struct weir_batch *b);
 
-static void on_batch_done(void *arg, struct weir_batch *b)
+static void submit(struct weir_mapping *m, struct weir_batch *b)
 {
-    struct weir_mapping *m = arg;
-    m->inflight--;
-    m->stats.invocations += b->invocations;
+    struct lane *l = lane_get(m, b->lane);
+    l->inflight++;
+    m->inflight++;
+    if (m->inflight > m->peak_inflight)
+        m->peak_inflight = m->inflight;
+    if (m->inflight >= m->cap)
+        m->saturated = true;
+    m->stats.inflight = m->inflight;
+    weir_trace(m->component, "batch submitted lane=%u records=%zu bytes=%zu inflight=%zu", b->lane,
+               b->n, b->event.len, m->inflight);
+    weir_disp_submit(m->fn, b, &m->pol, on_batch_done, m);
+}
+
+/* Submits ready batches while the concurrency allows. */
+static void pump_ready(struct weir_mapping *m)
+{
+    struct weir_list *node;
+    while (m->inflight < m->cap && (node = weir_list_pop_front(&m->ready))) {
+        m->queued--;
+        submit(m, weir_list_entry(node, struct weir_batch, link));
+    }
+}
+
+static void make_ready(struct weir_mapping *m, struct weir_batch *b)
+{
+    weir_list_push_back(&m->ready, &b->link);
+    m->queued++;
+    pump_ready(m);
+}
+
+static void count_verdicts(struct weir_mapping *m, const struct weir_batch *b)
+{
     for (size_t i = 0; i < b->n; i++) {
         switch (b->records[i]->verdict) {
         case WEIR_VERDICT_DONE:
@@ -92,62 +226,130 @@ static void on_batch_done(void *arg, struct weir_batch *b)
         case WEIR_VERDICT_RELEASE:
             m->stats.records_released++;
             break;
+        case WEIR_VERDICT_REJECT:
+            m->stats.records_rejected++;
+            break;
         default:
             m->stats.records_retry++;
             break;
         }
     }
-    m->ops->settle(m->p, b);
+}
+
+/* Gives b's records back to the source unsent and frees b. */
+static void give_back(struct weir_mapping *m, struct weir_batch *b)
+{
+    weir_batch_set_verdicts(b, WEIR_VERDICT_RELEASE);
+    m->stats.records_released += b->n;
+    m->src->ops->settle(m->p, b);
     weir_batch_free(b);
-    if (m->stopping)
+}
+
+/* Accounts a batch that leaves the mapping: it is neither buffered nor in flight any more. */
+static void forget_batch(struct weir_mapping *m, struct lane *l, const struct weir_batch *b)
+{
+    l->records -= b->n;
+    m->stats.bytes -= b->bytes;
+}
+
+/* A failure blocks its lane, as SQS FIFO blocks a message group: every later record of the lane
+ * held here is given back, so the failed ones come back (with the lane's order) before them. */
+static void block_lane(struct weir_mapping *m, struct lane *l)
+{
+    struct weir_list *node;
+    size_t n = 0;
+    while ((node = weir_list_pop_front(&l->waiting))) {
+        struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
+        m->queued--;
+        n += b->n;
+        forget_batch(m, l, b);
+        give_back(m, b);
+    }
+    struct weir_batch *open = weir_batcher_steal_lane(&m->bt, l->id);
+    if (open) {
+        n += open->n;
+        l->records -= open->n;
+        for (size_t i = 0; i < open->n; i++)
+            m->stats.bytes -= open->records[i]->data_len + open->records[i]->event_bytes;
+        give_back(m, open);
+    }
+    if (n)
+        weir_debug(m->component,
+                   "lane blocked by a failure; later records given back lane=%u "
+                   "records=%zu",
+                   l->id, n);
+}
+
+static void on_batch_done(void *arg, struct weir_batch *b)
+{
+    struct weir_mapping *m = arg;
+    struct lane *l = lane_get(m, b->lane);
+    m->inflight--;
+    m->stats.inflight = m->inflight;
+    l->inflight--;
+    forget_batch(m, l, b);
+    m->stats.invocations += b->invocations;
+    count_verdicts(m, b);
+    bool blocked = m->info->ordered_lanes && weir_batch_count(b, WEIR_VERDICT_RETRY) > 0;
+    m->src->ops->settle(m->p, b);
+    weir_batch_free(b);
+
+    if (blocked) {
+        block_lane(m, l);
+    } else if (m->info->ordered_lanes && !l->inflight) {
+        struct weir_list *next = weir_list_pop_front(&l->waiting);
+        if (next) {
+            m->queued--;
+            make_ready(m, weir_list_entry(next, struct weir_batch, link));
+        }
+    }
+    pump_ready(m);
+    if (m->stopping) {
+        lane_put(m, l);
         maybe_finish_stop(m);
-    else
-        poller_resume(m);
+        return;
+    }
+    lane_maybe_resume(m, l);
+    lane_put(m, l);
+    poller_resume(m);
 }
 
 static void on_batch_closed(void *arg, struct weir_batch *b)
 {
     struct weir_mapping *m = arg;
+    struct lane *l = lane_get(m, b->lane);
     m->stats.batches++;
-    m->inflight++;
-    if (m->inflight > m->peak_inflight)
-        m->peak_inflight = m->inflight;
-    if (m->inflight >= m->cap)
-        m->saturated = true;
-    weir_trace(m->component, "batch closed records=%zu bytes=%zu inflight=%zu", b->n, b->event.len,
-               m->inflight);
-    weir_disp_submit(m->fn, b, &m->pol, on_batch_done, m);
+    b->bytes = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->bytes += b->records[i]->data_len + b->records[i]->event_bytes;
+    if (m->info->ordered_lanes && (l->inflight || !weir_list_empty(&l->waiting))) {
+        weir_list_push_back(&l->waiting, &b->link);
+        m->queued++;
+        return;
+    }
+    make_ready(m, b);
 }
+
+/* ---- timers ---- */
 
 static void arm_window(struct weir_mapping *m)
 {
     int64_t due = weir_batcher_due_ms(&m->bt);
-    if (due < 0) {
-        if (m->window_due_ms >= 0)
-            event_del(m->window_timer);
-        m->window_due_ms = -1;
-        return;
-    }
-    if (due == m->window_due_ms)
-        return;
-    int64_t wait = due - weir_clock_mono_ms();
-    if (wait < 0)
-        wait = 0;
-    struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
-    event_add(m->window_timer, &tv);
-    m->window_due_ms = due;
+    if (due < 0)
+        weir_timer_stop(m->window_timer);
+    else if (due != weir_timer_due(m->window_timer))
+        weir_timer_at(m->window_timer, due);
 }
 
-static void on_window(evutil_socket_t fd, short what, void *arg)
+static void on_window(void *arg)
 {
     struct weir_mapping *m = arg;
-    m->window_due_ms = -1;
     weir_batcher_tick(&m->bt);
     arm_window(m);
     poller_resume(m);
 }
 
-static void on_scale(evutil_socket_t fd, short what, void *arg)
+static void on_scale(void *arg)
 {
     struct weir_mapping *m = arg;
     size_t floor = min_size(SCALE_START, m->limit);
@@ -157,13 +359,136 @@ static void on_scale(evutil_socket_t fd, short what, void *arg)
     else if (m->peak_inflight * 2 < m->cap && m->cap > floor)
         m->cap = m->cap - SCALE_STEP < floor ? floor : m->cap - SCALE_STEP;
     if (m->cap != before)
-        weir_debug(m->component, "concurrency %s to %zu", m->cap > before ? "raised" : "lowered",
-                   m->cap);
+        weir_debug(m->component, "concurrency %s concurrency=%zu",
+                   m->cap > before ? "raised" : "lowered", m->cap);
     m->saturated = m->inflight >= m->cap;
     m->peak_inflight = m->inflight;
-    if (m->cap > before)
+    weir_timer_after(m->scale_timer, SCALE_PERIOD_MS);
+    if (m->cap > before) {
+        pump_ready(m);
         poller_resume(m);
+    }
 }
+
+static void on_function_slot(void *arg)
+{
+    poller_resume(arg);
+}
+
+/* ---- records from the poller ---- */
+
+/* Settles what collected in *side (filtered out: done; too large: rejected). */
+static void settle_side(struct weir_mapping *m, struct weir_batch **side)
+{
+    struct weir_batch *b = *side;
+    if (!b)
+        return;
+    *side = NULL;
+    m->src->ops->settle(m->p, b);
+    weir_batch_free(b);
+}
+
+static void set_aside(struct weir_mapping *m, struct weir_batch **side, struct weir_record *r)
+{
+    if (!*side)
+        *side = weir_batch_new(m, r->lane);
+    weir_batch_take(*side, r);
+    if ((*side)->n >= SIDE_SETTLE_MAX)
+        settle_side(m, side);
+}
+
+static void hold_for_release(struct weir_mapping *m, struct weir_record *r)
+{
+    if (!m->release)
+        m->release = weir_batch_new(m, 0);
+    weir_batch_take(m->release, r);
+}
+
+static void sink_deliver(void *ctx, struct weir_record *r)
+{
+    struct weir_mapping *m = ctx;
+    m->stats.records_in++;
+    if (m->stopping) {
+        hold_for_release(m, r);
+        return;
+    }
+    /* Before the batcher, as Lambda filters before batching: a filtered record takes no room in
+     * a batch and never reaches the function. */
+    if (m->filter && !weir_filter_match(m->filter, r, m->src->format->encoder, &m->ctx)) {
+        m->stats.records_filtered++;
+        r->verdict = WEIR_VERDICT_DONE;
+        set_aside(m, &m->filtered, r);
+        return;
+    }
+    struct lane *l = lane_get(m, r->lane);
+    uint32_t lane = r->lane;
+    size_t bytes = r->data_len;
+    l->records++;
+    if (!weir_batcher_add(&m->bt, r)) {
+        /* No event can hold it: delivering it is impossible, and reading it again would only
+         * repeat this. The source moves it to its dead-letter target, with the reason. */
+        l->records--;
+        m->stats.records_rejected++;
+        weir_log_limited(WEIR_LOG_ERROR, m->component,
+                         "record too large for any event; rejected id=%s bytes=%zu limit=%d", r->id,
+                         r->event_bytes, WEIR_INVOKE_PAYLOAD_MAX);
+        weir_record_reject(r,
+                           "its event element of %zu bytes is over the %d-byte invoke payload "
+                           "limit",
+                           r->event_bytes, WEIR_INVOKE_PAYLOAD_MAX);
+        set_aside(m, &m->rejected, r);
+        lane_put(m, l);
+        return;
+    }
+    /* r may already be in a submitted batch; only its size is read, before it could come back
+     * (the dispatcher never answers from inside a submit). */
+    bytes += r->event_bytes;
+    m->stats.bytes += bytes;
+    if (m->stats.bytes > m->stats.peak_bytes)
+        m->stats.peak_bytes = m->stats.bytes;
+    m->avg_record_bytes = (m->avg_record_bytes * 7 + bytes) / 8;
+    if (!m->avg_record_bytes)
+        m->avg_record_bytes = 1;
+    if (m->info->ordered_lanes && m->src->ops->pause && !l->paused && room_lane(m, lane) == 0) {
+        l->paused = true;
+        m->src->ops->pause(m->p, lane);
+    }
+    arm_window(m);
+}
+
+static void release_pending(struct weir_mapping *m)
+{
+    if (!m->release || !m->release->n)
+        return;
+    struct weir_batch *b = m->release;
+    m->release = NULL;
+    give_back(m, b);
+}
+
+static void sink_read_done(void *ctx)
+{
+    struct weir_mapping *m = ctx;
+    if (m->filtered)
+        weir_debug(m->component, "filtered out records=%zu total=%llu", m->filtered->n,
+                   (unsigned long long)m->stats.records_filtered);
+    settle_side(m, &m->filtered);
+    settle_side(m, &m->rejected);
+    if (m->stopping) {
+        release_pending(m);
+        return;
+    }
+    if (m->cfg->maximum_batching_window_in_seconds == 0)
+        weir_batcher_flush(&m->bt);
+    arm_window(m);
+}
+
+static const struct weir_sink_ops sink_ops = {
+    .room = sink_room,
+    .deliver = sink_deliver,
+    .read_done = sink_read_done,
+};
+
+/* ---- life ---- */
 
 /* The configuration was checked when loaded; this compiles it again for this source's records
  * (and refuses it for a caller that skipped the check). */
@@ -173,25 +498,23 @@ static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
     const char *texts[WEIR_FILTER_MAX_PATTERNS];
     size_t lens[WEIR_FILTER_MAX_PATTERNS], bad = 0;
     struct weir_filter_error ferr;
-    if (!m->ops->filter_shape) {
-        weir_err_set(err, "mapping '%s': the %s source cannot filter records", cfg->name,
-                     m->ops->name);
+    if (!m->src->format->filter_shape) {
+        weir_err_set(err, "the %s source cannot filter records", m->src->config.name);
         return false;
     }
     if (cfg->n_filters > WEIR_FILTER_MAX_PATTERNS) {
-        weir_err_set(err, "mapping '%s': %zu filters; at most %d", cfg->name, cfg->n_filters,
-                     WEIR_FILTER_MAX_PATTERNS);
+        weir_err_set(err, "%zu filters; at most %d", cfg->n_filters, WEIR_FILTER_MAX_PATTERNS);
         return false;
     }
     for (size_t i = 0; i < cfg->n_filters; i++) {
         texts[i] = cfg->filters[i].pattern;
         lens[i] = cfg->filters[i].pattern_len;
     }
-    m->filter = weir_filter_new(texts, lens, cfg->n_filters, m->ops->filter_shape, &bad, &ferr);
+    m->filter =
+        weir_filter_new(texts, lens, cfg->n_filters, m->src->format->filter_shape, &bad, &ferr);
     if (!m->filter) {
-        weir_err_set(err,
-                     "mapping '%s': filter_criteria.filters[%zu].pattern: at %s (offset %zu): %s",
-                     cfg->name, bad, ferr.path[0] ? ferr.path : "the top", ferr.offset, ferr.msg);
+        weir_err_set(err, "filter_criteria.filters[%zu].pattern: at %s (offset %zu): %s", bad,
+                     ferr.path[0] ? ferr.path : "the top", ferr.offset, ferr.msg);
         return false;
     }
     return true;
@@ -201,16 +524,16 @@ struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *cfg, const 
                                       struct weir_function *fn, struct event_base *base,
                                       struct weir_err *err)
 {
-    const struct weir_poller_ops *ops = weir_poller_find(cfg->source);
-    if (!ops) {
+    const struct weir_source *src = cfg->src ? weir_source_of(cfg->src) : NULL;
+    if (!src) {
         weir_err_set(err, "no source handles '%s'", cfg->source);
         return NULL;
     }
-    return weir_mapping_new_with(cfg, ops, region, fn, base, err);
+    return weir_mapping_new_with(cfg, src, region, fn, base, err);
 }
 
 struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
-                                           const struct weir_poller_ops *ops, const char *region,
+                                           const struct weir_source *src, const char *region,
                                            struct weir_function *fn, struct event_base *base,
                                            struct weir_err *err)
 {
@@ -218,29 +541,40 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
     m->cfg = cfg;
     m->base = base;
     m->fn = fn;
+    m->src = src;
     m->region = weir_strdup(region);
-    m->window_due_ms = -1;
     snprintf(m->component, sizeof(m->component), "mapping/%s", cfg->name);
-    m->ops = ops;
     m->limit = cfg->maximum_concurrency > 0 ? (size_t)cfg->maximum_concurrency : SCALE_MAX;
     m->cap = min_size(SCALE_START, m->limit);
-    m->window_timer = evtimer_new(base, on_window, m);
-    m->scale_timer = event_new(base, -1, EV_PERSIST, on_scale, m);
+    m->budget = (size_t)(cfg->maximum_buffered_mib > 0 ? cfg->maximum_buffered_mib : 64) << 20;
+    m->avg_record_bytes = FIRST_RECORD_BYTES_GUESS;
+    weir_u32map_init(&m->lanes);
+    weir_list_init(&m->ready);
+    m->window_timer = weir_timer_new(base, on_window, m);
+    m->scale_timer = weir_timer_new(base, on_scale, m);
     if (cfg->n_filters && !compile_filter(m, err))
         goto fail;
-    m->p = m->ops->new (m, cfg, region, base, err);
+    struct weir_poller_args args = {
+        .mc = cfg,
+        .region = region,
+        .component = m->component,
+        .base = base,
+        .sink = {.ops = &sink_ops, .ctx = m},
+    };
+    m->p = src->ops->new (&args, err);
     if (!m->p)
         goto fail;
-    m->ctx.source_arn = m->ops->source_arn(m->p);
+    m->info = src->ops->info(m->p);
+    m->ctx.source_arn = m->info->source_arn;
     m->ctx.region = m->region;
-    m->pol.semantics = m->ops->semantics;
+    m->pol.delivery = src->delivery;
     m->pol.report_batch_item_failures = cfg->report_batch_item_failures;
     m->pol.mapping_name = cfg->name;
     struct weir_batcher_cfg bc = {
         .batch_size = (size_t)cfg->batch_size,
         .window_ms = (int64_t)cfg->maximum_batching_window_in_seconds * 1000,
         .max_bytes = WEIR_INVOKE_PAYLOAD_MAX,
-        .encoder = m->ops->encoder,
+        .encoder = src->format->encoder,
         .ctx = &m->ctx,
     };
     weir_batcher_init(&m->bt, &bc, m, on_batch_closed, m);
@@ -253,21 +587,22 @@ fail:
 weir_status weir_mapping_start(struct weir_mapping *m)
 {
     if (!m->cfg->enabled) {
-        weir_info(m->component, "disabled (enabled: false); not reading source=%s", m->ops->name);
+        weir_info(m->component, "disabled (enabled: false); not reading source=%s",
+                  m->src->config.name);
         return WEIR_OK;
     }
     m->started = true;
     weir_function_watch(m->fn, on_function_slot, m);
-    struct timeval period = {.tv_sec = SCALE_PERIOD_MS / 1000,
-                             .tv_usec = (SCALE_PERIOD_MS % 1000) * 1000};
-    event_add(m->scale_timer, &period);
-    if (m->ops->start(m->p) != WEIR_OK)
+    weir_timer_after(m->scale_timer, SCALE_PERIOD_MS);
+    if (m->src->ops->start(m->p) != WEIR_OK)
         return WEIR_ERR;
     weir_info(m->component,
-              "started source=%s function=%s batch_size=%d window_s=%d max_concurrency=%zu "
-              "report_batch_item_failures=%s filters=%zu",
-              m->ops->name, weir_function_name(m->fn), m->cfg->batch_size,
-              m->cfg->maximum_batching_window_in_seconds, m->limit,
+              "started source=%s function=%s delivery=%s ordered_lanes=%s batch_size=%d "
+              "window_s=%d max_concurrency=%zu buffer_mib=%zu report_batch_item_failures=%s "
+              "filters=%zu",
+              m->src->config.name, weir_function_name(m->fn), weir_delivery_name(m->pol.delivery),
+              m->info->ordered_lanes ? "true" : "false", m->cfg->batch_size,
+              m->cfg->maximum_batching_window_in_seconds, m->limit, m->budget >> 20,
               m->cfg->report_batch_item_failures ? "true" : "false", m->cfg->n_filters);
     return WEIR_OK;
 }
@@ -278,10 +613,11 @@ static void on_stopped_event(evutil_socket_t fd, short what, void *arg)
     weir_info(
         m->component,
         "stopped records_in=%llu done=%llu retry=%llu released=%llu filtered=%llu "
-        "invocations=%llu",
+        "rejected=%llu invocations=%llu",
         (unsigned long long)m->stats.records_in, (unsigned long long)m->stats.records_done,
         (unsigned long long)m->stats.records_retry, (unsigned long long)m->stats.records_released,
-        (unsigned long long)m->stats.records_filtered, (unsigned long long)m->stats.invocations);
+        (unsigned long long)m->stats.records_filtered,
+        (unsigned long long)m->stats.records_rejected, (unsigned long long)m->stats.invocations);
     if (m->stop_done)
         m->stop_done(m->stop_arg);
 }
@@ -294,38 +630,52 @@ static void on_poller_stopped(void *arg)
     event_active(m->stopped_event, EV_TIMEOUT, 0);
 }
 
-static void release_pending(struct weir_mapping *m)
-{
-    if (!m->release || !m->release->n)
-        return;
-    weir_batch_set_verdicts(m->release, WEIR_VERDICT_RELEASE);
-    m->stats.records_released += m->release->n;
-    m->ops->settle(m->p, m->release);
-    weir_batch_free(m->release);
-    m->release = NULL;
-}
-
-/* Filtered-out records are done: the source forgets them (SQS deletes them, as Lambda does). */
-static void settle_filtered(struct weir_mapping *m)
-{
-    if (!m->filtered)
-        return;
-    struct weir_batch *b = m->filtered;
-    m->filtered = NULL;
-    weir_debug(m->component, "filtered out records=%zu total=%llu", b->n,
-               (unsigned long long)m->stats.records_filtered);
-    m->ops->settle(m->p, b);
-    weir_batch_free(b);
-}
-
 static void maybe_finish_stop(struct weir_mapping *m)
 {
-    settle_filtered(m);
+    settle_side(m, &m->filtered);
+    settle_side(m, &m->rejected);
     release_pending(m);
     if (m->inflight || m->poller_stop_requested)
         return;
     m->poller_stop_requested = true;
-    m->ops->stop(m->p, on_poller_stopped, m);
+    m->src->ops->stop(m->p, on_poller_stopped, m);
+}
+
+/* Every batch not yet submitted (open, waiting in a lane, ready) goes back to the source. */
+static size_t give_back_unsent(struct weir_mapping *m)
+{
+    size_t n = 0;
+    struct weir_batch *b;
+    while ((b = weir_batcher_steal(&m->bt))) {
+        struct lane *l = lane_get(m, b->lane);
+        n += b->n;
+        l->records -= b->n;
+        for (size_t i = 0; i < b->n; i++)
+            m->stats.bytes -= b->records[i]->data_len + b->records[i]->event_bytes;
+        give_back(m, b);
+        lane_put(m, l);
+    }
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&m->ready))) {
+        b = weir_list_entry(node, struct weir_batch, link);
+        struct lane *l = lane_get(m, b->lane);
+        m->queued--;
+        n += b->n;
+        forget_batch(m, l, b);
+        give_back(m, b);
+        lane_put(m, l);
+    }
+    for (size_t i = 0; i < m->lanes.cap; i++) {
+        struct lane *l = m->lanes.vals[i];
+        while (l && (node = weir_list_pop_front(&l->waiting))) {
+            b = weir_list_entry(node, struct weir_batch, link);
+            m->queued--;
+            n += b->n;
+            forget_batch(m, l, b);
+            give_back(m, b);
+        }
+    }
+    return n;
 }
 
 void weir_mapping_stop(struct weir_mapping *m, void (*done)(void *arg), void *arg)
@@ -338,20 +688,12 @@ void weir_mapping_stop(struct weir_mapping *m, void (*done)(void *arg), void *ar
         return;
     }
     m->stopping = true;
-    event_del(m->window_timer);
-    event_del(m->scale_timer);
+    weir_timer_stop(m->window_timer);
+    weir_timer_stop(m->scale_timer);
     weir_function_unwatch(m->fn, on_function_slot, m);
-    struct weir_batch *open = weir_batcher_steal(&m->bt);
-    if (open) {
-        if (!m->release)
-            m->release = weir_batch_new(m, 0);
-        for (size_t i = 0; i < open->n; i++)
-            weir_batch_take(m->release, open->records[i]);
-        open->n = 0;
-        weir_batch_free(open);
-    }
+    size_t given = give_back_unsent(m);
     weir_info(m->component, "stopping inflight_batches=%zu giving_back=%zu", m->inflight,
-              m->release ? m->release->n : 0);
+              given + (m->release ? m->release->n : 0));
     maybe_finish_stop(m);
 }
 
@@ -361,17 +703,28 @@ void weir_mapping_free(struct weir_mapping *m)
         return;
     if (m->started && !m->stopping)
         weir_function_unwatch(m->fn, on_function_slot, m);
-    if (m->ops && m->p)
-        weir_batcher_deinit(&m->bt);
     if (m->p)
-        m->ops->free(m->p);
+        weir_batcher_deinit(&m->bt);
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&m->ready)))
+        weir_batch_free(weir_list_entry(node, struct weir_batch, link));
+    for (size_t i = 0; i < m->lanes.cap; i++) {
+        struct lane *l = m->lanes.vals[i];
+        if (!l)
+            continue;
+        while ((node = weir_list_pop_front(&l->waiting)))
+            weir_batch_free(weir_list_entry(node, struct weir_batch, link));
+        free(l);
+    }
+    weir_u32map_deinit(&m->lanes);
+    if (m->p)
+        m->src->ops->free(m->p);
     weir_batch_free(m->release);
     weir_batch_free(m->filtered);
+    weir_batch_free(m->rejected);
     weir_filter_free(m->filter);
-    if (m->window_timer)
-        event_free(m->window_timer);
-    if (m->scale_timer)
-        event_free(m->scale_timer);
+    weir_timer_free(m->window_timer);
+    weir_timer_free(m->scale_timer);
     if (m->stopped_event)
         event_free(m->stopped_event);
     free(m->region);
@@ -381,57 +734,6 @@ void weir_mapping_free(struct weir_mapping *m)
 const char *weir_mapping_name(const struct weir_mapping *m)
 {
     return m->cfg->name;
-}
-
-size_t weir_mapping_want(const struct weir_mapping *m)
-{
-    if (!m->started || m->stopping)
-        return 0;
-    if (m->inflight >= m->cap)
-        return 0;
-    /* Records claimed while the function has no free slot would only wait with their lease
-     * ticking, so the source is read only for the batches that can be invoked now. */
-    size_t room = min_size(m->cap - m->inflight, weir_function_free_slots(m->fn));
-    size_t pending = weir_batcher_pending(&m->bt);
-    size_t size = (size_t)m->cfg->batch_size;
-    return room * size > pending ? room * size - pending : 0;
-}
-
-void weir_mapping_deliver(struct weir_mapping *m, struct weir_record *r)
-{
-    m->stats.records_in++;
-    if (m->stopping) {
-        if (!m->release)
-            m->release = weir_batch_new(m, 0);
-        weir_batch_take(m->release, r);
-        return;
-    }
-    /* Before the batcher, as Lambda filters before batching: a filtered record takes no room in
-     * a batch and never reaches the function. */
-    if (m->filter && !weir_filter_match(m->filter, r, m->ops->encoder, &m->ctx)) {
-        m->stats.records_filtered++;
-        r->verdict = WEIR_VERDICT_DONE;
-        if (!m->filtered)
-            m->filtered = weir_batch_new(m, r->lane);
-        weir_batch_take(m->filtered, r);
-        if (m->filtered->n >= FILTERED_SETTLE_MAX)
-            settle_filtered(m);
-        return;
-    }
-    weir_batcher_add(&m->bt, r);
-    arm_window(m);
-}
-
-void weir_mapping_read_done(struct weir_mapping *m)
-{
-    settle_filtered(m);
-    if (m->stopping) {
-        release_pending(m);
-        return;
-    }
-    if (m->cfg->maximum_batching_window_in_seconds == 0)
-        weir_batcher_flush(&m->bt);
-    arm_window(m);
 }
 
 const struct weir_mapping_stats *weir_mapping_stats(const struct weir_mapping *m)

@@ -1,5 +1,6 @@
-/* One mapping: a source's records -> batches -> the dispatcher, and verdicts back to the source.
- * It owns its poller, batcher and window timer; it must never talk to a server itself. */
+/* One mapping: a source's records -> filter -> lanes and batches -> the dispatcher, and verdicts
+ * back to the source. It owns its poller, filter, batcher, lanes, timers and its bounds (batches
+ * in flight, bytes buffered); it must never talk to a server itself. */
 #ifndef WEIR_MAPPING_H
 #define WEIR_MAPPING_H
 
@@ -7,22 +8,23 @@
 #include <stdint.h>
 
 #include "core/status.h"
-#include "mapping/record.h"
+#include "model/record.h"
 
 struct event_base;
 struct weir_mapping_cfg;
 struct weir_function;
-struct weir_poller_ops;
+struct weir_source;
 
 struct weir_mapping;
 
-/* cfg and fn are borrowed and must outlive the mapping. */
+/* The mapping of cfg, reading the source cfg->src names. cfg and fn are borrowed and must
+ * outlive the mapping. */
 struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *cfg, const char *region,
                                       struct weir_function *fn, struct event_base *base,
                                       struct weir_err *err);
-/* The same with the source protocol given: tests drive the mapping with a fake poller. */
+/* The same with the source row given: tests drive the mapping with a fake source. */
 struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
-                                           const struct weir_poller_ops *ops, const char *region,
+                                           const struct weir_source *src, const char *region,
                                            struct weir_function *fn, struct event_base *base,
                                            struct weir_err *err);
 /* Starts the poller (a disabled mapping logs and stays idle). */
@@ -35,15 +37,6 @@ void weir_mapping_free(struct weir_mapping *m);
 
 const char *weir_mapping_name(const struct weir_mapping *m);
 
-/* Called by the poller. */
-/* How many records the mapping can take now: room for every batch it could invoke at once,
- * less what its open batch holds. 0 means pause (resume() is called later). */
-size_t weir_mapping_want(const struct weir_mapping *m);
-/* Hands r to the mapping; ownership is taken. */
-void weir_mapping_deliver(struct weir_mapping *m, struct weir_record *r);
-/* The poller finished one read: with a zero batching window the open batch closes now. */
-void weir_mapping_read_done(struct weir_mapping *m);
-
 /* Counters, for logs, metrics and tests. */
 struct weir_mapping_stats {
     uint64_t records_in;
@@ -53,6 +46,10 @@ struct weir_mapping_stats {
     uint64_t records_retry;
     uint64_t records_released;
     uint64_t records_filtered; /* matched no filter_criteria pattern: settled, never invoked */
+    uint64_t records_rejected; /* could never be delivered (too large): to the dead-letter target */
+    size_t bytes;              /* bytes of records buffered and in flight, now */
+    size_t peak_bytes;
+    size_t inflight; /* batches with the dispatcher, now */
 };
 const struct weir_mapping_stats *weir_mapping_stats(const struct weir_mapping *m);
 

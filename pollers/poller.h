@@ -1,65 +1,90 @@
-/* The poller interface and the registry of sources. A poller owns one source protocol: connect,
- * read, lease, settle, reconnect. It must never know functions, HTTP or retries.
+/* Sources: the poller interface, the interface a poller hands its records through, and the
+ * registry's rows. A poller owns one source protocol: connect, read, lease, settle, reconnect.
+ * It must never know functions, HTTP, retries or the mapping: its records leave through the sink
+ * it is given, and it is called back through its ops to settle.
  * Adding a source is one new file in pollers/ and one row in the registry (pollers/registry.c). */
 #ifndef WEIR_POLLER_H
 #define WEIR_POLLER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "config/config.h"
 #include "core/status.h"
-#include "mapping/encode.h"
-#include "mapping/record.h"
+#include "model/event.h"
+#include "model/record.h"
 
 struct event_base;
-struct weir_mapping;
-struct weir_mapping_cfg;
-struct weir_cfg_report;
-struct weir_filter_shape;
 
-/* How the dispatcher treats failures for this source. */
-enum weir_semantics {
-    WEIR_SEMANTICS_QUEUE,  /* SQS: per-message receive counts; failed messages come back later */
-    WEIR_SEMANTICS_STREAM, /* Kinesis/DynamoDB/Kafka: blocking retry per lane */
+/* Where a poller's records go: handed to it when it is created. */
+struct weir_sink_ops {
+    /* How many more records `lane` can take now (WEIR_LANE_ANY: all lanes together). 0: read no
+     * more of it until the poller is resumed. */
+    size_t (*room)(void *ctx, uint32_t lane);
+    /* Hands r on; ownership is taken. r->lane says its lane. */
+    void (*deliver)(void *ctx, struct weir_record *r);
+    /* One read has ended: with a zero batching window, what it delivered is sent now. */
+    void (*read_done)(void *ctx);
+};
+
+struct weir_sink {
+    const struct weir_sink_ops *ops;
+    void *ctx;
+};
+
+/* What a poller is made from. Everything is borrowed and outlives the poller. */
+struct weir_poller_args {
+    const struct weir_mapping_cfg *mc; /* the mapping; mc->settings is the source's own struct */
+    const char *region;
+    const char *component; /* "mapping/orders", to prefix its log lines */
+    struct event_base *base;
+    struct weir_sink sink;
+};
+
+/* What a running poller tells about its source. */
+struct weir_source_info {
+    const char *source_arn; /* eventSourceARN; owned by the poller */
+    /* Records of one lane must reach the function in order, one batch of a lane at a time (SQS
+     * FIFO message groups, partitions). false: lanes are only for capacity. */
+    bool ordered_lanes;
 };
 
 struct weir_poller;
 
 struct weir_poller_ops {
-    const char *name;   /* "redis" */
-    const char *scheme; /* URI scheme that selects it: "redis" */
-    const struct weir_encoder *encoder;
-    /* The top-level keys of this source's records and which one holds the payload, for
-     * filter_criteria (mapping/filter.h). NULL: the source cannot filter. */
-    const struct weir_filter_shape *filter_shape;
-    enum weir_semantics semantics;
-    int default_batch_size;
-    int max_batch_size;
-    int default_window_s;
-    /* Source-specific configuration rules; reports each broken rule. Called by config/. */
-    void (*validate)(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep);
-    /* Creates the poller for mapping m; nothing is connected until start. */
-    struct weir_poller *(*new)(struct weir_mapping *m, const struct weir_mapping_cfg *mc,
-                               const char *region, struct event_base *base, struct weir_err *err);
-    /* Connects and starts reading whenever weir_mapping_want(m) > 0. */
+    /* Creates the poller; nothing is connected until start. NULL with err filled on failure. */
+    struct weir_poller *(*new)(const struct weir_poller_args *args, struct weir_err *err);
+    const struct weir_source_info *(*info)(const struct weir_poller *p);
+    /* Connects and starts reading whenever the sink has room. */
     weir_status (*start)(struct weir_poller *p);
-    /* The mapping can take records again after having wanted none. */
-    void (*resume)(struct weir_poller *p);
+    /* Stop reading `lane` (a partition) until resumed; records of it already read still come.
+     * NULL when the source reads lanes only together. */
+    void (*pause)(struct weir_poller *p, uint32_t lane);
+    /* The sink has room again for `lane` (WEIR_LANE_ANY: for any). */
+    void (*resume)(struct weir_poller *p, uint32_t lane);
     /* Applies the verdict of every record of b: DONE settled, RETRY left for redelivery,
-     * RELEASE given back at once. b stays the caller's; the poller copies what it needs. */
+     * RELEASE given back at once, REJECT to the dead-letter target (or set aside) with its
+     * reason. b stays the caller's; the poller copies what it needs. */
     void (*settle)(struct weir_poller *p, const struct weir_batch *b);
     /* Stops reading; settles still work. Calls done(arg) once every server operation it started
      * has finished (or failed), so the poller can be freed. */
     void (*stop)(struct weir_poller *p, void (*done)(void *arg), void *arg);
-    /* The eventSourceARN for events. */
-    const char *(*source_arn)(const struct weir_poller *p);
     /* NULL is a no-op. */
     void (*free)(struct weir_poller *p);
 };
 
-/* The row whose scheme matches uri's, or NULL. */
-const struct weir_poller_ops *weir_poller_find(const char *uri);
-/* The registry, NULL-terminated, for help texts. */
-extern const struct weir_poller_ops *const weir_pollers[];
+/* A row of the registry: everything weir knows of a source, in one place. */
+struct weir_source {
+    struct weir_cfg_source config; /* name, URI scheme, keys, defaults, ranges, rules */
+    const struct weir_event_format *format;
+    enum weir_delivery delivery; /* how the dispatcher drives its batches */
+    const struct weir_poller_ops *ops;
+};
+
+/* The registry, NULL-terminated. */
+extern const struct weir_source *const weir_sources[];
+/* The row whose configuration view is cs (as config/ hands it back), or NULL. */
+const struct weir_source *weir_source_of(const struct weir_cfg_source *cs);
 
 #endif

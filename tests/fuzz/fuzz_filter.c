@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    const struct weir_filter_shape *shape = data[0] & 1 ? &weir_filter_shape_sqs : NULL;
+    const struct weir_filter_shape *shape = data[0] & 1 ? weir_format_sqs.filter_shape : NULL;
     const char *text = (const char *)data + 1;
     size_t len = size - 1, bad = 0;
     struct weir_filter_doc *doc = weir_filter_doc_new(text, len);
@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r->data = weir_strdup(bodies[i]);
         r->data_len = strlen(bodies[i]);
         r->attrs_json = weir_strdup("{\"t\":{\"stringValue\":\"v\",\"dataType\":\"String\"}}");
-        weir_filter_match(f, r, &weir_encoder_sqs, &ctx);
+        weir_filter_match(f, r, weir_format_sqs.encoder, &ctx);
         weir_record_free(r);
     }
     weir_filter_free(f);

@@ -1,6 +1,7 @@
-/* The batcher: when a batch closes (size, window from its first record, payload limit, lane
- * change, flush), that every closed event is valid JSON holding exactly its records, and that
- * nothing leaks when a batch is dropped open. Time is the stepped clock. */
+/* The batcher: when a batch closes (size, window from its first record, payload limit, flush),
+ * one open batch per lane, a record no event can hold refused, that every closed event is valid
+ * JSON holding exactly its records, and that nothing leaks when a batch is dropped open. Time is
+ * the stepped clock. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +16,8 @@
 #include "core/clock.h"
 #include "core/mem.h"
 #include "mapping/batcher.h"
-#include "mapping/encode.h"
-#include "mapping/record.h"
+#include "model/event.h"
+#include "model/record.h"
 
 static const struct weir_event_ctx ctx = {
     .source_arn = "arn:aws:sqs:eu-west-1:000000000000:orders",
@@ -75,7 +76,7 @@ static void init(struct weir_batcher *bt, struct sink *s, size_t batch_size, int
         .batch_size = batch_size,
         .window_ms = window_ms,
         .max_bytes = max_bytes,
-        .encoder = &weir_encoder_sqs,
+        .encoder = weir_format_sqs.encoder,
         .ctx = &ctx,
     };
     memset(s, 0, sizeof(*s));
@@ -134,7 +135,8 @@ static void batch_closes_when_window_ends_from_first_record(void **state)
     weir_clock_step(300); /* time before the first record does not count */
     weir_batcher_add(&bt, rec());
     assert_int_equal(s.n, 0);
-    assert_int_equal(bt.open->opened_ms, 5300);
+    assert_int_equal(weir_list_entry(weir_list_first(&bt.open), struct weir_batch, link)->opened_ms,
+                     5300);
     assert_int_equal(weir_batcher_due_ms(&bt), 7300);
 
     weir_clock_step(1500); /* later records do not move the window */
@@ -252,52 +254,120 @@ static void record_that_fills_the_event_exactly_still_fits(void **state)
     sink_free(&s);
 }
 
-static void oversize_record_goes_out_alone(void **state)
+static void a_record_no_event_can_hold_is_refused_and_nothing_closes(void **state)
 {
     struct weir_batcher bt;
     struct sink s;
     weir_clock_fake(0, 0);
     init(&bt, &s, 100, 0, 4096);
     weir_batcher_add(&bt, rec());
-    weir_batcher_add(&bt, rec_sized(8000, 0));
-    /* The open batch closed before it, and it closed at once, on its own. */
-    assert_int_equal(s.n, 2);
-    assert_int_equal(s.closed[0]->n, 1);
-    assert_int_equal(s.closed[1]->n, 1);
-    assert_int_equal(s.closed[1]->records[0]->data_len, 8000);
-    assert_true(s.closed[1]->event.len > 4096);
-    assert_event_matches(s.closed[0]);
-    assert_event_matches(s.closed[1]);
-    assert_int_equal(weir_batcher_pending(&bt), 0);
-    /* An oversize record with nothing open also goes alone. */
-    weir_batcher_add(&bt, rec_sized(8000, 0));
-    assert_int_equal(s.n, 3);
-    weir_batcher_add(&bt, rec());
+    struct weir_record *big = rec_sized(8000, 0);
+    assert_false(weir_batcher_add(&bt, big));
+    /* Not taken, sized for the caller's reason, and the open batch is untouched. */
+    assert_true(big->event_bytes > 4096);
+    assert_int_equal(s.n, 0);
     assert_int_equal(weir_batcher_pending(&bt), 1);
+    weir_record_free(big);
+    /* With nothing open it is refused the same way. */
+    weir_batcher_flush(&bt);
+    big = rec_sized(8000, 0);
+    assert_false(weir_batcher_add(&bt, big));
+    weir_record_free(big);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.closed[0]->n, 1);
+    assert_event_matches(s.closed[0]);
     weir_batcher_deinit(&bt);
     sink_free(&s);
 }
 
-static void lane_change_closes_the_open_batch(void **state)
+static void each_lane_fills_its_own_batch(void **state)
+{
+    struct weir_batcher bt;
+    struct sink s;
+    weir_clock_fake(0, 0);
+    init(&bt, &s, 3, 1000, WEIR_INVOKE_PAYLOAD_MAX);
+    next_id = 0;
+    weir_batcher_add(&bt, rec_sized(10, 7));
+    weir_batcher_add(&bt, rec_sized(10, 8));
+    weir_batcher_add(&bt, rec_sized(10, 7));
+    /* Another lane's record does not close lane 7's batch. */
+    assert_int_equal(s.n, 0);
+    assert_int_equal(weir_batcher_pending(&bt), 3);
+    assert_int_equal(weir_batcher_pending_lane(&bt, 7), 2);
+    assert_int_equal(weir_batcher_pending_lane(&bt, 8), 1);
+    assert_int_equal(weir_batcher_pending_lane(&bt, 9), 0);
+    weir_batcher_add(&bt, rec_sized(10, 7)); /* lane 7 full */
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.closed[0]->lane, 7);
+    assert_int_equal(s.closed[0]->n, 3);
+    assert_event_matches(s.closed[0]);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(s.closed[0]->records[i]->lane, 7);
+    /* Order within the lane is the order added. */
+    assert_string_equal(s.closed[0]->records[0]->id, "msg-0");
+    assert_string_equal(s.closed[0]->records[1]->id, "msg-2");
+    assert_string_equal(s.closed[0]->records[2]->id, "msg-3");
+    assert_int_equal(weir_batcher_pending_lane(&bt, 8), 1);
+    weir_batcher_deinit(&bt);
+    sink_free(&s);
+}
+
+static void windows_end_per_lane_from_each_first_record(void **state)
 {
     struct weir_batcher bt;
     struct sink s;
     weir_clock_fake(0, 0);
     init(&bt, &s, 100, 1000, WEIR_INVOKE_PAYLOAD_MAX);
     weir_batcher_add(&bt, rec_sized(10, 7));
-    weir_batcher_add(&bt, rec_sized(10, 7));
-    assert_int_equal(s.n, 0);
-    weir_clock_step(10);
+    weir_clock_step(400);
     weir_batcher_add(&bt, rec_sized(10, 8));
+    weir_batcher_add(&bt, rec_sized(10, 7));
+    /* The oldest open batch decides when the batcher is due next. */
+    assert_int_equal(weir_batcher_due_ms(&bt), 1000);
+    weir_clock_step(600);
+    weir_batcher_tick(&bt);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.closed[0]->lane, 7);
     assert_int_equal(s.closed[0]->n, 2);
-    assert_event_matches(s.closed[0]);
-    assert_int_equal(bt.open->lane, 8);
-    assert_int_equal(weir_batcher_due_ms(&bt), 1010);
-    weir_batcher_flush(&bt);
+    assert_int_equal(weir_batcher_due_ms(&bt), 1400);
+    weir_clock_step(399);
+    weir_batcher_tick(&bt);
+    assert_int_equal(s.n, 1);
+    weir_clock_step(1);
+    weir_batcher_tick(&bt);
+    assert_int_equal(s.n, 2);
     assert_int_equal(s.closed[1]->lane, 8);
-    assert_int_equal(s.closed[1]->n, 1);
+    assert_int_equal(weir_batcher_due_ms(&bt), -1);
+    /* A flush closes every lane's batch, oldest first. */
+    weir_batcher_add(&bt, rec_sized(10, 9));
+    weir_batcher_add(&bt, rec_sized(10, 3));
+    weir_batcher_flush(&bt);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.closed[2]->lane, 9);
+    assert_int_equal(s.closed[3]->lane, 3);
+    weir_batcher_deinit(&bt);
+    sink_free(&s);
+}
+
+static void steal_lane_takes_only_that_lanes_batch(void **state)
+{
+    struct weir_batcher bt;
+    struct sink s;
+    weir_clock_fake(0, 0);
+    init(&bt, &s, 10, 1000, WEIR_INVOKE_PAYLOAD_MAX);
+    weir_batcher_add(&bt, rec_sized(10, 1));
+    weir_batcher_add(&bt, rec_sized(10, 2));
+    weir_batcher_add(&bt, rec_sized(10, 2));
+    struct weir_batch *b = weir_batcher_steal_lane(&bt, 2);
+    assert_non_null(b);
+    assert_int_equal(b->n, 2);
+    assert_null(weir_batcher_steal_lane(&bt, 2));
+    assert_int_equal(weir_batcher_pending(&bt), 1);
+    assert_int_equal(weir_batcher_pending_lane(&bt, 1), 1);
+    /* Lane 2 starts afresh. */
+    weir_batcher_add(&bt, rec_sized(10, 2));
+    assert_int_equal(weir_batcher_pending_lane(&bt, 2), 1);
+    weir_batch_free(b);
     weir_batcher_deinit(&bt);
     sink_free(&s);
 }
@@ -372,7 +442,7 @@ static void deinit_frees_an_open_batch(void **state)
     weir_batcher_add(&bt, rec());
     assert_int_equal(weir_batcher_pending(&bt), 2);
     weir_batcher_deinit(&bt);
-    assert_null(bt.open);
+    assert_true(weir_list_empty(&bt.open));
     assert_int_equal(s.n, 0);
 }
 
@@ -385,8 +455,10 @@ int main(void)
         cmocka_unit_test(flush_with_nothing_open_does_nothing),
         cmocka_unit_test(records_past_6mb_split_into_two_batches_under_the_limit),
         cmocka_unit_test(record_that_fills_the_event_exactly_still_fits),
-        cmocka_unit_test(oversize_record_goes_out_alone),
-        cmocka_unit_test(lane_change_closes_the_open_batch),
+        cmocka_unit_test(a_record_no_event_can_hold_is_refused_and_nothing_closes),
+        cmocka_unit_test(each_lane_fills_its_own_batch),
+        cmocka_unit_test(windows_end_per_lane_from_each_first_record),
+        cmocka_unit_test(steal_lane_takes_only_that_lanes_batch),
         cmocka_unit_test(every_closed_event_holds_exactly_the_records_added),
         cmocka_unit_test(steal_takes_the_open_batch_without_closing_it),
         cmocka_unit_test(deinit_frees_an_open_batch),

@@ -12,7 +12,12 @@
 
 #include <cmocka.h>
 
+#include "cli/sources.h"
 #include "config/config.h"
+#include "pollers/redis.h"
+
+/* The Redis source's own settings of a mapping. */
+#define RS(mc) ((struct weir_redis_settings *)(mc)->settings)
 
 /* The smallest valid configuration, in two parts so tests can add lines to either.
  * Lines 1-3: one function. */
@@ -30,7 +35,7 @@
 static struct weir_config *load(const char *text, struct weir_cfg_report *rep)
 {
     weir_cfg_report_init(rep);
-    return weir_config_load_buffer("t.yaml", text, strlen(text), rep);
+    return weir_config_load_buffer("t.yaml", text, strlen(text), weir_cli_cfg_env(), rep);
 }
 
 static void dump(const struct weir_cfg_report *rep)
@@ -175,9 +180,9 @@ static void check_full(const struct weir_config *cfg)
     assert_true(orders->report_batch_item_failures);
     assert_int_equal(orders->maximum_concurrency, 5);
     assert_false(orders->enabled);
-    assert_int_equal(orders->visibility_timeout, 180);
-    assert_int_equal(orders->max_receive_count, 5);
-    assert_string_equal(orders->dead_letter_target, "orders-dlq");
+    assert_int_equal(RS(orders)->visibility_timeout, 180);
+    assert_int_equal(RS(orders)->max_receive_count, 5);
+    assert_string_equal(RS(orders)->dead_letter_target, "orders-dlq");
 
     /* Everything defaulted: the redis source's batch defaults, AWS's for the rest. */
     const struct weir_mapping_cfg *log = &cfg->mappings[1];
@@ -190,9 +195,9 @@ static void check_full(const struct weir_config *cfg)
     assert_false(log->report_batch_item_failures);
     assert_int_equal(log->maximum_concurrency, 0);
     assert_true(log->enabled);
-    assert_int_equal(log->visibility_timeout, 30);
-    assert_int_equal(log->max_receive_count, 0);
-    assert_null(log->dead_letter_target);
+    assert_int_equal(RS(log)->visibility_timeout, 30);
+    assert_int_equal(RS(log)->max_receive_count, 0);
+    assert_null(RS(log)->dead_letter_target);
 }
 
 static void yaml_loads_every_field_and_default(void **state)
@@ -241,9 +246,9 @@ static void ranges_accept_their_bounds(void **state)
     assert_int_equal(cfg->functions[0].timeout, 1);
     assert_int_equal(cfg->functions[0].reserved_concurrency, 0);
     assert_int_equal(cfg->mappings[0].batch_size, 1);
-    assert_int_equal(cfg->mappings[0].visibility_timeout, 1);
+    assert_int_equal(RS(&cfg->mappings[0])->visibility_timeout, 1);
     assert_int_equal(cfg->mappings[0].maximum_concurrency, 2);
-    assert_int_equal(cfg->mappings[0].max_receive_count, 1);
+    assert_int_equal(RS(&cfg->mappings[0])->max_receive_count, 1);
     weir_config_free(cfg);
 
     cfg = expect_ok("functions:\n"
@@ -259,9 +264,9 @@ static void ranges_accept_their_bounds(void **state)
     assert_int_equal(cfg->functions[0].reserved_concurrency, 1000);
     assert_int_equal(cfg->mappings[0].batch_size, 10000);
     assert_int_equal(cfg->mappings[0].maximum_batching_window_in_seconds, 300);
-    assert_int_equal(cfg->mappings[0].visibility_timeout, 43200);
+    assert_int_equal(RS(&cfg->mappings[0])->visibility_timeout, 43200);
     assert_int_equal(cfg->mappings[0].maximum_concurrency, 1000);
-    assert_int_equal(cfg->mappings[0].max_receive_count, 1000);
+    assert_int_equal(RS(&cfg->mappings[0])->max_receive_count, 1000);
     weir_config_free(cfg);
 }
 
@@ -609,7 +614,7 @@ static void load_file_reads_a_file_and_names_it_in_errors(void **state)
 
     struct weir_cfg_report rep;
     weir_cfg_report_init(&rep);
-    struct weir_config *cfg = weir_config_load_file(path, &rep);
+    struct weir_config *cfg = weir_config_load_file(path, weir_cli_cfg_env(), &rep);
     assert_non_null(cfg);
     assert_int_equal(rep.n, 0);
     assert_string_equal(cfg->file, path);
@@ -622,7 +627,7 @@ static void load_file_reads_a_file_and_names_it_in_errors(void **state)
     const char bad[] = FN_HEAD MAP_HEAD "    batch_size: 0\n";
     assert_int_equal(write(fd, bad, sizeof(bad) - 1), (ssize_t)(sizeof(bad) - 1));
     close(fd);
-    assert_null(weir_config_load_file(path, &rep));
+    assert_null(weir_config_load_file(path, weir_cli_cfg_env(), &rep));
     assert_int_equal(rep.n, 1);
     char want[128];
     snprintf(want, sizeof(want), "%s:8:17: mapping 'm': batch_size 0 is out of range", path);
@@ -635,14 +640,14 @@ static void load_file_reports_a_missing_file(void **state)
 {
     struct weir_cfg_report rep;
     weir_cfg_report_init(&rep);
-    assert_null(weir_config_load_file("/nonexistent/weir.yaml", &rep));
+    assert_null(weir_config_load_file("/nonexistent/weir.yaml", weir_cli_cfg_env(), &rep));
     assert_int_equal(rep.n, 1);
     assert_string_equal(rep.errors[0],
                         "/nonexistent/weir.yaml: cannot read: No such file or directory");
     weir_cfg_report_deinit(&rep);
 
     weir_cfg_report_init(&rep);
-    assert_null(weir_config_load_file("/tmp", &rep));
+    assert_null(weir_config_load_file("/tmp", weir_cli_cfg_env(), &rep));
     assert_int_equal(rep.n, 1);
     assert_string_equal(rep.errors[0], "/tmp: cannot read: Is a directory");
     weir_cfg_report_deinit(&rep);

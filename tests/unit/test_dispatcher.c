@@ -15,7 +15,7 @@
 #include "core/clock.h"
 #include "core/mem.h"
 #include "dispatcher/dispatcher.h"
-#include "mapping/encode.h"
+#include "model/event.h"
 #include "tests/unit/fake_target.h"
 
 /* ---- fixtures ---- */
@@ -52,9 +52,8 @@ static struct weir_function_cfg fn_cfg(int reserved, int single_flight, size_t n
 
 static struct weir_disp_policy policy(bool report)
 {
-    return (struct weir_disp_policy){.semantics = WEIR_SEMANTICS_QUEUE,
-                                     .report_batch_item_failures = report,
-                                     .mapping_name = "m"};
+    return (struct weir_disp_policy){
+        .delivery = WEIR_DELIVERY_QUEUE, .report_batch_item_failures = report, .mapping_name = "m"};
 }
 
 static struct weir_batch *batch_of(size_t n, int64_t deadline_ms)
@@ -272,7 +271,9 @@ static void event_over_6mb_is_refused_without_invoking(void **state)
     run_loop_ms(50);
     assert_int_equal(n_invs, 0);
     assert_int_equal(n_returned, 1);
-    assert_int_equal(returned[0]->records[0]->verdict, WEIR_VERDICT_RETRY);
+    /* Lambda would refuse it too: rejected (to the dead-letter target), never retried. */
+    assert_int_equal(returned[0]->records[0]->verdict, WEIR_VERDICT_REJECT);
+    assert_non_null(strstr(returned[0]->records[0]->reason, "6 MB"));
     weir_function_free(fn);
 }
 

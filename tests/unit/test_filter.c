@@ -15,7 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/sources.h"
 #include "config/config.h"
+#include "pollers/redis.h"
+
+/* The Redis source's own settings of a mapping. */
+#define RS(mc) ((struct weir_redis_settings *)(mc)->settings)
 #include "core/buf.h"
 #include "core/mem.h"
 #include "dispatcher/dispatcher.h"
@@ -104,13 +109,13 @@ static void sqs_table_matches_documented_semantics(void **state)
         const struct filter_case *c = &sqs_cases[i];
         char *pattern = dq(c->pattern), *body = dq(c->event);
         struct weir_filter_error err;
-        struct weir_filter *f = compile1(pattern, &weir_filter_shape_sqs, &err);
+        struct weir_filter *f = compile1(pattern, weir_format_sqs.filter_shape, &err);
         struct weir_record *r = sqs_record(body, strlen(body));
         if (!f) {
             printf("sqs case %zu (%s): pattern refused: at %s offset %zu: %s\n", i, c->why,
                    err.path, err.offset, err.msg);
             wrong++;
-        } else if (weir_filter_match(f, r, &weir_encoder_sqs, &sqs_ctx) != c->expected) {
+        } else if (weir_filter_match(f, r, weir_format_sqs.encoder, &sqs_ctx) != c->expected) {
             printf("sqs case %zu (%s): expected %s\n  pattern %s\n  body    %s\n", i, c->why,
                    c->expected ? "a match" : "no match", pattern, body);
             wrong++;
@@ -234,7 +239,7 @@ static void every_refusal_names_its_place_in_the_pattern(void **state)
         struct weir_filter_error err;
         memset(&err, 0, sizeof(err));
         size_t want = rf->at[0] ? offset_of(pattern, at) : strlen(pattern);
-        bool ok = weir_filter_check(pattern, strlen(pattern), &weir_filter_shape_sqs, &err);
+        bool ok = weir_filter_check(pattern, strlen(pattern), weir_format_sqs.filter_shape, &err);
         if (ok || err.offset != want || strcmp(err.path, rf->path) || !strstr(err.msg, rf->says)) {
             printf("refusal %zu: %s\n  pattern %s\n  want offset %zu path '%s' saying '%s'\n"
                    "  got  offset %zu path '%s': %s\n",
@@ -377,10 +382,10 @@ static void ten_patterns_are_taken_and_eleven_refused(void **state)
         p[i] = "{\"body\": [\"x\"]}";
         lens[i] = strlen(p[i]);
     }
-    struct weir_filter *f = weir_filter_new(p, lens, 10, &weir_filter_shape_sqs, &bad, &err);
+    struct weir_filter *f = weir_filter_new(p, lens, 10, weir_format_sqs.filter_shape, &bad, &err);
     assert_non_null(f);
     weir_filter_free(f);
-    assert_null(weir_filter_new(p, lens, 11, &weir_filter_shape_sqs, &bad, &err));
+    assert_null(weir_filter_new(p, lens, 11, weir_format_sqs.filter_shape, &bad, &err));
     assert_non_null(strstr(err.msg, "1 to 10"));
 }
 
@@ -390,7 +395,7 @@ static void the_refused_pattern_is_named_by_its_index(void **state)
                         "{\"body\": [{\"nope\": 1}]}"};
     size_t lens[3] = {strlen(p[0]), strlen(p[1]), strlen(p[2])}, bad = 99;
     struct weir_filter_error err;
-    assert_null(weir_filter_new(p, lens, 3, &weir_filter_shape_sqs, &bad, &err));
+    assert_null(weir_filter_new(p, lens, 3, weir_format_sqs.filter_shape, &bad, &err));
     assert_int_equal(bad, 2);
     assert_int_equal(err.offset, strstr(p[2], "\"nope\"") - p[2]);
 }
@@ -413,8 +418,8 @@ static void a_pattern_of_4096_characters_is_taken_and_4097_refused(void **state)
     struct weir_filter_error err;
     char *ok = pattern_of_chars(4096), *big = pattern_of_chars(4097);
     assert_true(strlen(ok) > 4096); /* bytes: the limit counts characters */
-    assert_true(weir_filter_check(ok, strlen(ok), &weir_filter_shape_sqs, &err));
-    assert_false(weir_filter_check(big, strlen(big), &weir_filter_shape_sqs, &err));
+    assert_true(weir_filter_check(ok, strlen(ok), weir_format_sqs.filter_shape, &err));
+    assert_false(weir_filter_check(big, strlen(big), weir_format_sqs.filter_shape, &err));
     assert_non_null(strstr(err.msg, "4096 characters"));
     free(ok);
     free(big);
@@ -442,13 +447,13 @@ static void a_record_passes_when_any_pattern_matches(void **state)
     const char *p[2] = {"{\"body\": {\"s\": [\"PAID\"]}}", "{\"body\": [{\"prefix\": \"ping\"}]}"};
     size_t lens[2] = {strlen(p[0]), strlen(p[1])}, bad;
     struct weir_filter_error err;
-    struct weir_filter *f = weir_filter_new(p, lens, 2, &weir_filter_shape_sqs, &bad, &err);
+    struct weir_filter *f = weir_filter_new(p, lens, 2, weir_format_sqs.filter_shape, &bad, &err);
     assert_non_null(f);
     const char *bodies[] = {"{\"s\":\"PAID\"}", "ping 1", "{\"s\":\"NEW\"}", "pong"};
     const bool want[] = {true, true, false, false};
     for (size_t i = 0; i < 4; i++) {
         struct weir_record *r = sqs_record(bodies[i], strlen(bodies[i]));
-        assert_int_equal(weir_filter_match(f, r, &weir_encoder_sqs, &sqs_ctx), want[i]);
+        assert_int_equal(weir_filter_match(f, r, weir_format_sqs.encoder, &sqs_ctx), want[i]);
         weir_record_free(r);
     }
     weir_filter_free(f);
@@ -468,20 +473,20 @@ static void very_long_values_match_to_their_last_byte(void **state)
     char pat[128];
     struct weir_filter_error err;
     snprintf(pat, sizeof(pat), "{\"body\": {\"k\": [{\"suffix\": \"%s\"}]}}", last);
-    struct weir_filter *f = compile1(pat, &weir_filter_shape_sqs, &err);
+    struct weir_filter *f = compile1(pat, weir_format_sqs.filter_shape, &err);
     struct weir_record *r = sqs_record(b.data, b.len);
-    assert_true(weir_filter_match(f, r, &weir_encoder_sqs, &sqs_ctx));
+    assert_true(weir_filter_match(f, r, weir_format_sqs.encoder, &sqs_ctx));
     weir_filter_free(f);
     snprintf(pat, sizeof(pat), "{\"body\": {\"k\": [{\"wildcard\": \"abc*%s\"}]}}", other);
-    f = compile1(pat, &weir_filter_shape_sqs, &err);
-    assert_false(weir_filter_match(f, r, &weir_encoder_sqs, &sqs_ctx));
+    f = compile1(pat, weir_format_sqs.filter_shape, &err);
+    assert_false(weir_filter_match(f, r, weir_format_sqs.encoder, &sqs_ctx));
     weir_filter_free(f);
     weir_record_free(r);
     /* The same megabyte as a plain body. */
     r = sqs_record(b.data + 6, n);
     snprintf(pat, sizeof(pat), "{\"body\": [{\"wildcard\": \"abc*%s\"}]}", last);
-    f = compile1(pat, &weir_filter_shape_sqs, &err);
-    assert_true(weir_filter_match(f, r, &weir_encoder_sqs, &sqs_ctx));
+    f = compile1(pat, weir_format_sqs.filter_shape, &err);
+    assert_true(weir_filter_match(f, r, weir_format_sqs.encoder, &sqs_ctx));
     weir_filter_free(f);
     weir_record_free(r);
     weir_buf_deinit(&b);
@@ -494,7 +499,7 @@ static void counting_append(struct weir_buf *out, const struct weir_event_ctx *c
                             const struct weir_record *r, int first)
 {
     element_builds++;
-    weir_encoder_sqs.append(out, ctx, r, first);
+    weir_format_sqs.encoder->append(out, ctx, r, first);
 }
 
 static const struct weir_encoder counting_encoder = {
@@ -506,7 +511,7 @@ static void a_body_filter_never_builds_the_record_element(void **state)
 {
     struct weir_filter_error err;
     struct weir_filter *f =
-        compile1("{\"body\": {\"s\": [\"PAID\"]}}", &weir_filter_shape_sqs, &err);
+        compile1("{\"body\": {\"s\": [\"PAID\"]}}", weir_format_sqs.filter_shape, &err);
     assert_true(weir_filter_reads_data(f));
     assert_false(weir_filter_reads_metadata(f));
     element_builds = 0;
@@ -524,7 +529,7 @@ static void a_metadata_filter_builds_the_element_once_per_record(void **state)
     struct weir_filter *f = compile1(
         "{\"$or\": [{\"messageId\": [\"nope\"]}, {\"attributes\": {\"SenderId\": [{\"prefix\": "
         "\"AIDA\"}]}, \"awsRegion\": [\"us-east-1\"]}]}",
-        &weir_filter_shape_sqs, &err);
+        weir_format_sqs.filter_shape, &err);
     assert_non_null(f);
     assert_false(weir_filter_reads_data(f));
     assert_true(weir_filter_reads_metadata(f));
@@ -604,7 +609,7 @@ static void mutated_patterns_never_crash_and_refusals_point_inside(void **state)
             char *event = dq(seed->event);
             weir_filter_match_text(f, event, strlen(event));
             struct weir_record *r = sqs_record(event, strlen(event));
-            weir_filter_match(f, r, &weir_encoder_sqs, &sqs_ctx);
+            weir_filter_match(f, r, weir_format_sqs.encoder, &sqs_ctx);
             weir_record_free(r);
             free(event);
             weir_filter_free(f);
@@ -626,7 +631,8 @@ static char *load_errors(const char *name, const char *text, struct weir_config 
 {
     struct weir_cfg_report rep;
     weir_cfg_report_init(&rep);
-    struct weir_config *cfg = weir_config_load_buffer(name, text, strlen(text), &rep);
+    struct weir_config *cfg =
+        weir_config_load_buffer(name, text, strlen(text), weir_cli_cfg_env(), &rep);
     struct weir_buf b;
     weir_buf_init(&b);
     for (size_t i = 0; i < rep.n; i++) {
@@ -815,6 +821,7 @@ static char *urls1[] = {"http://a", NULL};
 
 static int mapping_setup(void **state)
 {
+    fake_source_reset();
     base = event_base_new();
     n_invs = 0;
     memset(&fcfg, 0, sizeof(fcfg));
@@ -830,7 +837,6 @@ static int mapping_setup(void **state)
     mcfg.fn = &fcfg;
     mcfg.batch_size = 10;
     mcfg.enabled = true;
-    mcfg.visibility_timeout = 30;
     filters[0].pattern = "{\"body\": {\"status\": [\"PAID\"]}}";
     filters[0].pattern_len = strlen(filters[0].pattern);
     mcfg.filters = filters;
@@ -851,7 +857,7 @@ static int mapping_teardown(void **state)
 static void start_mapping(void)
 {
     struct weir_err err;
-    m = weir_mapping_new_with(&mcfg, &fake_poller_ops, "us-east-1", fn, base, &err);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, &err);
     assert_non_null(m);
     assert_int_equal(weir_mapping_start(m), WEIR_OK);
 }
@@ -869,7 +875,7 @@ static void deliver(int n, int every)
         free(r->handle);
         r->id = weir_strdup(id);
         r->handle = weir_strdup(id);
-        weir_mapping_deliver(m, r);
+        fake_deliver(r);
     }
 }
 
@@ -878,7 +884,7 @@ static void filtered_records_are_settled_done_at_the_end_of_the_read(void **stat
     start_mapping();
     deliver(6, 3); /* id-3 and id-6 match */
     assert_int_equal(poller.settles, 0);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(poller.settles, 1);
     assert_int_equal(poller.last_settle_n, 4);
     assert_int_equal(poller.settled[WEIR_VERDICT_DONE], 4);
@@ -900,16 +906,16 @@ static void filtered_records_are_settled_done_at_the_end_of_the_read(void **stat
 static void a_read_with_every_record_filtered_invokes_nothing(void **state)
 {
     start_mapping();
-    size_t want = weir_mapping_want(m);
+    size_t want = fake_room();
     deliver(7, 0);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(n_invs, 0);
     assert_int_equal(weir_mapping_stats(m)->batches, 0);
     assert_int_equal(poller.settled[WEIR_VERDICT_DONE], 7);
     assert_int_equal(poller.settled[WEIR_VERDICT_RETRY], 0);
     assert_int_equal(weir_mapping_stats(m)->records_filtered, 7);
     /* Filtered records take no room in a batch: the mapping wants as many as before. */
-    assert_int_equal(weir_mapping_want(m), want);
+    assert_int_equal(fake_room(), want);
 }
 
 static void a_large_read_settles_filtered_records_in_runs(void **state)
@@ -920,7 +926,7 @@ static void a_large_read_settles_filtered_records_in_runs(void **state)
     deliver(1200, 0);
     assert_int_equal(poller.settles, 2); /* 500 and 500 during the read */
     assert_int_equal(poller.last_settle_n, 500);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(poller.settles, 3);
     assert_int_equal(poller.last_settle_n, 200);
     assert_int_equal(weir_mapping_stats(m)->records_filtered, 1200);
@@ -931,7 +937,7 @@ static void a_mapping_without_filters_filters_nothing(void **state)
     mcfg.n_filters = 0;
     start_mapping();
     deliver(3, 0);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(n_invs, 1);
     assert_int_equal(weir_mapping_stats(m)->records_filtered, 0);
     assert_int_equal(poller.settles, 0);
@@ -940,9 +946,9 @@ static void a_mapping_without_filters_filters_nothing(void **state)
 static void a_source_that_cannot_filter_refuses_the_mapping(void **state)
 {
     struct weir_err err;
-    fake_poller_ops.filter_shape = NULL;
-    m = weir_mapping_new_with(&mcfg, &fake_poller_ops, "us-east-1", fn, base, &err);
-    fake_poller_ops.filter_shape = &weir_filter_shape_sqs;
+    fake_format.filter_shape = NULL;
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, &err);
+    fake_format.filter_shape = weir_format_sqs.filter_shape;
     assert_null(m);
     assert_non_null(strstr(err.msg, "cannot filter"));
 }
@@ -952,7 +958,7 @@ static void a_bad_pattern_that_skipped_the_config_check_is_refused(void **state)
     struct weir_err err;
     filters[0].pattern = "{\"body\": [{\"nope\": 1}]}";
     filters[0].pattern_len = strlen(filters[0].pattern);
-    m = weir_mapping_new_with(&mcfg, &fake_poller_ops, "us-east-1", fn, base, &err);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, &err);
     assert_null(m);
     assert_non_null(strstr(err.msg, "filter_criteria.filters[0].pattern"));
     assert_non_null(strstr(err.msg, "unknown operator \"nope\""));

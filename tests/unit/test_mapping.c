@@ -54,9 +54,8 @@ static void make_enabled(int batch_size, int window_s, int max_concurrency, int 
     mcfg.maximum_concurrency = max_concurrency;
     mcfg.enabled = enabled;
     mcfg.report_batch_item_failures = true;
-    mcfg.visibility_timeout = 30;
     fn = weir_function_new_with(&fcfg, &fake_ops, base, NULL);
-    m = weir_mapping_new_with(&mcfg, &fake_poller_ops, "us-east-1", fn, base, NULL);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, NULL);
     assert_non_null(m);
     assert_int_equal(weir_mapping_start(m), WEIR_OK);
 }
@@ -77,7 +76,7 @@ static void deliver(int n)
         r->data = weir_strdup("body");
         r->data_len = 4;
         r->receive_count = 1;
-        weir_mapping_deliver(m, r);
+        fake_deliver(r);
     }
 }
 
@@ -90,6 +89,7 @@ static void run_loop_ms(int ms)
 
 static int setup(void **state)
 {
+    fake_source_reset();
     base = event_base_new();
     n_invs = 0;
     cancelled = 0;
@@ -113,11 +113,11 @@ static void zero_window_closes_the_batch_when_a_read_ends(void **state)
     make(10, 0, 0, 0);
     assert_true(poller.started);
     /* Room for the 5 batches the mapping starts with (AWS's initial SQS concurrency). */
-    assert_int_equal(weir_mapping_want(m), 50);
+    assert_int_equal(fake_room(), 50);
     deliver(3);
     assert_int_equal(n_invs, 0);
-    assert_int_equal(weir_mapping_want(m), 47);
-    weir_mapping_read_done(m);
+    assert_int_equal(fake_room(), 47);
+    fake_read_done();
     assert_int_equal(n_invs, 1);
     assert_int_equal(weir_mapping_stats(m)->batches, 1);
 }
@@ -127,7 +127,7 @@ static void full_batch_closes_before_the_read_ends(void **state)
     make(2, 0, 0, 0);
     deliver(5);
     assert_int_equal(n_invs, 2);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(n_invs, 3);
 }
 
@@ -135,7 +135,7 @@ static void window_closes_the_batch_a_window_after_its_first_record(void **state
 {
     make(100, 1, 0, 0);
     deliver(3);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(n_invs, 0);
     run_loop_ms(600);
     assert_int_equal(n_invs, 0);
@@ -149,11 +149,11 @@ static void reading_pauses_at_the_concurrency_cap_and_resumes_when_a_batch_retur
     deliver(1);
     deliver(1);
     assert_int_equal(n_invs, 2);
-    assert_int_equal(weir_mapping_want(m), 0);
+    assert_int_equal(fake_room(), 0);
     int resumes = poller.resumes;
     complete(0, WEIR_TRANSPORT_OK, 200, "{}");
     assert_true(poller.resumes > resumes);
-    assert_int_equal(weir_mapping_want(m), 1);
+    assert_int_equal(fake_room(), 1);
 }
 
 static void reading_pauses_while_the_function_has_no_free_slot(void **state)
@@ -161,9 +161,9 @@ static void reading_pauses_while_the_function_has_no_free_slot(void **state)
     make(1, 0, 10, 1);
     deliver(1);
     assert_int_equal(n_invs, 1);
-    assert_int_equal(weir_mapping_want(m), 0);
+    assert_int_equal(fake_room(), 0);
     complete(0, WEIR_TRANSPORT_OK, 200, "{}");
-    assert_int_equal(weir_mapping_want(m), 1);
+    assert_int_equal(fake_room(), 1);
 }
 
 static void verdicts_of_a_partial_response_reach_the_poller(void **state)
@@ -186,7 +186,7 @@ static void stop_gives_back_unsent_records_and_waits_for_batches_in_flight(void 
     assert_int_equal(n_invs, 1);
     weir_mapping_stop(m, on_stopped, NULL);
     assert_int_equal(poller.settled[WEIR_VERDICT_RELEASE], 1);
-    assert_int_equal(weir_mapping_want(m), 0);
+    assert_int_equal(fake_room(), 0);
     assert_false(poller.stop_called);
     complete(0, WEIR_TRANSPORT_OK, 200, "{}");
     assert_int_equal(poller.settled[WEIR_VERDICT_DONE], 2);
@@ -202,7 +202,7 @@ static void records_arriving_while_stopping_are_given_back(void **state)
     make(10, 0, 0, 0);
     weir_mapping_stop(m, on_stopped, NULL);
     deliver(2);
-    weir_mapping_read_done(m);
+    fake_read_done();
     assert_int_equal(n_invs, 0);
     assert_int_equal(poller.settled[WEIR_VERDICT_RELEASE], 2);
 }
@@ -211,7 +211,7 @@ static void disabled_mapping_reads_nothing(void **state)
 {
     make_enabled(10, 0, 0, 0, false);
     assert_false(poller.started);
-    assert_int_equal(weir_mapping_want(m), 0);
+    assert_int_equal(fake_room(), 0);
 }
 
 int main(void)

@@ -15,7 +15,7 @@
 #include "core/buf.h"
 #include "core/mem.h"
 #include "dispatcher/outcome.h"
-#include "mapping/record.h"
+#include "model/record.h"
 
 enum {
     OK = WEIR_OUTCOME_OK,

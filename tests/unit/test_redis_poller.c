@@ -32,12 +32,12 @@
 #include "config/config.h"
 #include "core/clock.h"
 #include "core/mem.h"
-#include "mapping/mapping.h"
-#include "mapping/record.h"
+#include "model/record.h"
 #include "pollers/poller.h"
-#include "pollers/redis_scripts.h"
+#include "pollers/redis.h"
 
-extern const struct weir_poller_ops weir_poller_redis;
+extern const struct weir_source weir_source_redis;
+#define redis_ops (weir_source_redis.ops)
 
 /* ---- the server ---- */
 
@@ -566,9 +566,9 @@ static void bury_moves_an_unreadable_element_unchanged(void **state)
                                               r->element[1]->str, 1, &rec, &err),
                      WEIR_ERR);
     assert_null(rec);
-    const char *k[] = {keys.inflight, keys.leases, DLQ};
-    const char *a[] = {r->element[1]->str};
-    redisReply *b = eval_on(rc, WEIR_REDIS_BURY, 3, k, 1, a);
+    const char *k[] = {keys.inflight, keys.leases, DLQ, keys.busy, keys.ready};
+    const char *a[] = {"0", keys.group_prefix, r->element[1]->str, "unreadable"};
+    redisReply *b = eval_on(rc, WEIR_REDIS_BURY, 5, k, 4, a);
     assert_int_equal(b->integer, 1);
     freeReplyObject(b);
     freeReplyObject(r);
@@ -894,43 +894,51 @@ static void uri_parse_refuses_what_it_cannot_use(void **state)
     assert_null(strstr(err.msg, "hunter2"));
 }
 
-/* ---- the poller, with a stand-in mapping ---- */
+/* ---- the poller, with a stand-in sink ---- */
 
-struct weir_mapping {
+#define SINK_MAX 2048
+
+/* What the poller handed on, through the sink it was given. */
+struct test_sink {
     size_t cap;
-    struct weir_record *got[512];
+    struct weir_record *got[SINK_MAX];
     size_t n_got;
     size_t unsettled;
     int read_done;
 };
 
-size_t weir_mapping_want(const struct weir_mapping *m)
+static size_t sink_room(void *ctx, uint32_t lane)
 {
-    return m->unsettled >= m->cap ? 0 : m->cap - m->unsettled;
+    struct test_sink *s = ctx;
+    return s->unsettled >= s->cap ? 0 : s->cap - s->unsettled;
 }
 
-void weir_mapping_deliver(struct weir_mapping *m, struct weir_record *r)
+static void sink_deliver(void *ctx, struct weir_record *r)
 {
-    assert_true(m->n_got < 512);
-    m->got[m->n_got++] = r;
-    m->unsettled++;
+    struct test_sink *s = ctx;
+    assert_true(s->n_got < SINK_MAX);
+    s->got[s->n_got++] = r;
+    s->unsettled++;
 }
 
-void weir_mapping_read_done(struct weir_mapping *m)
+static void sink_read_done(void *ctx)
 {
-    m->read_done++;
+    struct test_sink *s = ctx;
+    s->read_done++;
 }
 
-const char *weir_mapping_name(const struct weir_mapping *m)
-{
-    return "redis-test";
-}
+static const struct weir_sink_ops sink_ops = {
+    .room = sink_room,
+    .deliver = sink_deliver,
+    .read_done = sink_read_done,
+};
 
 struct rig {
     struct event_base *base;
     struct event *tick;
-    struct weir_mapping m;
+    struct test_sink m;
     struct weir_mapping_cfg mc;
+    struct weir_redis_settings rs;
     char source[128];
     struct weir_poller *p;
     int done_calls;
@@ -938,6 +946,18 @@ struct rig {
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
+}
+
+static struct weir_poller *rig_poller_new(struct rig *g, struct weir_err *err)
+{
+    struct weir_poller_args args = {
+        .mc = &g->mc,
+        .region = "us-east-1",
+        .component = "mapping/redis-test",
+        .base = g->base,
+        .sink = {.ops = &sink_ops, .ctx = &g->m},
+    };
+    return redis_ops->new (&args, err);
 }
 
 static void rig_init(struct rig *g, const char *list, int visibility, const char *dlq, int maxrc,
@@ -954,19 +974,20 @@ static void rig_init(struct rig *g, const char *list, int visibility, const char
     g->mc.name = "redis-test";
     g->mc.source = g->source;
     g->mc.batch_size = 10;
-    g->mc.visibility_timeout = visibility;
-    g->mc.dead_letter_target = (char *)dlq;
-    g->mc.max_receive_count = maxrc;
+    g->rs.visibility_timeout = visibility;
+    g->rs.dead_letter_target = (char *)dlq;
+    g->rs.max_receive_count = maxrc;
+    g->mc.settings = &g->rs;
     g->mc.enabled = true;
     struct weir_err err = {{0}};
-    g->p = weir_poller_redis.new(&g->m, &g->mc, "us-east-1", g->base, &err);
+    g->p = rig_poller_new(g, &err);
     if (!g->p)
         fail_msg("poller new: %s", err.msg);
 }
 
 static void rig_free(struct rig *g)
 {
-    weir_poller_redis.free(g->p);
+    redis_ops->free(g->p);
     for (size_t i = 0; i < g->m.n_got; i++)
         weir_record_free(g->m.got[i]);
     event_free(g->tick);
@@ -994,7 +1015,7 @@ static void run_for(struct rig *g, int64_t ms)
 /* Settles got[from..to) with verdict v (the records stay in got[] for the test to read). */
 static void settle(struct rig *g, size_t from, size_t to, enum weir_verdict v)
 {
-    struct weir_batch *b = weir_batch_new(&g->m, 0);
+    struct weir_batch *b = weir_batch_new(NULL, 0);
     for (size_t i = from; i < to; i++) {
         struct weir_record *r = weir_record_new();
         r->handle = weir_strdup(g->m.got[i]->handle);
@@ -1002,10 +1023,10 @@ static void settle(struct rig *g, size_t from, size_t to, enum weir_verdict v)
         r->verdict = v;
         weir_batch_take(b, r);
     }
-    weir_poller_redis.settle(g->p, b);
+    redis_ops->settle(g->p, b);
     weir_batch_free(b);
     g->m.unsettled -= to - from;
-    weir_poller_redis.resume(g->p);
+    redis_ops->resume(g->p, WEIR_LANE_ANY);
 }
 
 static void on_stop_done(void *arg)
@@ -1015,7 +1036,7 @@ static void on_stop_done(void *arg)
 
 static void stop_and_wait(struct rig *g, int64_t ms)
 {
-    weir_poller_redis.stop(g->p, on_stop_done, g);
+    redis_ops->stop(g->p, on_stop_done, g);
     assert_int_equal(g->done_calls, 0); /* never from inside stop */
     size_t count = 0;
     int64_t t0 = weir_clock_mono_ms();
@@ -1031,7 +1052,7 @@ static void poller_delivers_settles_and_redelivers_after_the_lease(void **state)
     struct rig g;
     rig_init(&g, "pq", 1, NULL, 0, NULL);
     keys_for("pq");
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_until(&g, &g.m.n_got, 5, 3000);
     assert_int_equal(g.m.n_got, 5);
     assert_true(g.m.read_done >= 1);
@@ -1091,7 +1112,7 @@ static void poller_respects_backpressure_and_batch_size(void **state)
     struct rig g;
     rig_init(&g, "bq", 30, NULL, 0, NULL);
     g.m.cap = 25;
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_until(&g, &g.m.n_got, 25, 3000);
     run_for(&g, 200);
     assert_int_equal(g.m.n_got, 25); /* wants no more than it can take */
@@ -1111,15 +1132,15 @@ static void poller_gives_back_what_a_claim_returns_after_stop(void **state)
     rig_init(&g, "xq", 30, NULL, 0, NULL);
     keys_for("xq");
     g.m.cap = 0; /* connected but wanting nothing */
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_for(&g, 200);
     cmd_int("RPUSH xq a b c");
     /* Hold the claim at the server so that its reply comes after stop. */
     freeReplyObject(redisCommand(rc, "CLIENT PAUSE 400 WRITE"));
     g.m.cap = 10;
-    weir_poller_redis.resume(g.p);
+    redis_ops->resume(g.p, WEIR_LANE_ANY);
     run_for(&g, 50);
-    weir_poller_redis.stop(g.p, on_stop_done, &g);
+    redis_ops->stop(g.p, on_stop_done, &g);
     int64_t t0 = weir_clock_mono_ms();
     while (!g.done_calls && weir_clock_mono_ms() - t0 < 3000)
         event_base_loop(g.base, EVLOOP_ONCE);
@@ -1143,7 +1164,7 @@ static void poller_survives_a_script_cache_flush(void **state)
     struct rig g;
     rig_init(&g, "fq", 30, NULL, 0, NULL);
     keys_for("fq");
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     cmd_int("RPUSH fq one");
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
@@ -1165,7 +1186,7 @@ static void poller_reconnects_after_a_redis_restart(void **state)
 {
     struct rig g;
     rig_init(&g, "rq", 30, NULL, 0, NULL);
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     cmd_int("RPUSH rq before");
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
@@ -1190,7 +1211,7 @@ static void poller_stop_with_redis_down_gives_up_and_calls_done(void **state)
 {
     struct rig g;
     rig_init(&g, "sq", 30, NULL, 0, NULL);
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     cmd_int("RPUSH sq one");
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
@@ -1207,7 +1228,7 @@ static void poller_lease_ids_do_not_repeat_after_redis_loses_its_data(void **sta
     struct rig g;
     rig_init(&g, "nq", 30, NULL, 0, NULL);
     keys_for("nq");
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     cmd_int("RPUSH nq old");
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
@@ -1362,11 +1383,11 @@ static void poller_replaces_a_wait_connection_that_went_silent(void **state)
     struct rig g;
     rig_init(&g, "wq", 30, NULL, 0, NULL);
     snprintf(g.source, sizeof(g.source), "redis://127.0.0.1:%d/0/wq", port);
-    weir_poller_redis.free(g.p);
+    redis_ops->free(g.p);
     struct weir_err err;
-    g.p = weir_poller_redis.new(&g.m, &g.mc, "us-east-1", g.base, &err);
+    g.p = rig_poller_new(&g, &err);
     assert_non_null(g.p);
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_for(&g, 300); /* connected, the queue empty: waiting in BLMOVE */
     kill(relay_pid, SIGUSR1);
     run_for(&g, 100);
@@ -1389,7 +1410,7 @@ static void poller_moves_unreadable_elements_to_the_dead_letter_list(void **stat
     cmd_int("RPUSH dq fine");
     struct rig g;
     rig_init(&g, "dq", 30, "dq-dead", 3, NULL);
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_until(&g, &g.m.n_got, 1, 3000);
     run_for(&g, 200);
     assert_int_equal(g.m.n_got, 1); /* only the readable one reached the mapping */
@@ -1412,7 +1433,7 @@ static void poller_authenticates_with_the_uri_password(void **state)
     cmd_int("RPUSH aq secret-msg");
     struct rig bad;
     rig_init(&bad, "aq", 30, NULL, 0, ":wrong@");
-    assert_int_equal(weir_poller_redis.start(bad.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(bad.p), WEIR_OK);
     run_for(&bad, 400);
     assert_int_equal(bad.m.n_got, 0);
     stop_and_wait(&bad, 3000);
@@ -1420,7 +1441,7 @@ static void poller_authenticates_with_the_uri_password(void **state)
 
     struct rig g;
     rig_init(&g, "aq", 30, NULL, 0, ":s3cret@");
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
     assert_string_equal(g.m.got[0]->data, "secret-msg");
@@ -1437,7 +1458,7 @@ static void poller_lease_follows_visibility_or_window_plus_timeout(void **state)
     struct rig g;
     rig_init(&g, "lq", 40, NULL, 0, NULL);
     keys_for("lq");
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
     redisReply *t = redisCommand(rc, "TIME");
@@ -1457,10 +1478,10 @@ static void poller_lease_follows_visibility_or_window_plus_timeout(void **state)
     rig_init(&g, "lq", 40, NULL, 0, NULL);
     g.mc.fn = &fn;
     g.mc.maximum_batching_window_in_seconds = 20;
-    weir_poller_redis.free(g.p);
+    redis_ops->free(g.p);
     struct weir_err err;
-    g.p = weir_poller_redis.new(&g.m, &g.mc, "us-east-1", g.base, &err);
-    assert_int_equal(weir_poller_redis.start(g.p), WEIR_OK);
+    g.p = rig_poller_new(&g, &err);
+    assert_int_equal(redis_ops->start(g.p), WEIR_OK);
     run_until(&g, &g.m.n_got, 1, 3000);
     assert_int_equal(g.m.n_got, 1);
     t = redisCommand(rc, "TIME");

@@ -1,7 +1,9 @@
-/* The SQS event encoder: records -> {"Records":[...]} exactly as Lambda delivers them from SQS
- * (reference section 4.3), including md5OfBody and the SQS message-attribute digest.
- * It writes bytes only; it must never talk to a server or decide a verdict. The per-record path
- * runs for every message, so it touches jansson only when a record carries attributes. */
+/* The SQS event format, whole: the encoder (records -> {"Records":[...]} exactly as Lambda
+ * delivers them from SQS, reference section 4.3, with md5OfBody and the message-attribute
+ * digest), the record shape filter patterns see, and how producer attributes become SQS
+ * messageAttributes. It writes bytes only; it must never talk to a server or decide a verdict.
+ * The per-record path runs for every message, so it touches jansson only for attributes. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "mapping/encode.h"
+#include "model/event.h"
 
 /* SQS fills SenderId with the IAM identity of the producer. A Redis producer has none, so every
  * message carries this fixed, IAM-shaped (AIDA + 16) identity; docs/events.md says so. */
@@ -235,10 +237,10 @@ static void sqs_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
         weir_buf_append_str(out, ",\"MessageDeduplicationId\":");
         append_cstr(out, r->dedup_id);
     }
-    if (r->group_id) {
-        /* A message group id is what makes a message FIFO; only FIFO messages are numbered. */
+    if (r->fifo_seq) {
+        /* Only a FIFO queue numbers its messages. */
         weir_buf_append_str(out, ",\"SequenceNumber\":");
-        append_u64_str(out, r->seq);
+        append_u64_str(out, r->fifo_seq);
     }
 
     weir_buf_append_str(out, "},\"messageAttributes\":");
@@ -263,10 +265,106 @@ static void sqs_close(struct weir_buf *out, const struct weir_event_ctx *ctx)
     weir_buf_append(out, "]}", 2);
 }
 
-const struct weir_encoder weir_encoder_sqs = {
+static const struct weir_encoder sqs_encoder = {
     .name = "sqs",
     .open = sqs_open,
     .append = sqs_append,
     .close = sqs_close,
     .close_len = 2,
+};
+
+/* ---- what filter patterns see ---- */
+
+static const struct weir_filter_key sqs_keys[] = {
+    {"messageId", WEIR_FILTER_KEY_STRING},
+    {"receiptHandle", WEIR_FILTER_KEY_STRING},
+    {"body", WEIR_FILTER_KEY_DATA},
+    {"attributes", WEIR_FILTER_KEY_OBJECT},
+    {"messageAttributes", WEIR_FILTER_KEY_OBJECT},
+    {"md5OfBody", WEIR_FILTER_KEY_STRING},
+    {"md5OfMessageAttributes", WEIR_FILTER_KEY_STRING},
+    {"eventSource", WEIR_FILTER_KEY_STRING},
+    {"eventSourceARN", WEIR_FILTER_KEY_STRING},
+    {"awsRegion", WEIR_FILTER_KEY_STRING},
+};
+
+static const struct weir_filter_shape sqs_shape = {
+    .name = "SQS",
+    .keys = sqs_keys,
+    .n_keys = sizeof(sqs_keys) / sizeof(*sqs_keys),
+    .plain_data = true,
+};
+
+/* ---- producer attributes -> messageAttributes ---- */
+
+static void append_attr(struct weir_buf *out, const char *name, const char *value, size_t len,
+                        const char *type, bool binary, bool first)
+{
+    if (!first)
+        weir_buf_append_char(out, ',');
+    weir_buf_append_json_str(out, name, strlen(name));
+    weir_buf_append_str(out, binary ? ":{\"binaryValue\":" : ":{\"stringValue\":");
+    weir_buf_append_json_str(out, value, len);
+    weir_buf_append_str(out, ",\"stringListValues\":[],\"binaryListValues\":[],\"dataType\":");
+    weir_buf_append_json_str(out, type, strlen(type));
+    weir_buf_append_char(out, '}');
+}
+
+/* A string is a String attribute; an object names its dataType (String, Number or Binary, with
+ * custom subtypes such as Number.float) and carries stringValue or binaryValue. */
+static weir_status sqs_render_attrs(const struct json_t *in, char **out, struct weir_err *err)
+{
+    json_t *attrs = (json_t *)in;
+    if (!json_is_object(attrs))
+        return weir_err_set(err, "\"attributes\" is not an object");
+    struct weir_buf b;
+    weir_buf_init(&b);
+    weir_buf_append_char(&b, '{');
+    const char *name;
+    json_t *v;
+    bool first = true;
+    json_object_foreach(attrs, name, v)
+    {
+        if (json_is_string(v)) {
+            append_attr(&b, name, json_string_value(v), json_string_length(v), "String", false,
+                        first);
+            first = false;
+            continue;
+        }
+        json_t *dt = json_object_get(v, "dataType");
+        if (!json_is_object(v) || !json_is_string(dt)) {
+            weir_err_set(err, "attribute \"%s\" is neither a string nor an object with a dataType",
+                         name);
+            goto fail;
+        }
+        const char *type = json_string_value(dt);
+        bool binary = strncmp(type, "Binary", 6) == 0;
+        if (!binary && strncmp(type, "String", 6) != 0 && strncmp(type, "Number", 6) != 0) {
+            weir_err_set(err, "attribute \"%s\" has dataType \"%s\" (String, Number or Binary)",
+                         name, type);
+            goto fail;
+        }
+        json_t *val = json_object_get(v, binary ? "binaryValue" : "stringValue");
+        if (!json_is_string(val)) {
+            weir_err_set(err, "attribute \"%s\" of type %s needs a string \"%s\"", name, type,
+                         binary ? "binaryValue" : "stringValue");
+            goto fail;
+        }
+        append_attr(&b, name, json_string_value(val), json_string_length(val), type, binary, first);
+        first = false;
+    }
+    weir_buf_append_char(&b, '}');
+    *out = first ? NULL : weir_buf_take(&b, NULL);
+    weir_buf_deinit(&b);
+    return WEIR_OK;
+fail:
+    weir_buf_deinit(&b);
+    return WEIR_ERR;
+}
+
+const struct weir_event_format weir_format_sqs = {
+    .name = "SQS",
+    .encoder = &sqs_encoder,
+    .filter_shape = &sqs_shape,
+    .render_attrs = sqs_render_attrs,
 };

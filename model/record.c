@@ -1,10 +1,39 @@
-/* Records and batches: plain data with clear ownership. */
-#include "mapping/record.h"
+/* Records and batches: plain data with clear ownership, and the names of verdicts, lanes and
+ * delivery kinds for logs. Must never grow behaviour beyond constructors and lookups. */
+#include "model/record.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/mem.h"
+
+const char *weir_verdict_name(enum weir_verdict v)
+{
+    static const char *const names[WEIR_VERDICT_COUNT] = {
+        [WEIR_VERDICT_PENDING] = "pending", [WEIR_VERDICT_DONE] = "done",
+        [WEIR_VERDICT_RETRY] = "retry",     [WEIR_VERDICT_RELEASE] = "release",
+        [WEIR_VERDICT_REJECT] = "reject",
+    };
+    return (unsigned)v < WEIR_VERDICT_COUNT ? names[v] : "?";
+}
+
+const char *weir_delivery_name(enum weir_delivery d)
+{
+    static const char *const names[WEIR_DELIVERY_COUNT] = {
+        [WEIR_DELIVERY_QUEUE] = "queue",
+    };
+    return (unsigned)d < WEIR_DELIVERY_COUNT ? names[d] : "?";
+}
+
+uint32_t weir_lane_of(const char *key, size_t len)
+{
+    uint64_t h = weir_hash_fnv1a64(key, len);
+    uint32_t lane = (uint32_t)(h ^ (h >> 32));
+    return lane == WEIR_LANE_ANY ? 0 : lane;
+}
 
 struct weir_record *weir_record_new(void)
 {
@@ -21,7 +50,20 @@ void weir_record_free(struct weir_record *r)
     free(r->group_id);
     free(r->dedup_id);
     free(r->attrs_json);
+    free(r->reason);
     free(r);
+}
+
+void weir_record_reject(struct weir_record *r, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    free(r->reason);
+    r->reason = weir_strdup(text);
+    r->verdict = WEIR_VERDICT_REJECT;
 }
 
 struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane)
@@ -30,6 +72,7 @@ struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane)
     b->m = m;
     b->lane = lane;
     weir_buf_init(&b->event);
+    weir_list_init(&b->link);
     return b;
 }
 
@@ -78,4 +121,12 @@ int64_t weir_batch_deadline(const struct weir_batch *b)
             d = rd;
     }
     return d;
+}
+
+size_t weir_batch_count(const struct weir_batch *b, enum weir_verdict v)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++)
+        n += b->records[i]->verdict == v;
+    return n;
 }

@@ -14,8 +14,8 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "core/mem.h"
-#include "mapping/encode.h"
-#include "mapping/record.h"
+#include "model/event.h"
+#include "model/record.h"
 
 static const struct weir_event_ctx ctx = {
     .source_arn = "arn:aws:sqs:eu-west-1:000000000000:orders",
@@ -47,12 +47,12 @@ static json_t *encode(struct weir_record **rs, size_t n, const struct weir_event
 {
     struct weir_buf out;
     weir_buf_init(&out);
-    weir_encoder_sqs.open(&out, c);
+    weir_format_sqs.encoder->open(&out, c);
     for (size_t i = 0; i < n; i++)
-        weir_encoder_sqs.append(&out, c, rs[i], i == 0);
+        weir_format_sqs.encoder->append(&out, c, rs[i], i == 0);
     size_t before = out.len;
-    weir_encoder_sqs.close(&out, c);
-    assert_int_equal(out.len - before, weir_encoder_sqs.close_len);
+    weir_format_sqs.encoder->close(&out, c);
+    assert_int_equal(out.len - before, weir_format_sqs.encoder->close_len);
     json_error_t jerr;
     json_t *ev = json_loadb(out.data, out.len, JSON_ALLOW_NUL, &jerr);
     if (!ev)
@@ -253,14 +253,19 @@ static void empty_or_broken_attributes_give_an_empty_object_and_no_md5(void **st
 
 static void fifo_fields_appear_only_for_fifo_messages(void **state)
 {
-    struct weir_record *rs[2];
+    struct weir_record *rs[3];
     rs[0] = rec_str("std", "a");
     rs[0]->seq = 41;
     rs[1] = rec_str("fifo", "b");
     rs[1]->group_id = weir_strdup("customer-9");
     rs[1]->dedup_id = weir_strdup("dedup-77");
-    rs[1]->seq = 18446744073709551615ULL;
-    json_t *ev = encode(rs, 2, &ctx);
+    rs[1]->seq = 5;
+    rs[1]->fifo_seq = 18446744073709551615ULL;
+    /* A standard queue's message may carry a group (SQS fair queues): no SequenceNumber. */
+    rs[2] = rec_str("fair", "c");
+    rs[2]->group_id = weir_strdup("tenant-1");
+    rs[2]->seq = 6;
+    json_t *ev = encode(rs, 3, &ctx);
     json_t *recs = json_object_get(ev, "Records");
 
     json_t *std = json_object_get(json_array_get(recs, 0), "attributes");
@@ -282,9 +287,13 @@ static void fifo_fields_appear_only_for_fifo_messages(void **state)
     assert_string_equal(str_at(fifo, "SequenceNumber"), "18446744073709551615");
     assert_string_equal(str_at(json_array_get(recs, 0), "messageId"), "std");
     assert_string_equal(str_at(json_array_get(recs, 1), "messageId"), "fifo");
+    json_t *fair = json_object_get(json_array_get(recs, 2), "attributes");
+    assert_string_equal(str_at(fair, "MessageGroupId"), "tenant-1");
+    assert_null(json_object_get(fair, "SequenceNumber"));
     json_decref(ev);
     weir_record_free(rs[0]);
     weir_record_free(rs[1]);
+    weir_record_free(rs[2]);
 }
 
 static void hostile_body_round_trips_as_valid_json(void **state)

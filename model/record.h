@@ -1,0 +1,105 @@
+/* Records, batches, verdicts and lanes: the words every layer shares. A record travels from a
+ * poller through a mapping to the dispatcher; only its verdict travels back. Plain data below
+ * pollers/, mapping/ and dispatcher/; must never know a source protocol, a target or a policy. */
+#ifndef WEIR_RECORD_H
+#define WEIR_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/list.h"
+
+enum weir_verdict {
+    WEIR_VERDICT_PENDING = 0,
+    WEIR_VERDICT_DONE,  /* succeeded, filtered out, or routed to a failure destination: settle it */
+    WEIR_VERDICT_RETRY, /* not done: the source delivers it again (counts as a receive) */
+    WEIR_VERDICT_RELEASE, /* never given to the function: hand it back at once, no receive counted
+                           */
+    WEIR_VERDICT_REJECT,  /* can never be delivered (record->reason says why): the source moves it
+                             to its dead-letter target, or keeps it aside; never reads it again */
+    WEIR_VERDICT_COUNT
+};
+
+const char *weir_verdict_name(enum weir_verdict v);
+
+/* A lane is a run of records whose order matters to the function: a partition, a message group,
+ * a key hash. Records of one lane reach the function in order; when the mapping's lanes are
+ * ordered, one batch of a lane is in flight at a time. A source without order puts every record
+ * in lane 0. */
+#define WEIR_LANE_ANY UINT32_MAX /* in room() and resume(): every lane together */
+
+/* Lane of a key (a message group, a partition key), never WEIR_LANE_ANY. */
+uint32_t weir_lane_of(const char *key, size_t len);
+
+/* One record. Every string is owned by the record (free with weir_record_free) and may be NULL
+ * unless said otherwise. Source-specific fields are plain members so an encoder can use them
+ * without knowing the source protocol. */
+struct weir_record {
+    char *data; /* payload bytes (SQS body); never NULL, may hold NUL bytes */
+    size_t data_len;
+    char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
+    char *handle;           /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
+    char *group_id;         /* SQS MessageGroupId, Kafka key, ... */
+    char *dedup_id;         /* SQS MessageDeduplicationId */
+    char *attrs_json;       /* messageAttributes as the event shows them (a JSON object), or NULL */
+    char *reason;           /* REJECT: why, for the dead-letter entry and the log */
+    uint64_t seq;           /* source order: list sequence, offset, LSN */
+    uint64_t fifo_seq;      /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
+    uint32_t lane;          /* ordering lane; records of one batch share it */
+    uint32_t receive_count; /* SQS ApproximateReceiveCount, counting this receive */
+    int64_t sent_ms;        /* wall ms the producer sent it (SentTimestamp) */
+    int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
+    int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
+    size_t event_bytes;       /* bytes its element adds to an event; set when it is batched */
+    enum weir_verdict verdict;
+};
+
+struct weir_record *weir_record_new(void);
+/* NULL is a no-op. */
+void weir_record_free(struct weir_record *r);
+/* Sets r->reason (copied) and the verdict REJECT. */
+void weir_record_reject(struct weir_record *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+struct weir_mapping;
+
+/* A run of records of one lane, with the event built for them. A batch belongs to its mapping
+ * until the dispatcher takes it, and comes back to the mapping with a verdict on every record. */
+struct weir_batch {
+    struct weir_mapping *m;
+    struct weir_record **records; /* owned */
+    size_t n;
+    size_t cap;
+    uint32_t lane;
+    int64_t opened_ms;     /* mono ms the first record was added: the window counts from it */
+    struct weir_buf event; /* the encoded AWS event JSON, complete once the batch is closed */
+    size_t bytes;          /* what its records count against the mapping's byte budget */
+    uint32_t invocations;  /* invocations made for this batch so far */
+    struct weir_list link; /* for whoever holds the batch: the batcher, a lane's queue */
+};
+
+struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane);
+/* Frees the batch and every record still in it. NULL is a no-op. */
+void weir_batch_free(struct weir_batch *b);
+/* Appends r; the batch takes ownership. */
+void weir_batch_take(struct weir_batch *b, struct weir_record *r);
+/* Index of the record whose id equals id, or -1. */
+long weir_batch_find(const struct weir_batch *b, const char *id, size_t id_len);
+/* Sets every record's verdict to v. */
+void weir_batch_set_verdicts(struct weir_batch *b, enum weir_verdict v);
+/* Earliest record deadline in the batch (0 when no record has one). */
+int64_t weir_batch_deadline(const struct weir_batch *b);
+/* How many of the batch's records have verdict v. */
+size_t weir_batch_count(const struct weir_batch *b, enum weir_verdict v);
+
+/* How a mapping's batches are driven to their outcome: the dispatcher's policy rows. A source
+ * names its kind; adding one is a row and its functions in dispatcher/. */
+enum weir_delivery {
+    WEIR_DELIVERY_QUEUE, /* SQS: per-message receive counts; failed messages come back later */
+    WEIR_DELIVERY_COUNT
+};
+
+const char *weir_delivery_name(enum weir_delivery d);
+
+#endif
