@@ -23,8 +23,6 @@
 #define MAX_NAME       64
 /* AWS's batch_size ceiling for every source, used while the source itself is unknown. */
 #define AWS_MAX_BATCH 10000
-/* In a field's max: take the bound from the mapping's source (batch_size). */
-#define MAX_FROM_SOURCE (-1)
 /* AWS allows 5 filters per mapping by default and up to 10 with a raised quota; weir takes 10
  * (mapping/filter.h says the same to the filter). */
 #define MAX_FILTERS 10
@@ -151,6 +149,7 @@ struct field {
     setter set;
     bool required;
     int min, max;             /* integers: the range; strings: the least length */
+    bool max_from_source;     /* integers: the upper bound is the source's (batch_size) */
     size_t off;               /* the value's offset in the object */
     size_t off_n;             /* lists: their length's offset */
     const struct schema *sub; /* nested objects: their keys (stored in the same object) */
@@ -347,7 +346,7 @@ static void set_int(struct load *ld, const struct field *f, const struct weir_cf
     char got[320];
     long long i;
     int max = f->max;
-    if (max == MAX_FROM_SOURCE)
+    if (f->max_from_source)
         max = ld->src ? ld->src->max_batch_size : AWS_MAX_BATCH;
     if (v->kind == WEIR_CFGNODE_BAD)
         return;
@@ -465,8 +464,11 @@ static void set_source(struct load *ld, const struct field *f, const struct weir
     const struct weir_cfg_source *first = ld->env->sources[0];
     if (!sep || sep == s) {
         weir_log_redact_uri(s, safe, sizeof(safe));
-        err_at(ld, v, "source must be a URI scheme://..., e.g. %s; got \"%s\"",
-               first ? first->example_uri : "redis://127.0.0.1:6379/0/orders", safe);
+        if (first)
+            err_at(ld, v, "source must be a URI scheme://..., e.g. %s; got \"%s\"",
+                   first->example_uri, safe);
+        else
+            err_at(ld, v, "source must be a URI scheme://...; got \"%s\"", safe);
         return;
     }
     ld->src = weir_cfg_source_find(ld->env, s);
@@ -481,8 +483,12 @@ static void set_source(struct load *ld, const struct field *f, const struct weir
         snprintf(known + o, sizeof(known) - o, "%s%s://", i ? ", " : "",
                  ld->env->sources[i]->scheme);
     }
-    err_at(ld, v, "source has an unknown scheme '%.*s'; known schemes: %s", (int)(sep - s), s,
-           known);
+    if (known[0])
+        err_at(ld, v, "source has an unknown scheme '%.*s'; known schemes: %s", (int)(sep - s), s,
+               known);
+    else
+        err_at(ld, v, "source has an unknown scheme '%.*s'; no sources are known", (int)(sep - s),
+               s);
 }
 
 static void set_funcref(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
@@ -889,7 +895,12 @@ static const struct field mapping_fields[] = {
     {.key = "name", .set = set_name, .required = true, .off = MC(name)},
     {.key = "source", .set = set_source, .required = true},
     {.key = "function", .set = set_funcref, .required = true},
-    INT("batch_size", MC(batch_size), 1, MAX_FROM_SOURCE),
+    {.key = "batch_size",
+     .set = set_int,
+     .min = 1,
+     .max = AWS_MAX_BATCH,
+     .max_from_source = true,
+     .off = MC(batch_size)},
     INT("maximum_batching_window_in_seconds", MC(maximum_batching_window_in_seconds), 0, 300),
     {.key = "function_response_types",
      .set = set_response_types,
@@ -1221,6 +1232,18 @@ static void set_functions(struct load *ld, const struct field *f, const struct w
     }
 }
 
+/* Whether an error from index `from` on was reported at pos. */
+static bool reported_at(const struct load *ld, size_t from, struct weir_cfg_pos pos)
+{
+    char head[64];
+    int n = snprintf(head, sizeof(head), ":%d:%d: ", pos.line, pos.col);
+    size_t flen = strlen(ld->cfg->file);
+    for (size_t i = from; i < ld->rep->n; i++)
+        if (!strncmp(ld->rep->errors[i] + flen, head, (size_t)n))
+            return true;
+    return false;
+}
+
 /* A mapping: every mapping's keys, then those of its source (known once `source` is read). */
 static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
                          struct weir_mapping_cfg *mc)
@@ -1247,13 +1270,17 @@ static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad
      * in for a bad value would be blamed for a second, misleading error. */
     if (bad)
         return;
-    if (mc->batch_size > 10 && mc->maximum_batching_window_in_seconds < 1)
+    /* The source's rules first: when one of them refuses batch_size (a FIFO queue takes at most
+     * 10), advice to add a batching window for a larger one would only mislead. */
+    size_t before = ld->rep->n;
+    if (mc->fn && p && p->validate && !ld->fn_bad[mc->fn - ld->cfg->functions])
+        p->validate(mc, ld->rep);
+    if (mc->batch_size > 10 && mc->maximum_batching_window_in_seconds < 1 &&
+        !reported_at(ld, before, weir_mapping_cfg_pos(mc, "batch_size")))
         err_pos(ld, weir_mapping_cfg_pos(mc, "batch_size"),
                 "batch_size %d needs maximum_batching_window_in_seconds >= 1 (AWS allows "
                 "batches above 10 only with a batching window)",
                 mc->batch_size);
-    if (mc->fn && p && p->validate && !ld->fn_bad[mc->fn - ld->cfg->functions])
-        p->validate(mc, ld->rep);
 }
 
 static void set_mappings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,

@@ -20,7 +20,7 @@ struct weir_poller {
     int started;
     int resumes;
     int pauses;
-    uint32_t last_paused, last_resumed;
+    uint32_t last_paused, last_resumed; /* one lane (not WEIR_LANE_ANY) */
     int stop_called;
     void (*stop_done)(void *);
     void *stop_arg;
@@ -67,7 +67,8 @@ static void fake_poller_pause(struct weir_poller *p, uint32_t lane)
 static void fake_poller_resume(struct weir_poller *p, uint32_t lane)
 {
     p->resumes++;
-    p->last_resumed = lane;
+    if (lane != WEIR_LANE_ANY)
+        p->last_resumed = lane;
 }
 
 static void fake_poller_settle(struct weir_poller *p, const struct weir_batch *b)

@@ -18,9 +18,11 @@ struct weir_invocation {
     weir_invoke_done_fn done;
     void *arg;
     int active;
+    const char *payload; /* borrowed: valid while active */
+    size_t len;
 };
 
-#define MAX_INV 64
+#define MAX_INV 256
 static struct weir_invocation invs[MAX_INV];
 static size_t n_invs;
 static size_t cancelled;
@@ -38,7 +40,8 @@ static struct weir_invocation *fake_invoke(struct weir_target *t, const char *pa
 {
     assert_true(n_invs < MAX_INV);
     struct weir_invocation *inv = &invs[n_invs++];
-    *inv = (struct weir_invocation){.t = t, .done = done, .arg = arg, .active = 1};
+    *inv = (struct weir_invocation){
+        .t = t, .done = done, .arg = arg, .active = 1, .payload = payload, .len = len};
     return inv;
 }
 

@@ -32,10 +32,17 @@
     "    source: redis://127.0.0.1:6379/0/q\n"                                                     \
     "    function: a\n"
 
-static struct weir_config *load(const char *text, struct weir_cfg_report *rep)
+static struct weir_config *load_in(const struct weir_cfg_env *env, const char *text,
+                                   struct weir_cfg_report *rep)
 {
     weir_cfg_report_init(rep);
-    return weir_config_load_buffer("t.yaml", text, strlen(text), weir_cli_cfg_env(), rep);
+    return weir_config_load_buffer("t.yaml", text, strlen(text), env, rep);
+}
+
+/* Against the real registry of sources. */
+static struct weir_config *load(const char *text, struct weir_cfg_report *rep)
+{
+    return load_in(weir_cli_cfg_env(), text, rep);
 }
 
 static void dump(const struct weir_cfg_report *rep)
@@ -49,11 +56,13 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Loading text fails with exactly one error, at `where` ("t.yaml:8:17:"), containing `part`. */
-static void expect_one(const char *text, const char *where, const char *part)
+/* Loading text in env fails with exactly one error, at `where` ("t.yaml:8:17:"), containing
+ * `part`. */
+static void expect_one_in(const struct weir_cfg_env *env, const char *text, const char *where,
+                          const char *part)
 {
     struct weir_cfg_report rep;
-    struct weir_config *cfg = load(text, &rep);
+    struct weir_config *cfg = load_in(env, text, &rep);
     if (cfg || rep.n != 1 || !has_prefix(rep.errors[0], where) || !strstr(rep.errors[0], part)) {
         print_message("expected one error at %s containing \"%s\"; got %zu:\n", where, part, rep.n);
         dump(&rep);
@@ -64,11 +73,38 @@ static void expect_one(const char *text, const char *where, const char *part)
     weir_cfg_report_deinit(&rep);
 }
 
-/* Loading text succeeds with no error. */
-static struct weir_config *expect_ok(const char *text)
+static void expect_one(const char *text, const char *where, const char *part)
+{
+    expect_one_in(weir_cli_cfg_env(), text, where, part);
+}
+
+/* Loading text in env fails with exactly the n errors of want, whole and in order. */
+static void expect_errors_in(const struct weir_cfg_env *env, const char *text,
+                             const char *const *want, size_t n)
 {
     struct weir_cfg_report rep;
-    struct weir_config *cfg = load(text, &rep);
+    struct weir_config *cfg = load_in(env, text, &rep);
+    bool same = !cfg && rep.n == n;
+    for (size_t i = 0; same && i < n; i++)
+        same = !strcmp(rep.errors[i], want[i]);
+    if (!same) {
+        print_message("expected %zu errors:\n", n);
+        for (size_t i = 0; i < n; i++)
+            print_message("  want[%zu]:   %s\n", i, want[i]);
+        print_message("got %zu:\n", rep.n);
+        dump(&rep);
+        weir_config_free(cfg);
+        weir_cfg_report_deinit(&rep);
+        fail();
+    }
+    weir_cfg_report_deinit(&rep);
+}
+
+/* Loading text in env succeeds with no error. */
+static struct weir_config *expect_ok_in(const struct weir_cfg_env *env, const char *text)
+{
+    struct weir_cfg_report rep;
+    struct weir_config *cfg = load_in(env, text, &rep);
     if (!cfg || rep.n) {
         dump(&rep);
         weir_cfg_report_deinit(&rep);
@@ -76,6 +112,11 @@ static struct weir_config *expect_ok(const char *text)
     }
     weir_cfg_report_deinit(&rep);
     return cfg;
+}
+
+static struct weir_config *expect_ok(const char *text)
+{
+    return expect_ok_in(weir_cli_cfg_env(), text);
 }
 
 static const char full_yaml[] =
@@ -654,6 +695,555 @@ static void load_file_reports_a_missing_file(void **state)
     weir_config_free(NULL);
 }
 
+/* ---- sources of the tests' own: config/ knows of a source only what its row says ---- */
+
+/* More keys than a schema once had room for (MAX_FIELDS 16, guarded by an assert that release
+ * builds compiled out): 20 of its own at the top level, and an object of 4 more in the middle
+ * of the table so that the keys after it must still land at their own offsets. */
+struct wide_settings {
+    int port, retries, backoff_ms, window, depth, partitions, weight, priority;
+    bool compress, verify, ordered, replay, trace, pinned;
+    char *user, *group, *topic, *label, *tag, *prefix;
+    int limits_lo, limits_hi;
+    bool limits_strict;
+    char *limits_note;
+};
+
+#define WS         struct wide_settings
+#define WIDE(mc)   ((struct wide_settings *)(mc)->settings)
+#define N_ROWS(ks) (sizeof(ks) / sizeof(*(ks)))
+
+static const struct weir_cfg_key wide_limits_keys[] = {
+    WEIR_CFG_KEY_INT("lo", WS, limits_lo, 0, 1000, 10),
+    WEIR_CFG_KEY_INT("hi", WS, limits_hi, 0, 1000, 900),
+    WEIR_CFG_KEY_BOOL("strict", WS, limits_strict, 1),
+    WEIR_CFG_KEY_STRING("note", WS, limits_note, 1),
+};
+
+static const struct weir_cfg_key wide_keys[] = {
+    WEIR_CFG_KEY_INT("port", WS, port, 1, 65535, 5000),
+    WEIR_CFG_KEY_INT("retries", WS, retries, 0, 10, 3),
+    WEIR_CFG_KEY_INT("backoff_ms", WS, backoff_ms, 1, 60000, 100),
+    WEIR_CFG_KEY_INT("window", WS, window, 0, 300, 0),
+    WEIR_CFG_KEY_INT("depth", WS, depth, 1, 1000, 16),
+    WEIR_CFG_KEY_INT("partitions", WS, partitions, 1, 64, 1),
+    WEIR_CFG_KEY_INT("weight", WS, weight, -100, 100, -7),
+    WEIR_CFG_KEY_INT("priority", WS, priority, 0, 9, 5),
+    WEIR_CFG_KEY_OBJECT("limits", wide_limits_keys),
+    WEIR_CFG_KEY_BOOL("compress", WS, compress, 1),
+    WEIR_CFG_KEY_BOOL("verify", WS, verify, 1),
+    WEIR_CFG_KEY_BOOL("ordered", WS, ordered, 0),
+    WEIR_CFG_KEY_BOOL("replay", WS, replay, 0),
+    WEIR_CFG_KEY_BOOL("trace", WS, trace, 0),
+    WEIR_CFG_KEY_BOOL("pinned", WS, pinned, 1),
+    WEIR_CFG_KEY_STRING("user", WS, user, 1),
+    WEIR_CFG_KEY_STRING("group", WS, group, 1),
+    WEIR_CFG_KEY_STRING("topic", WS, topic, 1),
+    WEIR_CFG_KEY_STRING("label", WS, label, 0),
+    WEIR_CFG_KEY_STRING("tag", WS, tag, 1),
+    WEIR_CFG_KEY_STRING("prefix", WS, prefix, 0),
+};
+
+static const struct weir_cfg_source wide_source = {
+    .name = "wide",
+    .scheme = "wide",
+    .example_uri = "wide://h/x",
+    .keys = wide_keys,
+    .n_keys = N_ROWS(wide_keys),
+    .settings_size = sizeof(struct wide_settings),
+    .default_batch_size = 7,
+    .max_batch_size = 50,
+    .default_window_s = 2,
+};
+
+struct alpha_settings {
+    int prefetch;
+    char *consumer_group;
+};
+
+static const struct weir_cfg_key alpha_keys[] = {
+    WEIR_CFG_KEY_INT("prefetch", struct alpha_settings, prefetch, 1, 100, 10),
+    WEIR_CFG_KEY_STRING("consumer_group", struct alpha_settings, consumer_group, 1),
+};
+
+static const struct weir_cfg_source alpha_source = {
+    .name = "alpha",
+    .scheme = "alpha",
+    .example_uri = "alpha://h/q",
+    .keys = alpha_keys,
+    .n_keys = N_ROWS(alpha_keys),
+    .settings_size = sizeof(struct alpha_settings),
+    .default_batch_size = 10,
+    .max_batch_size = 100,
+};
+
+struct beta_settings {
+    int partition;
+    bool from_beginning;
+    char *ca_file;
+};
+
+static const struct weir_cfg_key beta_tls_keys[] = {
+    WEIR_CFG_KEY_STRING("ca_file", struct beta_settings, ca_file, 1),
+};
+
+static const struct weir_cfg_key beta_keys[] = {
+    WEIR_CFG_KEY_INT("partition", struct beta_settings, partition, 0, 1023, 0),
+    WEIR_CFG_KEY_BOOL("from_beginning", struct beta_settings, from_beginning, 0),
+    WEIR_CFG_KEY_OBJECT("tls", beta_tls_keys),
+};
+
+static const struct weir_cfg_source beta_source = {
+    .name = "beta",
+    .scheme = "beta",
+    .example_uri = "beta://h/t",
+    .keys = beta_keys,
+    .n_keys = N_ROWS(beta_keys),
+    .settings_size = sizeof(struct beta_settings),
+    .default_batch_size = 100,
+    .max_batch_size = 10000,
+    .default_window_s = 1,
+};
+
+/* No check_pattern: filter patterns are kept as written. */
+static const struct weir_cfg_source *const test_rows[] = {&wide_source, &alpha_source, &beta_source,
+                                                          NULL};
+static const struct weir_cfg_env test_env = {.sources = test_rows};
+
+/* Lines 4-7: one mapping of each test source. */
+#define WIDE_HEAD                                                                                  \
+    "mappings:\n"                                                                                  \
+    "  - name: w\n"                                                                                \
+    "    source: wide://h/x\n"                                                                     \
+    "    function: a\n"
+#define ALPHA_HEAD                                                                                 \
+    "mappings:\n"                                                                                  \
+    "  - name: m\n"                                                                                \
+    "    source: alpha://h/q\n"                                                                    \
+    "    function: a\n"
+#define BETA_HEAD                                                                                  \
+    "mappings:\n"                                                                                  \
+    "  - name: m\n"                                                                                \
+    "    source: beta://h/t\n"                                                                     \
+    "    function: a\n"
+
+static void source_with_more_than_16_keys_reads_each_into_its_own_offset(void **state)
+{
+    /* Written in another order than the table's: the walk goes by the table. */
+    struct weir_config *cfg = expect_ok_in(&test_env, FN_HEAD WIDE_HEAD "    pinned: false\n"
+                                                                        "    limits:\n"
+                                                                        "      note: keep\n"
+                                                                        "      strict: false\n"
+                                                                        "      hi: 800\n"
+                                                                        "      lo: 0\n"
+                                                                        "    port: 6000\n"
+                                                                        "    retries: 0\n"
+                                                                        "    backoff_ms: 60000\n"
+                                                                        "    window: 300\n"
+                                                                        "    depth: 2\n"
+                                                                        "    partitions: 64\n"
+                                                                        "    weight: -100\n"
+                                                                        "    priority: 9\n"
+                                                                        "    compress: false\n"
+                                                                        "    verify: false\n"
+                                                                        "    ordered: true\n"
+                                                                        "    replay: true\n"
+                                                                        "    trace: true\n"
+                                                                        "    user: alice\n"
+                                                                        "    group: g\n"
+                                                                        "    topic: events\n"
+                                                                        "    label: \"\"\n"
+                                                                        "    tag: v1\n"
+                                                                        "    prefix: p-\n"
+                                                                        "    filter_criteria:\n"
+                                                                        "      filters: [{pattern: "
+                                                                        "'not JSON at all'}]\n");
+    const struct weir_mapping_cfg *mc = &cfg->mappings[0];
+    const struct wide_settings *ws = WIDE(mc);
+    assert_ptr_equal(mc->src, &wide_source);
+    assert_int_equal(ws->port, 6000);
+    assert_int_equal(ws->retries, 0);
+    assert_int_equal(ws->backoff_ms, 60000);
+    assert_int_equal(ws->window, 300);
+    assert_int_equal(ws->depth, 2);
+    assert_int_equal(ws->partitions, 64);
+    assert_int_equal(ws->weight, -100);
+    assert_int_equal(ws->priority, 9);
+    assert_int_equal(ws->limits_lo, 0);
+    assert_int_equal(ws->limits_hi, 800);
+    assert_false(ws->limits_strict);
+    assert_string_equal(ws->limits_note, "keep");
+    assert_false(ws->compress);
+    assert_false(ws->verify);
+    assert_true(ws->ordered);
+    assert_true(ws->replay);
+    assert_true(ws->trace);
+    assert_false(ws->pinned);
+    assert_string_equal(ws->user, "alice");
+    assert_string_equal(ws->group, "g");
+    assert_string_equal(ws->topic, "events");
+    assert_string_equal(ws->label, "");
+    assert_string_equal(ws->tag, "v1");
+    assert_string_equal(ws->prefix, "p-");
+    /* The mapping's own keys take the source's defaults and weir's. */
+    assert_int_equal(mc->batch_size, 7);
+    assert_int_equal(mc->maximum_batching_window_in_seconds, 2);
+    assert_int_equal(mc->maximum_buffered_mib, 64);
+    /* Without check_pattern the pattern is kept as written, unchecked. */
+    assert_int_equal(mc->n_filters, 1);
+    assert_string_equal(mc->filters[0].pattern, "not JSON at all");
+
+    /* Nested keys are placed by their dotted path; the object by its own name. */
+    struct weir_cfg_pos pos = weir_mapping_cfg_pos(mc, "limits.hi");
+    assert_ptr_equal(pos.file, cfg->file);
+    assert_int_equal(pos.line, 12);
+    assert_int_equal(pos.col, 7);
+    pos = weir_mapping_cfg_pos(mc, "limits.note");
+    assert_int_equal(pos.line, 10);
+    assert_int_equal(pos.col, 7);
+    pos = weir_mapping_cfg_pos(mc, "limits");
+    assert_int_equal(pos.line, 9);
+    assert_int_equal(pos.col, 5);
+    pos = weir_mapping_cfg_pos(mc, "prefix");
+    assert_int_equal(pos.line, 32);
+    assert_int_equal(pos.col, 5);
+    assert_true(weir_mapping_cfg_has(mc, "limits.lo"));
+    assert_false(weir_mapping_cfg_has(mc, "lo"));
+    /* Seven strings of the source's are now the configuration's: LeakSanitizer checks that
+     * weir_config_free frees each. */
+    weir_config_free(cfg);
+}
+
+static void source_keys_left_out_take_their_defaults_nested_ones_too(void **state)
+{
+    struct weir_config *cfg = expect_ok_in(&test_env, FN_HEAD WIDE_HEAD "    port: 6001\n"
+                                                                        "    limits: {hi: 5}\n"
+                                                                        "  - name: bare\n"
+                                                                        "    source: wide://h/y\n"
+                                                                        "    function: a\n");
+    const struct weir_mapping_cfg *mc = &cfg->mappings[0];
+    const struct wide_settings *ws = WIDE(mc);
+    assert_int_equal(ws->port, 6001);
+    assert_int_equal(ws->limits_hi, 5);
+    assert_int_equal(ws->retries, 3);
+    assert_int_equal(ws->backoff_ms, 100);
+    assert_int_equal(ws->window, 0);
+    assert_int_equal(ws->depth, 16);
+    assert_int_equal(ws->partitions, 1);
+    assert_int_equal(ws->weight, -7);
+    assert_int_equal(ws->priority, 5);
+    assert_int_equal(ws->limits_lo, 10);
+    assert_true(ws->limits_strict);
+    assert_null(ws->limits_note);
+    assert_true(ws->compress);
+    assert_true(ws->verify);
+    assert_false(ws->ordered);
+    assert_false(ws->replay);
+    assert_false(ws->trace);
+    assert_true(ws->pinned);
+    assert_null(ws->user);
+    assert_null(ws->group);
+    assert_null(ws->topic);
+    assert_null(ws->label);
+    assert_null(ws->tag);
+    assert_null(ws->prefix);
+    assert_true(weir_mapping_cfg_has(mc, "limits.hi"));
+    assert_false(weir_mapping_cfg_has(mc, "limits.lo"));
+    /* A defaulted key is placed at its mapping. */
+    struct weir_cfg_pos pos = weir_mapping_cfg_pos(mc, "limits.lo");
+    assert_int_equal(pos.line, 5);
+    assert_int_equal(pos.col, 5);
+
+    const struct wide_settings *bare = WIDE(&cfg->mappings[1]);
+    assert_int_equal(bare->port, 5000);
+    assert_int_equal(bare->limits_hi, 900);
+    assert_int_equal(bare->weight, -7);
+    assert_true(bare->pinned);
+    assert_null(bare->user);
+    weir_config_free(cfg);
+}
+
+struct source_case {
+    const char *lines; /* added to the mapping */
+    const char *where;
+    const char *message;
+};
+
+static void source_keys_refuse_bad_values_at_the_value(void **state)
+{
+    static const struct source_case cases[] = {
+        {"    port: 0\n", "t.yaml:8:11: ", "mapping 'w': port 0 is out of range 1..65535"},
+        {"    port: 65536\n", "t.yaml:8:11: ", "mapping 'w': port 65536 is out of range 1..65535"},
+        {"    weight: -101\n",
+         "t.yaml:8:13: ", "mapping 'w': weight -101 is out of range -100..100"},
+        {"    priority: 10\n", "t.yaml:8:15: ", "mapping 'w': priority 10 is out of range 0..9"},
+        {"    limits:\n      hi: 1001\n",
+         "t.yaml:9:11: ", "mapping 'w': limits.hi 1001 is out of range 0..1000"},
+        {"    limits: {lo: -1}\n",
+         "t.yaml:8:18: ", "mapping 'w': limits.lo -1 is out of range 0..1000"},
+        {"    depth: many\n",
+         "t.yaml:8:12: ", "mapping 'w': depth must be an integer, got string \"many\""},
+        {"    verify: yes\n", "t.yaml:8:13: ",
+         "mapping 'w': verify must be true or false, got 'yes': write true or false"},
+        {"    user: ''\n", "t.yaml:8:11: ", "mapping 'w': user must not be empty"},
+        {"    limits: {note: ''}\n", "t.yaml:8:20: ", "mapping 'w': limits.note must not be empty"},
+        {"    limits: 5\n",
+         "t.yaml:8:13: ", "mapping 'w': limits must be a mapping, got integer 5"},
+        {"    limits: {stirct: true}\n",
+         "t.yaml:8:14: ", "unknown key 'stirct' in limits of mapping 'w'; did you mean 'strict'?"},
+        /* batch_size's bound is the source's maximum. */
+        {"    batch_size: 51\n",
+         "t.yaml:8:17: ", "mapping 'w': batch_size 51 is out of range 1..50"},
+        /* Strings already read when the mapping fails are freed with it (LeakSanitizer). */
+        {"    user: bob\n    tag: x\n    limits: {note: n, lo: -1}\n",
+         "t.yaml:10:27: ", "mapping 'w': limits.lo -1 is out of range 0..1000"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        char text[1024];
+        snprintf(text, sizeof(text), "%s%s%s", FN_HEAD, WIDE_HEAD, cases[i].lines);
+        expect_one_in(&test_env, text, cases[i].where, cases[i].message);
+    }
+}
+
+static void key_of_another_source_is_refused_naming_that_source(void **state)
+{
+    static const char *const from_beta[] = {
+        "t.yaml:8:5: unknown key 'from_beginning' in mapping 'm': it is a key of beta:// sources, "
+        "and this mapping's source is alpha://",
+        "t.yaml:9:5: unknown key 'tls' in mapping 'm': it is a key of beta:// sources, and this "
+        "mapping's source is alpha://",
+    };
+    expect_errors_in(&test_env,
+                     FN_HEAD ALPHA_HEAD "    from_beginning: true\n    tls: {ca_file: /ca.pem}\n",
+                     from_beta, 2);
+    static const char *const from_alpha[] = {
+        "t.yaml:8:5: unknown key 'prefetch' in mapping 'm': it is a key of alpha:// sources, and "
+        "this mapping's source is beta://",
+    };
+    expect_errors_in(&test_env, FN_HEAD BETA_HEAD "    prefetch: 5\n", from_alpha, 1);
+
+    /* Each source's own keys load. */
+    struct weir_config *cfg = expect_ok_in(
+        &test_env, FN_HEAD ALPHA_HEAD "    prefetch: 20\n    consumer_group: g1\n"
+                                      "  - name: n\n    source: beta://h/t\n    function: a\n"
+                                      "    from_beginning: true\n    tls: {ca_file: /ca.pem}\n");
+    const struct alpha_settings *as = cfg->mappings[0].settings;
+    assert_int_equal(as->prefetch, 20);
+    assert_string_equal(as->consumer_group, "g1");
+    const struct beta_settings *bs = cfg->mappings[1].settings;
+    assert_int_equal(bs->partition, 0);
+    assert_true(bs->from_beginning);
+    assert_string_equal(bs->ca_file, "/ca.pem");
+    assert_int_equal(cfg->mappings[1].batch_size, 100);
+    assert_int_equal(cfg->mappings[1].maximum_batching_window_in_seconds, 1);
+    weir_config_free(cfg);
+}
+
+static void typo_of_a_source_key_suggests_the_sources_own_key(void **state)
+{
+    static const char *const typos[] = {
+        "t.yaml:8:5: unknown key 'prefech' in mapping 'm'; did you mean 'prefetch'?",
+        "t.yaml:9:5: unknown key 'consumer_grop' in mapping 'm'; did you mean 'consumer_group'?",
+        "t.yaml:10:5: unknown key 'batch_sise' in mapping 'm'; did you mean 'batch_size'?",
+    };
+    expect_errors_in(&test_env,
+                     FN_HEAD ALPHA_HEAD "    prefech: 5\n    consumer_grop: g\n    batch_sise: 5\n",
+                     typos, 3);
+    /* The scheme picks the source, and an unknown one lists the env's. */
+    expect_one_in(&test_env,
+                  FN_HEAD "mappings:\n  - name: m\n    source: gamma://h\n    function: a\n",
+                  "t.yaml:6:13: ",
+                  "mapping 'm': source has an unknown scheme 'gamma'; known schemes: wide://, "
+                  "alpha://, beta://");
+}
+
+/* Lines 4-7: a mapping of a Redis list named like an SQS FIFO queue. */
+#define FIFO_HEAD                                                                                  \
+    "mappings:\n"                                                                                  \
+    "  - name: m\n"                                                                                \
+    "    source: redis://127.0.0.1:6379/0/orders.fifo\n"                                           \
+    "    function: a\n"
+#define ORDERS_HEAD                                                                                \
+    "mappings:\n"                                                                                  \
+    "  - name: m\n"                                                                                \
+    "    source: redis://127.0.0.1:6379/0/orders\n"                                                \
+    "    function: a\n"
+
+static void redis_only_keys_load_for_a_redis_mapping(void **state)
+{
+    struct weir_config *cfg =
+        expect_ok(FN_HEAD FIFO_HEAD "    visibility_timeout: 60\n"
+                                    "    redrive_policy:\n"
+                                    "      max_receive_count: 3\n"
+                                    "      dead_letter_target: orders-dlq.fifo\n"
+                                    "    fifo: true\n");
+    const struct weir_mapping_cfg *mc = &cfg->mappings[0];
+    assert_int_equal(RS(mc)->visibility_timeout, 60);
+    assert_int_equal(RS(mc)->max_receive_count, 3);
+    assert_string_equal(RS(mc)->dead_letter_target, "orders-dlq.fifo");
+    assert_true(RS(mc)->fifo);
+    struct weir_cfg_pos pos = weir_mapping_cfg_pos(mc, "redrive_policy.dead_letter_target");
+    assert_int_equal(pos.line, 11);
+    assert_int_equal(pos.col, 7);
+    weir_config_free(cfg);
+}
+
+static void redis_only_keys_are_refused_for_another_source_naming_redis(void **state)
+{
+    const struct weir_cfg_source *rows[] = {
+        weir_cfg_source_find(weir_cli_cfg_env(), "redis://h/0/q"), &alpha_source, NULL};
+    assert_non_null(rows[0]);
+    const struct weir_cfg_env env = {.sources = rows};
+    static const char *const want[] = {
+        "t.yaml:8:5: unknown key 'visibility_timeout' in mapping 'm': it is a key of redis:// "
+        "sources, and this mapping's source is alpha://",
+        "t.yaml:9:5: unknown key 'redrive_policy' in mapping 'm': it is a key of redis:// "
+        "sources, and this mapping's source is alpha://",
+        "t.yaml:10:5: unknown key 'fifo' in mapping 'm': it is a key of redis:// sources, and "
+        "this mapping's source is alpha://",
+    };
+    expect_errors_in(&env,
+                     FN_HEAD ALPHA_HEAD "    visibility_timeout: 60\n"
+                                        "    redrive_policy: {max_receive_count: 3, "
+                                        "dead_letter_target: dlq}\n"
+                                        "    fifo: true\n",
+                     want, 3);
+    /* The same keys in the same env, for redis: */
+    struct weir_config *cfg =
+        expect_ok_in(&env, FN_HEAD MAP_HEAD "    visibility_timeout: 60\n    fifo: false\n");
+    assert_int_equal(RS(&cfg->mappings[0])->visibility_timeout, 60);
+    weir_config_free(cfg);
+}
+
+static void redis_fifo_list_takes_batch_size_1_to_10_and_no_batching_window(void **state)
+{
+    struct weir_config *cfg =
+        expect_ok(FN_HEAD FIFO_HEAD "    batch_size: 10\n"
+                                    "    maximum_batching_window_in_seconds: 0\n");
+    assert_int_equal(cfg->mappings[0].batch_size, 10);
+    weir_config_free(cfg);
+
+    static const char *const both[] = {
+        "t.yaml:8:5: mapping 'm': batch_size 11 is out of range 1..10 for a FIFO queue (as AWS)",
+        "t.yaml:9:5: mapping 'm': a FIFO queue takes no batching window (AWS does not support "
+        "one for FIFO queues); remove maximum_batching_window_in_seconds",
+    };
+    expect_errors_in(weir_cli_cfg_env(),
+                     FN_HEAD FIFO_HEAD "    batch_size: 11\n"
+                                       "    maximum_batching_window_in_seconds: 1\n",
+                     both, 2);
+    static const char *const window[] = {
+        "t.yaml:9:5: mapping 'm': a FIFO queue takes no batching window (AWS does not support "
+        "one for FIFO queues); remove maximum_batching_window_in_seconds",
+    };
+    expect_errors_in(weir_cli_cfg_env(),
+                     FN_HEAD FIFO_HEAD "    batch_size: 5\n"
+                                       "    maximum_batching_window_in_seconds: 1\n",
+                     window, 1);
+
+    /* Only the FIFO rule: advice to add a window for a batch above 10 would only mislead. */
+    static const char *const batch_only[] = {
+        "t.yaml:8:5: mapping 'm': batch_size 11 is out of range 1..10 for a FIFO queue (as AWS)",
+    };
+    expect_errors_in(weir_cli_cfg_env(), FN_HEAD FIFO_HEAD "    batch_size: 11\n", batch_only, 1);
+
+    /* A standard queue takes both. */
+    cfg = expect_ok(FN_HEAD ORDERS_HEAD "    batch_size: 11\n"
+                                        "    maximum_batching_window_in_seconds: 1\n");
+    assert_int_equal(cfg->mappings[0].batch_size, 11);
+    weir_config_free(cfg);
+}
+
+static void redis_fifo_key_must_agree_with_the_lists_name(void **state)
+{
+    static const char *const true_on_standard[] = {
+        "t.yaml:9:5: mapping 'm': fifo: true, but the list 'orders' is not named like a FIFO "
+        "queue: its name must end in .fifo, as SQS's do",
+    };
+    expect_errors_in(weir_cli_cfg_env(), FN_HEAD ORDERS_HEAD "    batch_size: 5\n    fifo: true\n",
+                     true_on_standard, 1);
+    static const char *const false_on_fifo[] = {
+        "t.yaml:9:5: mapping 'm': fifo: false, but the list 'orders.fifo' is named like a FIFO "
+        "queue (its name ends in .fifo)",
+    };
+    expect_errors_in(weir_cli_cfg_env(), FN_HEAD FIFO_HEAD "    batch_size: 5\n    fifo: false\n",
+                     false_on_fifo, 1);
+
+    struct weir_config *cfg = expect_ok(FN_HEAD FIFO_HEAD "    fifo: true\n");
+    assert_true(RS(&cfg->mappings[0])->fifo);
+    weir_config_free(cfg);
+    cfg = expect_ok(FN_HEAD ORDERS_HEAD "    fifo: false\n");
+    assert_false(RS(&cfg->mappings[0])->fifo);
+    weir_config_free(cfg);
+}
+
+static void maximum_buffered_mib_defaults_to_64_and_takes_1_to_1048576(void **state)
+{
+    struct weir_config *cfg = expect_ok(FN_HEAD MAP_HEAD);
+    assert_int_equal(cfg->mappings[0].maximum_buffered_mib, 64);
+    weir_config_free(cfg);
+    cfg = expect_ok(FN_HEAD MAP_HEAD "    maximum_buffered_mib: 1\n");
+    assert_int_equal(cfg->mappings[0].maximum_buffered_mib, 1);
+    weir_config_free(cfg);
+    cfg = expect_ok(FN_HEAD MAP_HEAD "    maximum_buffered_mib: 1048576\n");
+    assert_int_equal(cfg->mappings[0].maximum_buffered_mib, 1048576);
+    weir_config_free(cfg);
+    expect_one(FN_HEAD MAP_HEAD "    maximum_buffered_mib: 0\n",
+               "t.yaml:8:27: ", "mapping 'm': maximum_buffered_mib 0 is out of range 1..1048576");
+    expect_one(FN_HEAD MAP_HEAD "    maximum_buffered_mib: 1048577\n", "t.yaml:8:27: ",
+               "mapping 'm': maximum_buffered_mib 1048577 is out of range 1..1048576");
+}
+
+static void source_defaults_apply_when_a_mapping_writes_none_of_its_keys(void **state)
+{
+    struct weir_config *cfg = expect_ok(FN_HEAD MAP_HEAD);
+    const struct weir_mapping_cfg *mc = &cfg->mappings[0];
+    assert_int_equal(RS(mc)->visibility_timeout, 30);
+    assert_int_equal(RS(mc)->max_receive_count, 0);
+    assert_null(RS(mc)->dead_letter_target);
+    assert_false(RS(mc)->fifo);
+    assert_false(weir_mapping_cfg_has(mc, "visibility_timeout"));
+    weir_config_free(cfg);
+
+    cfg = expect_ok_in(&test_env, FN_HEAD WIDE_HEAD);
+    const struct wide_settings *ws = WIDE(&cfg->mappings[0]);
+    assert_int_equal(ws->port, 5000);
+    assert_int_equal(ws->backoff_ms, 100);
+    assert_int_equal(ws->weight, -7);
+    assert_int_equal(ws->limits_lo, 10);
+    assert_int_equal(ws->limits_hi, 900);
+    assert_true(ws->limits_strict);
+    assert_true(ws->compress);
+    assert_true(ws->pinned);
+    assert_null(ws->user);
+    assert_null(ws->limits_note);
+    weir_config_free(cfg);
+}
+
+static void without_an_env_every_source_is_an_unknown_scheme(void **state)
+{
+    struct weir_cfg_report rep;
+    assert_null(load_in(NULL,
+                        FN_HEAD MAP_HEAD "    visibility_timeout: 60\n"
+                                         "    filter_criteria: {filters: [{pattern: '{}'}]}\n",
+                        &rep));
+    if (rep.n != 2 ||
+        !has_prefix(rep.errors[0],
+                    "t.yaml:6:13: mapping 'm': source has an unknown scheme 'redis'") ||
+        strcmp(rep.errors[1], "t.yaml:8:5: unknown key 'visibility_timeout' in mapping 'm'")) {
+        dump(&rep);
+        weir_cfg_report_deinit(&rep);
+        fail();
+    }
+    weir_cfg_report_deinit(&rep);
+
+    /* Functions alone need no source. */
+    struct weir_config *cfg = expect_ok_in(NULL, FN_HEAD);
+    assert_int_equal(cfg->n_mappings, 0);
+    weir_config_free(cfg);
+    assert_null(weir_cfg_source_find(NULL, "redis://h/0/q"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +1271,18 @@ int main(void)
         cmocka_unit_test(every_error_is_reported_in_file_order),
         cmocka_unit_test(load_file_reads_a_file_and_names_it_in_errors),
         cmocka_unit_test(load_file_reports_a_missing_file),
+        cmocka_unit_test(source_with_more_than_16_keys_reads_each_into_its_own_offset),
+        cmocka_unit_test(source_keys_left_out_take_their_defaults_nested_ones_too),
+        cmocka_unit_test(source_keys_refuse_bad_values_at_the_value),
+        cmocka_unit_test(key_of_another_source_is_refused_naming_that_source),
+        cmocka_unit_test(typo_of_a_source_key_suggests_the_sources_own_key),
+        cmocka_unit_test(redis_only_keys_load_for_a_redis_mapping),
+        cmocka_unit_test(redis_only_keys_are_refused_for_another_source_naming_redis),
+        cmocka_unit_test(redis_fifo_list_takes_batch_size_1_to_10_and_no_batching_window),
+        cmocka_unit_test(redis_fifo_key_must_agree_with_the_lists_name),
+        cmocka_unit_test(maximum_buffered_mib_defaults_to_64_and_takes_1_to_1048576),
+        cmocka_unit_test(source_defaults_apply_when_a_mapping_writes_none_of_its_keys),
+        cmocka_unit_test(without_an_env_every_source_is_an_unknown_scheme),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
