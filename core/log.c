@@ -68,7 +68,7 @@ void weir_log(enum weir_log_level level, const char *component, const char *fmt,
 struct limited_place {
     const char *file; /* __FILE__: a string literal, compared by address */
     int line;
-    char component[96];
+    char component[96]; /* truncated: a longer component is matched on this much of it */
     int64_t last_ms;
     unsigned long suppressed;
     bool used;
@@ -86,7 +86,8 @@ void weir_log_limited_at(const char *file, int line, enum weir_log_level level,
     struct limited_place *slot = NULL, *oldest = &limited[0];
     for (int i = 0; i < LIMIT_SLOTS && !slot; i++) {
         struct limited_place *l = &limited[i];
-        if (l->used && l->file == file && l->line == line && !strcmp(l->component, comp))
+        if (l->used && l->file == file && l->line == line &&
+            !strncmp(l->component, comp, sizeof(l->component) - 1))
             slot = l;
         else if (!l->used || (oldest->used && l->last_ms < oldest->last_ms))
             oldest = l;

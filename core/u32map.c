@@ -22,9 +22,11 @@ void weir_u32map_deinit(struct weir_u32map *m)
     weir_u32map_init(m);
 }
 
+/* Fibonacci hashing: the product's high bits, which every bit of the key reaches. */
 static size_t slot_of(uint32_t key, size_t cap)
 {
-    return (size_t)((key * 2654435769u) & (uint32_t)(cap - 1));
+    unsigned bits = (unsigned)__builtin_ctzl((unsigned long)cap);
+    return bits ? (size_t)((uint32_t)(key * 2654435769u) >> (32 - bits)) : 0;
 }
 
 void *weir_u32map_get(const struct weir_u32map *m, uint32_t key)

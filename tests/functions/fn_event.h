@@ -16,6 +16,7 @@
 struct fn_fail_rule {
     const char *match; /* NULL: none */
     long receives;     /* 0: on every receive */
+    bool fifo;         /* a failure also fails the later records of its message group */
 };
 
 static void fn_append_clean(struct weir_buf *b, const char *s)
@@ -33,14 +34,23 @@ static bool fn_record_fails(const struct fn_fail_rule *rule, const char *body, c
     return true;
 }
 
-/* Appends one line per record to lines:
- * `<messageId>\t<ApproximateReceiveCount>\t<body>\t<pid>\t<request-seq>\t<records>\n`, and the
- * ids of failing records to failing (only when a match is given: they are what a partial batch
- * response names). Returns whether the request fails in the failure modes: a record failed, or
- * no match is given and the rule applies to every receive. */
-static bool fn_event_scan(json_t *records, const struct fn_fail_rule *rule, long seq,
-                          struct weir_buf *lines, json_t *failing)
+/* The record's SQS MessageGroupId (FIFO), or NULL. */
+static const char *fn_record_group(json_t *r)
 {
+    return json_string_value(json_object_get(json_object_get(r, "attributes"), "MessageGroupId"));
+}
+
+/* Appends one line per record to lines:
+ * `<messageId>\t<ApproximateReceiveCount>\t<body>\t<pid>\t<request-seq>\t<records>\t<group>
+ * \t<requests in flight>\n` (group "-" outside a FIFO queue), and the ids of failing records to
+ * failing (only when a match is given: they are what a partial batch response names). With
+ * rule->fifo, a record after a failing one in its message group is named too, as FIFO functions
+ * are told to (Powertools' FIFO processor). Returns whether the request fails in the failure
+ * modes: a record failed, or no match is given and the rule applies to every receive. */
+static bool fn_event_scan(json_t *records, const struct fn_fail_rule *rule, long seq,
+                          long in_flight, struct weir_buf *lines, json_t *failing)
+{
+    json_t *failed_groups = json_object();
     bool any_fails = false;
     size_t n = json_array_size(records), i;
     json_t *r;
@@ -50,6 +60,7 @@ static bool fn_event_scan(json_t *records, const struct fn_fail_rule *rule, long
         const char *body = json_string_value(json_object_get(r, "body"));
         const char *receives = json_string_value(
             json_object_get(json_object_get(r, "attributes"), "ApproximateReceiveCount"));
+        const char *group = fn_record_group(r);
         id = id ? id : "-";
         body = body ? body : "";
         receives = receives ? receives : "0";
@@ -58,13 +69,19 @@ static bool fn_event_scan(json_t *records, const struct fn_fail_rule *rule, long
         fn_append_clean(lines, receives);
         weir_buf_append_char(lines, '\t');
         fn_append_clean(lines, body);
-        weir_buf_printf(lines, "\t%ld\t%ld\t%zu\n", (long)getpid(), seq, n);
-        if (fn_record_fails(rule, body, receives)) {
+        weir_buf_printf(lines, "\t%ld\t%ld\t%zu\t", (long)getpid(), seq, n);
+        fn_append_clean(lines, group ? group : "-");
+        weir_buf_printf(lines, "\t%ld\n", in_flight);
+        bool after_failure = rule->fifo && group && json_object_get(failed_groups, group);
+        if (after_failure || fn_record_fails(rule, body, receives)) {
             any_fails = true;
             if (rule->match)
                 json_array_append_new(failing, json_string(id));
+            if (group)
+                json_object_set_new(failed_groups, group, json_true());
         }
     }
+    json_decref(failed_groups);
     return any_fails || (!rule->match && rule->receives == 0);
 }
 

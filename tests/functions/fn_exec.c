@@ -118,7 +118,7 @@ int main(void)
     weir_buf_init(&lines);
     json_t *failing = json_array();
     /* Without FN_FAIL_MATCH every invocation fails in the failure modes (subject to K). */
-    bool request_fails = fn_event_scan(records, &rule, 0, &lines, failing);
+    bool request_fails = fn_event_scan(records, &rule, 0, 0, &lines, failing);
     record_write(lines.data, lines.len);
     weir_buf_deinit(&lines);
 

@@ -75,9 +75,10 @@ static struct {
     long delay_ms;
     bool single_flight;
     bool log_path;
-    int record_fd; /* -1: no --record */
-    long seq;      /* requests received */
-    int in_flight; /* requests received and not answered yet */
+    int record_fd;            /* -1: no --record */
+    json_t *groups_in_flight; /* message group -> requests holding it */
+    long seq;                 /* requests received */
+    int in_flight;            /* requests received and not answered yet */
     char *big_error;
     char *huge;
 } g = {.record_fd = -1};
@@ -93,13 +94,15 @@ struct answer {
     struct weir_buf body;
     const char *ref; /* a static body sent by reference instead of body */
     size_t ref_len;
+    json_t *groups; /* the message groups of its records, in flight until it is answered */
 };
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: fn_http --listen HOST:PORT [--record FILE] [--mode M]\n"
-                    "               [--fail-match S] [--fail-receives K] [--delay-ms N]\n"
-                    "               [--single-flight] [--log-path]\n");
+    fprintf(stderr,
+            "usage: fn_http --listen HOST:PORT [--record FILE] [--mode M]\n"
+            "               [--fail-match S] [--fail-receives K] [--fail-fifo] [--delay-ms N]\n"
+            "               [--single-flight] [--log-path]\n");
     exit(2);
 }
 
@@ -119,12 +122,58 @@ static void record_write(const char *data, size_t len)
     }
 }
 
+/* A FIFO queue never has two batches of one message group at the function at once, across every
+ * weir on the queue: a request holding a group another request still holds is recorded as
+ * `OVERLAP\t<group>`. */
+static json_t *groups_enter(json_t *records)
+{
+    json_t *mine = json_object();
+    size_t i;
+    json_t *r;
+    json_array_foreach(records, i, r)
+    {
+        const char *group = fn_record_group(r);
+        if (!group || json_object_get(mine, group))
+            continue;
+        json_object_set_new(mine, group, json_true());
+        json_t *held = json_object_get(g.groups_in_flight, group);
+        if (held) {
+            struct weir_buf line;
+            weir_buf_init(&line);
+            weir_buf_append_str(&line, "OVERLAP\t");
+            fn_append_clean(&line, group);
+            weir_buf_append_char(&line, '\n');
+            record_write(line.data, line.len);
+            weir_buf_deinit(&line);
+        }
+        json_object_set_new(g.groups_in_flight, group,
+                            json_integer(held ? json_integer_value(held) + 1 : 1));
+    }
+    return mine;
+}
+
+static void groups_leave(json_t *mine)
+{
+    const char *group;
+    json_t *v;
+    json_object_foreach(mine, group, v)
+    {
+        json_t *held = json_object_get(g.groups_in_flight, group);
+        if (held && json_integer_value(held) > 1)
+            json_object_set_new(g.groups_in_flight, group,
+                                json_integer(json_integer_value(held) - 1));
+        else
+            json_object_del(g.groups_in_flight, group);
+    }
+}
+
 static void answer_send(struct answer *a)
 {
     struct evhttp_request *req = a->req;
     if (a->action == HANG)
         return; /* keep the connection open, never answer */
     g.in_flight--;
+    groups_leave(a->groups);
     if (a->action == CRASH) {
         /* Close without a response, like a container that died: shut the socket down, then
          * let evhttp's own failed write free the connection and the request. */
@@ -151,6 +200,7 @@ static void answer_send(struct answer *a)
 
 static void answer_free(struct answer *a)
 {
+    json_decref(a->groups);
     weir_buf_deinit(&a->body);
     free(a);
 }
@@ -305,13 +355,14 @@ static void on_request(struct evhttp_request *req, void *arg)
     weir_buf_init(&lines);
     json_t *failing = json_array();
     /* Without --fail-match every invocation fails in the failure modes (subject to K). */
-    bool request_fails = fn_event_scan(records, &g.rule, seq, &lines, failing);
+    bool request_fails = fn_event_scan(records, &g.rule, seq, g.in_flight, &lines, failing);
     record_write(lines.data ? lines.data : "", lines.len);
     weir_buf_deinit(&lines);
 
     struct answer *a = weir_calloc(1, sizeof(*a));
     a->req = req;
     a->action = SEND;
+    a->groups = groups_enter(records);
     weir_buf_init(&a->body);
     decide(a, failing, request_fails);
     json_decref(failing);
@@ -344,6 +395,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--log-path") == 0) {
             g.log_path = true;
+            continue;
+        }
+        if (strcmp(a, "--fail-fifo") == 0) {
+            g.rule.fifo = true;
             continue;
         }
         if (!v)
@@ -403,6 +458,7 @@ int main(int argc, char **argv)
     memset(g.huge + 8, 'y', HUGE_BYTES - 10);
     memcpy(g.huge + HUGE_BYTES - 2, "\"}", 2);
 
+    g.groups_in_flight = json_object();
     g.base = event_base_new();
     struct evhttp *http = evhttp_new(g.base);
     /* Long enough that a keep-alive connection is never closed under a test or benchmark. */
@@ -435,6 +491,7 @@ int main(int argc, char **argv)
     event_free(intr);
     evhttp_free(http);
     event_base_free(g.base);
+    json_decref(g.groups_in_flight);
     free(g.big_error);
     free(g.huge);
     if (g.record_fd >= 0)

@@ -457,3 +457,42 @@ count_prefix() {
     shift
     records "$@" | awk -F'\t' -v p="$prefix" 'index($3, p) == 1 { n++ } END { print n + 0 }'
 }
+
+# ---- FIFO queues ---------------------------------------------------------------------------
+
+# fifo_envelopes GROUPS N [PREFIX]: prints N messages for each of GROUPS message groups, the groups
+# interleaved (message 1 of every group, then message 2, ...), as FIFO envelopes: body
+# "<PREFIX>NNN-IIIIII", group "<PREFIX>NNN", a dedup id equal to the body.
+fifo_envelopes() {
+    awk -v G="$1" -v n="$2" -v p="${3:-g}" 'BEGIN {
+        for (i = 1; i <= n; i++)
+            for (g = 1; g <= G; g++) {
+                b = sprintf("%s%03d-%06d", p, g, i)
+                printf "{\"weir\":1,\"body\":\"%s\",\"group\":\"%s%03d\",\"dedup\":\"%s\"}\n", b, p, g, b
+            }
+    }'
+}
+
+# fifo_gaps FILE...: prints every delivery that came before an earlier message of its group had
+# been delivered at least once, or out of order inside one request, and the count last
+# ("gaps=N"). Redelivery of earlier messages (after a failure or a kill) is not a gap.
+fifo_gaps() {
+    records "$@" | awk -F'\t' '
+        NF >= 8 && $7 != "-" {
+            idx = $3; sub(/.*-/, "", idx); idx += 0
+            if (idx > max[$7] + 1) { print "gap: " $3 " delivered before " $7 "-" max[$7] + 1; gaps++ }
+            if (idx > max[$7]) max[$7] = idx
+            req = $4 "." $5 "." $7
+            if ((req in last) && idx != last[req] + 1) {
+                print "out of order in one request: " $3 " after " last[req]; gaps++
+            }
+            last[req] = idx
+        }
+        END { print "gaps=" gaps + 0 }'
+}
+
+# count_overlaps FILE: requests that held a message group another request still held.
+count_overlaps() { { grep -c '^OVERLAP' "$@" 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }'; }
+
+# max_in_flight FILE...: the most requests fn_http had in flight when one arrived, plus it.
+max_in_flight() { records "$@" | awk -F'\t' 'NF >= 8 && $8 + 1 > m { m = $8 + 1 } END { print m + 0 }'; }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A FIFO queue read by two weir processes, one of them killed with SIGKILL three times mid-run:
+# every message is delivered at least once, and no message of a group reaches the function
+# before every earlier message of its group has (a killed weir's messages come back first).
+source "$(dirname "$0")/lib.sh"
+
+QUEUE=events.fifo
+GROUPS_N=200
+PER_GROUP=50
+TOTAL=$((GROUPS_N * PER_GROUP))
+start_redis
+start_fn_http --record "$T/rec" --delay-ms 5
+
+cat >"$T/weir.yaml" <<YAML
+functions:
+  - name: steady
+    url: $FN_URL
+    timeout: 1
+mappings:
+  - name: events
+    source: redis://127.0.0.1:$REDIS_PORT/0/$QUEUE
+    function: steady
+    batch_size: 10
+    scaling_config: {maximum_concurrency: 4}
+    visibility_timeout: 2
+YAML
+
+fifo_envelopes "$GROUPS_N" "$PER_GROUP" | push_lines "$QUEUE"
+start_weir "$T/weir.yaml"
+steady=$WEIR_PID
+start_weir "$T/weir.yaml"
+
+leased_at_kill=0
+for at in 1500 4000 6500; do
+    wait_until '[[ $(count_records "$T/rec") -ge '"$at"' ]]' 60 ||
+        fail "only $(count_records "$T/rec") records before kill at $at"
+    kill9_weir
+    n=$(inflight "$QUEUE")
+    note "killed after $(count_records "$T/rec") records; $n messages were leased"
+    [[ $n -gt 0 ]] && leased_at_kill=$((leased_at_kill + 1))
+    start_weir "$T/weir.yaml"
+done
+[[ $leased_at_kill -gt 0 ]] || fail "no kill happened while messages were leased: nothing was tested"
+ok "$leased_at_kill of 3 kills hit messages in flight"
+
+wait_until '[[ $(count_unique_bodies "$T/rec") -ge '"$TOTAL"' ]]' 120 ||
+    fail "$(count_unique_bodies "$T/rec") of $TOTAL bodies received"
+wait_until nothing_left 30 || fail "left behind: LLEN=$(llen "$QUEUE") inflight=$(inflight "$QUEUE")"
+ok "all $TOTAL messages delivered at least once; queue and leases empty"
+
+gaps=$(fifo_gaps "$T/rec")
+[[ ${gaps##*gaps=} == 0 ]] || fail "order broken: $(head -n 5 <<<"$gaps")"
+ok "no message reached the function before an earlier one of its group"
+ok "$(count_duplicate_bodies "$T/rec") messages delivered more than once ($(count_records "$T/rec") deliveries)"
+
+stop_weir "$steady"
+stop_weir
+pass
