@@ -72,14 +72,17 @@ static void on_give_up(evutil_socket_t fd, short what, void *arg)
 static void begin_shutdown(struct runtime *rt, const char *why)
 {
     if (rt->stopping) {
-        weir_warn(NULL, "second %s: exiting now; leased records return when their leases end", why);
+        weir_warn(NULL,
+                  "second stop signal: exiting now; leased records return when their leases end "
+                  "signal=%s",
+                  why);
         rt->exit_code = 1;
         event_base_loopbreak(rt->base);
         return;
     }
     rt->stopping = true;
     int bound = max_function_timeout(rt->cfg) + 1;
-    weir_info(NULL, "%s received: stopping bound_s=%d", why, bound);
+    weir_info(NULL, "stop signal received: stopping signal=%s bound_s=%d", why, bound);
     struct timeval tv = {.tv_sec = bound};
     event_add(rt->abort_timer, &tv);
     tv.tv_sec = bound + SHUTDOWN_GRACE_AFTER_ABORT_S;
@@ -105,12 +108,24 @@ static struct weir_function *find_function(struct runtime *rt, const char *name)
     return NULL;
 }
 
+/* libevent's own messages (evdns: "Nameserver ... has failed") in weir's log shape, not as bare
+ * lines on stderr. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    enum weir_log_level level = severity == EVENT_LOG_DEBUG  ? WEIR_LOG_DEBUG
+                                : severity == EVENT_LOG_MSG  ? WEIR_LOG_INFO
+                                : severity == EVENT_LOG_WARN ? WEIR_LOG_WARN
+                                                             : WEIR_LOG_ERROR;
+    weir_log_limited(level, "libevent", "%s", msg);
+}
+
 int weir_run(const struct weir_config *cfg)
 {
     struct runtime rt = {.cfg = cfg, .exit_code = 0};
     struct weir_err err = {{0}};
     /* Writes to a peer that went away must be an error return, not a process kill. */
     signal(SIGPIPE, SIG_IGN);
+    event_set_log_callback(on_libevent_log);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rt.base = event_base_new();
     if (!rt.base) {
@@ -123,7 +138,8 @@ int weir_run(const struct weir_config *cfg)
     for (size_t i = 0; i < cfg->n_functions; i++) {
         rt.fns[i] = weir_function_new(&cfg->functions[i], rt.base, &err);
         if (!rt.fns[i]) {
-            weir_error(NULL, "function '%s': %s", cfg->functions[i].name, err.msg);
+            weir_error(NULL, "cannot set up the function function=%s error=\"%s\"",
+                       cfg->functions[i].name, err.msg);
             rt.exit_code = 1;
             goto out;
         }
@@ -133,7 +149,8 @@ int weir_run(const struct weir_config *cfg)
         rt.maps[i] =
             weir_mapping_new(mc, cfg->region, find_function(&rt, mc->function), rt.base, &err);
         if (!rt.maps[i]) {
-            weir_error(NULL, "mapping '%s': %s", mc->name, err.msg);
+            weir_error(NULL, "cannot set up the mapping mapping=%s error=\"%s\"", mc->name,
+                       err.msg);
             rt.exit_code = 1;
             goto out;
         }
@@ -146,7 +163,7 @@ int weir_run(const struct weir_config *cfg)
     rt.give_up_timer = evtimer_new(rt.base, on_give_up, &rt);
     for (size_t i = 0; i < cfg->n_mappings; i++) {
         if (weir_mapping_start(rt.maps[i]) != WEIR_OK) {
-            weir_error(NULL, "mapping '%s' could not start", cfg->mappings[i].name);
+            weir_error(NULL, "mapping could not start mapping=%s", cfg->mappings[i].name);
             rt.exit_code = 1;
             goto out;
         }

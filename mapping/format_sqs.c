@@ -188,7 +188,7 @@ static void append_msg_attrs(struct weir_buf *out, const struct weir_record *r, 
     json_error_t jerr;
     json_t *attrs = json_loads(r->attrs_json, 0, &jerr);
     if (!json_is_object(attrs)) {
-        weir_log_limited(WEIR_LOG_WARN, "encode.sqs",
+        weir_log_limited(WEIR_LOG_WARN, "format.sqs",
                          "message attributes dropped: not a JSON object message_id=%s error=\"%s\"",
                          r->id, attrs ? "not an object" : jerr.text);
         weir_buf_append(out, "{}", 2);

@@ -1401,8 +1401,8 @@ static void conn_lost(struct conn *c)
         if (c->kind == CONN_CMD) {
             if (p->n_pending || p->outstanding)
                 weir_warn(p->comp,
-                          "redis: unreachable while stopping, giving up list=%s error=\"%s\" "
-                          "unsettled_ops=%zu (their leases will end and the messages come back)",
+                          "redis: unreachable while stopping, giving up; their leases will end and "
+                          "the messages come back list=%s error=\"%s\" unsettled_ops=%zu",
                           p->keys.list, c->err, p->n_pending + p->outstanding);
             drop_pending(p);
             kick(p);
