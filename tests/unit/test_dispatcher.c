@@ -80,7 +80,7 @@ static int setup(void **state)
     n_returned = 0;
     cancelled = 0;
     watcher_calls = 0;
-    weir_clock_real();
+    weir_clock_fake(1000000, 1700000000000);
     return 0;
 }
 
@@ -89,14 +89,15 @@ static int teardown(void **state)
     for (size_t i = 0; i < n_returned; i++)
         weir_batch_free(returned[i]);
     event_base_free(base);
+    weir_clock_real();
     return 0;
 }
 
-static void run_loop_ms(int ms)
+/* Steps weir's clock and runs what became due: timers fire from the loop, on stepped time. */
+static void step_ms(int ms)
 {
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    event_base_loopexit(base, &tv);
-    event_base_dispatch(base);
+    weir_clock_step(ms);
+    event_base_loop(base, EVLOOP_NONBLOCK);
 }
 
 /* ---- tests ---- */
@@ -202,12 +203,19 @@ static void throttled_invocation_is_retried_after_backoff(void **state)
     complete(0, WEIR_TRANSPORT_REFUSED, 0, NULL);
     assert_int_equal(n_returned, 0);
     assert_int_equal(n_invs, 1);
-    run_loop_ms(300);
+    step_ms(99); /* the first backoff is 100 ms */
+    assert_int_equal(n_invs, 1);
+    step_ms(1);
     assert_int_equal(n_invs, 2);
-    complete(1, WEIR_TRANSPORT_OK, 200, "{}");
+    complete(1, WEIR_TRANSPORT_REFUSED, 0, NULL);
+    step_ms(199); /* doubled */
+    assert_int_equal(n_invs, 2);
+    step_ms(1);
+    assert_int_equal(n_invs, 3);
+    complete(2, WEIR_TRANSPORT_OK, 200, "{}");
     assert_int_equal(n_returned, 1);
     assert_int_equal(returned[0]->records[0]->verdict, WEIR_VERDICT_DONE);
-    assert_int_equal(returned[0]->invocations, 2);
+    assert_int_equal(returned[0]->invocations, 3);
     weir_function_free(fn);
 }
 
@@ -224,7 +232,7 @@ static void throttled_invocation_frees_its_slot_for_a_waiting_batch(void **state
     assert_int_equal(n_invs, 2);
     complete(1, WEIR_TRANSPORT_OK, 200, "{}");
     assert_int_equal(n_returned, 1);
-    run_loop_ms(300);
+    step_ms(100);
     assert_int_equal(n_invs, 3);
     complete(2, WEIR_TRANSPORT_OK, 200, "{}");
     assert_int_equal(n_returned, 2);
@@ -268,7 +276,7 @@ static void event_over_6mb_is_refused_without_invoking(void **state)
     b->event.data[b->event.len] = '\0';
     weir_disp_submit(fn, b, &pol, on_done, NULL);
     assert_int_equal(n_returned, 0); /* never re-entered from inside submit */
-    run_loop_ms(50);
+    event_base_loop(base, EVLOOP_NONBLOCK);
     assert_int_equal(n_invs, 0);
     assert_int_equal(n_returned, 1);
     /* Lambda would refuse it too: rejected (to the dead-letter target), never retried. */
