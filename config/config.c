@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "config/cfgtree.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -136,7 +137,7 @@ struct load {
     bool *fn_bad;     /* per function: it had errors, so its values may be stand-ins */
     const char *text; /* the configuration text, to place errors inside a filter pattern */
     size_t text_len;
-    struct source_schema *schemas; /* the sources' keys as schemas, built once per load */
+    struct weir_list schemas; /* the sources' keys as schemas (struct source_schema), built once */
 };
 
 struct field;
@@ -1081,7 +1082,7 @@ struct source_schema {
     struct schema schema;
     struct source_schema *subs; /* its OBJECT keys' schemas, in key order */
     size_t n_subs;
-    struct source_schema *next; /* the load's list (top-level ones only) */
+    struct weir_list link; /* in the load's list (top-level ones only) */
 };
 
 static void set_string(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
@@ -1142,26 +1143,27 @@ static void source_schema_deinit(struct source_schema *ss)
 /* The schema of src's own keys, built on first use. */
 static const struct schema *source_schema_of(struct load *ld, const struct weir_cfg_source *src)
 {
-    for (struct source_schema *ss = ld->schemas; ss; ss = ss->next)
+    struct weir_list *l, *tmp;
+    weir_list_foreach_safe(l, tmp, &ld->schemas)
+    {
+        struct source_schema *ss = weir_list_entry(l, struct source_schema, link);
         if (ss->keys == src->keys)
             return &ss->schema;
+    }
     struct source_schema *ss = weir_calloc(1, sizeof(*ss));
     source_schema_build(ss, src->keys, src->n_keys);
-    ss->next = ld->schemas;
-    ld->schemas = ss;
+    weir_list_push_back(&ld->schemas, &ss->link);
     return &ss->schema;
 }
 
 static void source_schemas_free(struct load *ld)
 {
-    struct source_schema *ss = ld->schemas;
-    while (ss) {
-        struct source_schema *next = ss->next;
+    struct weir_list *l;
+    while ((l = weir_list_pop_front(&ld->schemas))) {
+        struct source_schema *ss = weir_list_entry(l, struct source_schema, link);
         source_schema_deinit(ss);
         free(ss);
-        ss = next;
     }
-    ld->schemas = NULL;
 }
 
 static void function_check(struct load *ld, const struct weir_function_cfg *fc)
@@ -1394,6 +1396,7 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
         static const struct weir_cfg_env no_env = {.sources = no_sources};
         struct load ld = {
             .cfg = cfg, .rep = &found, .env = env ? env : &no_env, .text = text, .text_len = len};
+        weir_list_init(&ld.schemas);
         walk(&ld, &root_schema, root, "", cfg);
         free(ld.fn_bad);
         source_schemas_free(&ld);
