@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The test command: installs and builds (scripts/setup.sh --asan), checks formatting, then runs
-# every ctest test (unit and integration, against real servers) in build/, and again in
-# build-asan/ under AddressSanitizer and UBSan, where any sanitizer report fails the run.
+# The test command: installs and builds (scripts/setup.sh --asan), checks formatting, builds the
+# other build types (Release, MinSizeRel), then runs every ctest test (unit and integration,
+# against real servers) in build/, and again in build-asan/ under AddressSanitizer and UBSan,
+# where any sanitizer report fails the run.
 # Ends with "weir tests: N passed, N failed" (every ctest test of both builds, plus the format
-# check and the sanitizer-report check) and a non-zero exit on any failure.
+# check, the build-type check and the sanitizer-report check) and a non-zero exit on any failure.
 # Stops every server the tests started, also when a test is killed or the run is interrupted.
 # The tests must end within WEIR_TEST_BUDGET seconds (default 1080) of the start, setup included,
 # so that CI (20 minutes) always gets the closing line: ctest kills what runs past it, and tests
@@ -103,6 +104,28 @@ elif ((${#unformatted[@]})); then
     FAILED=$((FAILED + 1))
 else
     echo "all ${#cfiles[@]} C files formatted"
+    PASSED=$((PASSED + 1))
+fi
+
+# Every standard build type builds the whole tree (weir, tests, benchmarks): optimisation levels
+# warn differently (-O3 finds maybe-uninitialized paths -O2 does not), and warnings are errors.
+# Debug (build-asan/) and RelWithDebInfo (build/) were built by setup.sh above.
+echo "==> every build type builds"
+types_failed=()
+for type in Release MinSizeRel; do
+    dir=build-$(tr '[:upper:]' '[:lower:]' <<<"$type")
+    if ! { cmake -S "$ROOT" -B "$ROOT/$dir" -DCMAKE_BUILD_TYPE="$type" >/dev/null &&
+        cmake --build "$ROOT/$dir" -j"$(nproc)" >"$RUN/build.$type.log" 2>&1; }; then
+        echo "the $type build failed:"
+        grep -E 'error|warning' "$RUN/build.$type.log" | head -n 20
+        types_failed+=("$type")
+    fi
+done
+if ((${#types_failed[@]})); then
+    PROBLEMS+=("build types that do not build: ${types_failed[*]}")
+    FAILED=$((FAILED + 1))
+else
+    echo "Release and MinSizeRel build (Debug and RelWithDebInfo above)"
     PASSED=$((PASSED + 1))
 fi
 
