@@ -1,7 +1,8 @@
 /* Exec function target: runs a function's command as a child process (argv, no shell), the
  * event on its stdin, the result from its stdout, its stderr left as weir's own.
- * Owns each child from spawn to reap and the pipes to it. It must never leave a zombie, never
- * block the loop, and never judge the result: that is the dispatcher's. */
+ * Owns each child from spawn to reap and the pipes to it. It must never block the loop (not even
+ * on a killed child), never leave a zombie while the loop runs, and never judge the result: that
+ * is the dispatcher's. */
 #define _GNU_SOURCE /* pipe2, posix_spawn_file_actions_addclosefrom_np */
 #include "connectors/target.h"
 
@@ -25,6 +26,7 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -33,14 +35,26 @@
 extern char **environ;
 
 /* What the exec targets of one event_base share: the SIGCHLD event, the children not yet
- * reaped, and the pids of cancelled children whose reap is still to come. */
+ * reaped, and the pids of killed children whose invocation is gone and whose reap is still to
+ * come (orphans).
+ *
+ * No waitpid here ever blocks: a child in uninterruptible sleep does not die of SIGKILL until it
+ * wakes, and the loop must not wait for it. So when the last target of a loop is freed while
+ * orphans are still unreaped, the loop stays (refs 0, "draining"), still watching SIGCHLD, and
+ * frees itself from on_sigchld once the last orphan is reaped: no zombie is left while the event
+ * base runs. If the base is freed first, libevent gives no notice of it: the draining loop can
+ * then be neither freed (event_free would touch the freed base) nor handed to a new target (a
+ * new base may get the freed one's address). It stays on `loops`, never touched again, still
+ * referenced (one small struct per base freed that way; weir frees its base only on its way
+ * out), and its orphans, already sent SIGKILL, are left to the process: init reaps them when
+ * weir exits. */
 struct exec_loop {
     struct event_base *base;
     struct event *sigchld;
-    struct weir_invocation *children; /* invocations whose child is not reaped yet */
-    pid_t *orphans;                   /* killed by cancel, waiting to be reaped */
+    struct weir_list children; /* invocations whose child is not reaped yet (inv->child) */
+    pid_t *orphans;            /* killed by cancel or free, waiting to be reaped */
     size_t n_orphans, cap_orphans;
-    int refs;
+    int refs; /* targets using it; 0 while it only drains orphans */
     struct exec_loop *next;
 };
 
@@ -52,7 +66,8 @@ struct weir_target {
     char *name;
     char **argv; /* copied from the function's command, NULL-terminated */
     size_t argc;
-    struct weir_invocation *invs; /* running, so free can cancel them */
+    char *program;         /* argv[0] as found on PATH; NULL until found */
+    struct weir_list invs; /* running, so free can cancel them (inv->in_target) */
 };
 
 struct weir_invocation {
@@ -70,27 +85,13 @@ struct weir_invocation {
     weir_invoke_done_fn done;
     void *arg;
     struct weir_invoke_result res;
-    int64_t start_us;                      /* core/clock.h, for elapsed_us */
-    int64_t real_start_us;                 /* the real monotonic clock, for the timeout */
-    struct weir_invocation *prev, *next;   /* in t->invs */
-    struct weir_invocation *cprev, *cnext; /* in el->children while the child is not reaped */
+    int64_t start_us;           /* core/clock.h, for elapsed_us */
+    int64_t real_start_us;      /* the real monotonic clock, for the timeout */
+    struct weir_list in_target; /* in t->invs */
+    struct weir_list child;     /* in el->children while the child is not reaped */
 };
 
 /* ---- reaping -------------------------------------------------------------------------------- */
-
-static void children_unlink(struct weir_invocation *inv)
-{
-    struct exec_loop *el = inv->t->el;
-    if (inv->cprev)
-        inv->cprev->cnext = inv->cnext;
-    else if (el->children == inv)
-        el->children = inv->cnext;
-    else
-        return; /* not in the list */
-    if (inv->cnext)
-        inv->cnext->cprev = inv->cprev;
-    inv->cprev = inv->cnext = NULL;
-}
 
 static void close_stdin(struct weir_invocation *inv)
 {
@@ -165,7 +166,7 @@ static void on_reaped(struct weir_invocation *inv, int wstatus, bool vanished)
     inv->reaped = true;
     inv->wstatus = wstatus;
     inv->vanished = vanished;
-    children_unlink(inv);
+    weir_list_remove(&inv->child);
     if (inv->timer)
         evtimer_del(inv->timer);
     close_stdin(inv);
@@ -196,13 +197,14 @@ static bool try_reap(struct weir_invocation *inv)
     return false;
 }
 
-static void reap_orphans(struct exec_loop *el, int flags)
+/* Reaps the orphans that have exited, keeps the others; never blocks. */
+static void reap_orphans(struct exec_loop *el)
 {
     size_t kept = 0;
     for (size_t i = 0; i < el->n_orphans; i++) {
         pid_t r;
         do {
-            r = waitpid(el->orphans[i], NULL, flags);
+            r = waitpid(el->orphans[i], NULL, WNOHANG);
         } while (r < 0 && errno == EINTR);
         if (r == 0)
             el->orphans[kept++] = el->orphans[i];
@@ -210,30 +212,60 @@ static void reap_orphans(struct exec_loop *el, int flags)
     el->n_orphans = kept;
 }
 
+static void orphan_add(struct exec_loop *el, pid_t pid)
+{
+    if (el->n_orphans == el->cap_orphans) {
+        el->cap_orphans = el->cap_orphans ? el->cap_orphans * 2 : 8;
+        el->orphans = weir_realloc(el->orphans, el->cap_orphans * sizeof(pid_t));
+    }
+    el->orphans[el->n_orphans++] = pid;
+}
+
+static void loop_free(struct exec_loop *el)
+{
+    assert(el->refs == 0 && weir_list_empty(&el->children) && el->n_orphans == 0);
+    event_free(el->sigchld);
+    for (struct exec_loop **pp = &loops; *pp; pp = &(*pp)->next) {
+        if (*pp == el) {
+            *pp = el->next;
+            break;
+        }
+    }
+    free(el->orphans);
+    free(el);
+}
+
 /* SIGCHLD, shared by every exec target of the base: each child we own is checked with
  * WNOHANG, never waitpid(-1), so children that belong to others are left alone. */
 static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 {
     struct exec_loop *el = arg;
-    reap_orphans(el, WNOHANG);
-    struct weir_invocation *inv = el->children;
-    while (inv) {
-        struct weir_invocation *next = inv->cnext; /* try_reap unlinks inv, never another */
-        try_reap(inv);
-        inv = next;
-    }
+    struct weir_list *node, *tmp;
+    reap_orphans(el);
+    /* try_reap unlinks its own invocation, never another, and calls nobody back. */
+    weir_list_foreach_safe(node, tmp, &el->children)
+        try_reap(weir_list_entry(node, struct weir_invocation, child));
+    /* A draining loop whose last orphan is reaped. A signal event may be freed from its own
+     * callback: deleting it stops libevent's repeated calls (ev_pncalls), and nothing else of
+     * libevent touches it once the callback returns. */
+    if (el->refs == 0 && el->n_orphans == 0)
+        loop_free(el);
 }
 
 static struct exec_loop *loop_get(struct event_base *base, struct weir_err *err)
 {
     for (struct exec_loop *el = loops; el; el = el->next) {
-        if (el->base == base) {
+        /* Never a draining loop (refs 0): its base may have been freed, and base may be a new
+         * one at the same address. One that drains on a live base keeps its own SIGCHLD event
+         * beside the new loop's; libevent runs both. */
+        if (el->refs > 0 && el->base == base) {
             el->refs++;
             return el;
         }
     }
     struct exec_loop *el = weir_calloc(1, sizeof(*el));
     el->base = base;
+    weir_list_init(&el->children);
     el->sigchld = evsignal_new(base, SIGCHLD, on_sigchld, el);
     if (!el->sigchld || evsignal_add(el->sigchld, NULL) != 0) {
         weir_err_set(err, "cannot watch SIGCHLD on the event loop");
@@ -248,23 +280,20 @@ static struct exec_loop *loop_get(struct event_base *base, struct weir_err *err)
     return el;
 }
 
+/* Drops a target's reference. The last one frees the loop, or leaves it draining when killed
+ * children are still unreaped (see struct exec_loop). */
 static void loop_release(struct exec_loop *el)
 {
     if (--el->refs > 0)
         return;
-    assert(el->children == NULL);
-    /* Orphans were sent SIGKILL, so this wait is short; it is the only way to leave no zombie
-     * once nothing will watch SIGCHLD for them any more. */
-    reap_orphans(el, 0);
-    event_free(el->sigchld);
-    for (struct exec_loop **pp = &loops; *pp; pp = &(*pp)->next) {
-        if (*pp == el) {
-            *pp = el->next;
-            break;
-        }
+    assert(weir_list_empty(&el->children));
+    reap_orphans(el);
+    if (el->n_orphans == 0) {
+        loop_free(el);
+        return;
     }
-    free(el->orphans);
-    free(el);
+    weir_debug(COMPONENT, "last target freed, reaping killed children from the loop children=%zu",
+               el->n_orphans);
 }
 
 /* ---- one invocation ------------------------------------------------------------------------- */
@@ -282,15 +311,7 @@ static void inv_close(struct weir_invocation *inv)
 
 static void inv_unlink(struct weir_invocation *inv)
 {
-    struct weir_target *t = inv->t;
-    if (!t)
-        return;
-    if (inv->prev)
-        inv->prev->next = inv->next;
-    else
-        t->invs = inv->next;
-    if (inv->next)
-        inv->next->prev = inv->prev;
+    weir_list_remove(&inv->in_target);
     inv->t = NULL;
 }
 
@@ -434,8 +455,8 @@ static void ignore_sigpipe_once(void)
 }
 
 /* Finds argv[0] the way execvp would (PATH when it has no slash) into out; returns 0 or an
- * errno. Done before spawning so that "no such program" is known for certain: posix_spawn's own
- * report of a failed exec depends on the libc (and is lost under valgrind, which turns it into
+ * errno. Done before the first spawn so that "no such program" is known for certain: posix_spawn's
+ * own report of a failed exec depends on the libc (and is lost under valgrind, which turns it into
  * an exit status 127 of a forked copy). */
 static int resolve_program(const char *name, char *out, size_t out_len)
 {
@@ -469,20 +490,30 @@ static int resolve_program(const char *name, char *out, size_t out_len)
     return rc;
 }
 
-/* Starts argv with its stdin and stdout on new pipes; returns 0 or an errno. Our pipe ends are
- * O_CLOEXEC so concurrent children do not inherit each other's pipes (a leaked write end would
- * keep another invocation's stdout from ever reaching EOF). */
-static int spawn(struct weir_target *t, pid_t *pid, int *in_fd, int *out_fd)
+/* Looks argv[0] up (again) into t->program, which stays NULL when it is not found; returns 0 or
+ * an errno. */
+static int target_resolve(struct weir_target *t)
+{
+    char program[PATH_MAX];
+    free(t->program);
+    t->program = NULL;
+    int rc = resolve_program(t->argv[0], program, sizeof(program));
+    if (rc == 0)
+        t->program = weir_strdup(program);
+    return rc;
+}
+
+/* Starts t->program with its stdin and stdout on new pipes; returns 0 or an errno. Our pipe ends
+ * are O_CLOEXEC so concurrent children do not inherit each other's pipes (a leaked write end
+ * would keep another invocation's stdout from ever reaching EOF). */
+static int spawn_program(struct weir_target *t, pid_t *pid, int *in_fd, int *out_fd)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t all, none;
-    char program[PATH_MAX];
+    int rc;
 
-    int rc = resolve_program(t->argv[0], program, sizeof(program));
-    if (rc != 0)
-        return rc;
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
         rc = errno;
         goto fail_pipes;
@@ -503,7 +534,7 @@ static int spawn(struct weir_target *t, pid_t *pid, int *in_fd, int *out_fd)
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETPGROUP);
-    rc = posix_spawn(pid, program, &fa, &attr, t->argv, environ);
+    rc = posix_spawn(pid, t->program, &fa, &attr, t->argv, environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
@@ -527,6 +558,32 @@ fail_pipes:
     return rc;
 }
 
+/* Starts the program found when the target was made, so PATH is not searched per invocation.
+ * A program not found then is looked for again each time (it may be installed after weir
+ * starts); one whose file is gone (ENOENT) is looked for again once, so a program reinstalled
+ * elsewhere on PATH is found. Returns 0 or an errno. */
+static int spawn(struct weir_target *t, pid_t *pid, int *in_fd, int *out_fd)
+{
+    bool fresh = false;
+    int rc;
+    if (!t->program) {
+        rc = target_resolve(t);
+        if (rc != 0)
+            return rc;
+        fresh = true;
+    }
+    rc = spawn_program(t, pid, in_fd, out_fd);
+    if (rc == ENOENT && !fresh) {
+        rc = target_resolve(t);
+        if (rc != 0)
+            return rc;
+        weir_debug(COMPONENT, "program found again function=%s command=%s program=%s", t->name,
+                   t->argv[0], t->program);
+        rc = spawn_program(t, pid, in_fd, out_fd);
+    }
+    return rc;
+}
+
 static struct weir_invocation *exec_invoke(struct weir_target *t, const char *payload, size_t len,
                                            int64_t timeout_ms, weir_invoke_done_fn done, void *arg)
 {
@@ -543,10 +600,7 @@ static struct weir_invocation *exec_invoke(struct weir_target *t, const char *pa
     inv->real_start_us = real_mono_us();
     weir_invoke_result_init(&inv->res);
     inv->complete = event_new(el->base, -1, 0, on_complete, inv);
-    inv->next = t->invs;
-    if (t->invs)
-        t->invs->prev = inv;
-    t->invs = inv;
+    weir_list_push_back(&t->invs, &inv->in_target);
 
     int rc = spawn(t, &inv->pid, &inv->in_fd, &inv->out_fd);
     if (rc != 0) {
@@ -558,10 +612,7 @@ static struct weir_invocation *exec_invoke(struct weir_target *t, const char *pa
         event_active(inv->complete, EV_TIMEOUT, 1);
         return inv;
     }
-    inv->cnext = el->children;
-    if (el->children)
-        el->children->cprev = inv;
-    el->children = inv;
+    weir_list_push_back(&el->children, &inv->child);
 
     inv->out_ev = event_new(el->base, inv->out_fd, EV_READ | EV_PERSIST, on_stdout, inv);
     event_add(inv->out_ev, NULL);
@@ -579,7 +630,7 @@ static struct weir_invocation *exec_invoke(struct weir_target *t, const char *pa
     return inv;
 }
 
-/* Kills the child; its reap may complete later (SIGCHLD) and leaves no zombie. */
+/* Kills the child; its reap completes later from the loop (SIGCHLD) and leaves no zombie. */
 static void exec_cancel(struct weir_invocation *inv)
 {
     if (!inv)
@@ -587,18 +638,13 @@ static void exec_cancel(struct weir_invocation *inv)
     struct exec_loop *el = inv->t->el;
     if (inv->pid > 0 && !inv->reaped) {
         kill_child(inv->pid);
-        children_unlink(inv);
+        weir_list_remove(&inv->child);
         pid_t r;
         do {
             r = waitpid(inv->pid, NULL, WNOHANG);
         } while (r < 0 && errno == EINTR);
-        if (r == 0) {
-            if (el->n_orphans == el->cap_orphans) {
-                el->cap_orphans = el->cap_orphans ? el->cap_orphans * 2 : 8;
-                el->orphans = weir_realloc(el->orphans, el->cap_orphans * sizeof(pid_t));
-            }
-            el->orphans[el->n_orphans++] = inv->pid;
-        }
+        if (r == 0)
+            orphan_add(el, inv->pid);
     }
     inv_free(inv);
 }
@@ -614,6 +660,7 @@ static struct weir_target *exec_new(const struct weir_function_cfg *fc, size_t e
     }
     ignore_sigpipe_once();
     struct weir_target *t = weir_calloc(1, sizeof(*t));
+    weir_list_init(&t->invs);
     t->el = loop_get(base, err);
     if (!t->el) {
         free(t);
@@ -624,7 +671,15 @@ static struct weir_target *exec_new(const struct weir_function_cfg *fc, size_t e
     t->argv = weir_calloc(t->argc + 1, sizeof(char *));
     for (size_t i = 0; i < t->argc; i++)
         t->argv[i] = weir_strdup(fc->command[i]);
-    weir_debug(COMPONENT, "target ready function=%s command=%s", t->name, t->argv[0]);
+    /* Not found is no error yet: the program may be installed after weir starts, and each
+     * invocation until then says why it cannot run. */
+    int rc = target_resolve(t);
+    if (rc == 0)
+        weir_debug(COMPONENT, "target ready function=%s command=%s program=%s", t->name, t->argv[0],
+                   t->program);
+    else
+        weir_debug(COMPONENT, "program not found yet function=%s command=%s error=\"%s\"", t->name,
+                   t->argv[0], strerror(rc));
     return t;
 }
 
@@ -632,12 +687,13 @@ static void exec_free(struct weir_target *t)
 {
     if (!t)
         return;
-    while (t->invs)
-        exec_cancel(t->invs);
+    while (!weir_list_empty(&t->invs))
+        exec_cancel(weir_list_entry(t->invs.next, struct weir_invocation, in_target));
     loop_release(t->el);
     for (size_t i = 0; i < t->argc; i++)
         free(t->argv[i]);
     free(t->argv);
+    free(t->program);
     free(t->name);
     free(t);
 }

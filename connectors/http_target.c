@@ -16,13 +16,12 @@
 
 #include "config/config.h"
 #include "core/clock.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
 
 #define COMPONENT       "target.http"
 #define INVOKE_PATH_FMT "/2015-03-31/functions/%s/invocations"
-
-struct curl_sock;
 
 /* The one multi handle of an event_base, shared by its HTTP targets so that they share one
  * connection cache. Targets hold a reference each; the loop callbacks hold one while they run,
@@ -31,7 +30,7 @@ struct curl_loop {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    struct curl_sock *socks; /* every socket curl asked us to watch, freed with the loop */
+    struct weir_list socks; /* every socket curl watches (cs->node); freed with the loop */
     int refs;
     struct curl_loop *next;
 };
@@ -40,7 +39,7 @@ struct curl_loop {
 struct curl_sock {
     struct curl_loop *cl;
     struct event *ev;
-    struct curl_sock *prev, *next;
+    struct weir_list node; /* in cl->socks */
 };
 
 /* weir runs one loop thread, so a plain list is enough to find a base's multi handle. */
@@ -48,10 +47,10 @@ static struct curl_loop *loops;
 
 struct weir_target {
     struct curl_loop *cl;
-    char *url;                    /* the final URL, Invoke path applied */
-    char *log_url;                /* url with any password hidden */
-    struct curl_slist *headers;   /* the same for every request */
-    struct weir_invocation *invs; /* running, so free can cancel them */
+    char *url;                  /* the final URL, Invoke path applied */
+    char *log_url;              /* url with any password hidden */
+    struct curl_slist *headers; /* the same for every request */
+    struct weir_list invs;      /* running, so free can cancel them (inv->node) */
 };
 
 struct weir_invocation {
@@ -66,7 +65,7 @@ struct weir_invocation {
     bool too_large;
     int64_t start_us;
     char errbuf[CURL_ERROR_SIZE];
-    struct weir_invocation *prev, *next;
+    struct weir_list node; /* in t->invs */
 };
 
 static void check_multi_info(struct curl_loop *cl);
@@ -75,13 +74,7 @@ static void check_multi_info(struct curl_loop *cl);
 
 static void sock_free(struct curl_sock *cs)
 {
-    struct curl_loop *cl = cs->cl;
-    if (cs->prev)
-        cs->prev->next = cs->next;
-    else
-        cl->socks = cs->next;
-    if (cs->next)
-        cs->next->prev = cs->prev;
+    weir_list_remove(&cs->node);
     /* Safe even when this is the event whose callback is running: libevent does not touch a
      * persistent event after its callback returns. */
     event_free(cs->ev);
@@ -94,8 +87,8 @@ static void loop_release(struct curl_loop *cl)
         return;
     /* Cleanup may still call the socket and timer callbacks, so both stay valid until it ends. */
     curl_multi_cleanup(cl->multi);
-    while (cl->socks)
-        sock_free(cl->socks);
+    while (!weir_list_empty(&cl->socks))
+        sock_free(weir_list_entry(cl->socks.next, struct curl_sock, node));
     event_free(cl->timer);
     for (struct curl_loop **pp = &loops; *pp; pp = &(*pp)->next) {
         if (*pp == cl) {
@@ -150,10 +143,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
     if (!cs) {
         cs = weir_calloc(1, sizeof(*cs));
         cs->cl = cl;
-        cs->next = cl->socks;
-        if (cl->socks)
-            cl->socks->prev = cs;
-        cl->socks = cs;
+        weir_list_push_back(&cl->socks, &cs->node);
         curl_multi_assign(cl->multi, s, cs);
     } else {
         event_free(cs->ev);
@@ -192,6 +182,7 @@ static struct curl_loop *loop_get(struct event_base *base, struct weir_err *err)
     }
     struct curl_loop *cl = weir_calloc(1, sizeof(*cl));
     cl->base = base;
+    weir_list_init(&cl->socks);
     cl->multi = curl_multi_init();
     if (!cl->multi) {
         weir_err_set(err, "curl_multi_init failed");
@@ -217,15 +208,7 @@ fail:
 
 static void inv_unlink(struct weir_invocation *inv)
 {
-    struct weir_target *t = inv->t;
-    if (!t)
-        return;
-    if (inv->prev)
-        inv->prev->next = inv->next;
-    else
-        t->invs = inv->next;
-    if (inv->next)
-        inv->next->prev = inv->prev;
+    weir_list_remove(&inv->node);
     inv->t = NULL;
 }
 
@@ -396,10 +379,7 @@ static struct weir_invocation *http_invoke(struct weir_target *t, const char *pa
     inv->arg = arg;
     inv->start_us = weir_clock_mono_us();
     weir_invoke_result_init(&inv->res);
-    inv->next = t->invs;
-    if (t->invs)
-        t->invs->prev = inv;
-    t->invs = inv;
+    weir_list_push_back(&t->invs, &inv->node);
 
     CURL *e = curl_easy_init();
     if (!e) {
@@ -486,6 +466,7 @@ static struct weir_target *http_new(const struct weir_function_cfg *fc, size_t e
 {
     assert(fc->urls && endpoint < fc->n_urls);
     struct weir_target *t = weir_calloc(1, sizeof(*t));
+    weir_list_init(&t->invs);
     char log_url[512];
     weir_log_redact_uri(fc->urls[endpoint], log_url, sizeof(log_url));
     t->log_url = weir_strdup(log_url);
@@ -521,8 +502,8 @@ static void http_free(struct weir_target *t)
 {
     if (!t)
         return;
-    while (t->invs)
-        inv_free(t->invs, t->cl);
+    while (!weir_list_empty(&t->invs))
+        inv_free(weir_list_entry(t->invs.next, struct weir_invocation, node), t->cl);
     curl_slist_free_all(t->headers);
     loop_release(t->cl);
     free(t->url);

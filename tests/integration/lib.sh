@@ -64,6 +64,14 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; 
 # True when the decimal number $1 is less than $2.
 lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
 
+# deadline SECS: the $EPOCHREALTIME value SECS seconds from now (compare with lt).
+deadline() { awk -v t="$EPOCHREALTIME" -v d="$1" 'BEGIN { printf "%.3f", t + d }'; }
+
+# How long a process the test started (redis-server, fn_http, weir) may take to start or to stop
+# before the test calls it hung. Normally well under a second; the margin is for a busy machine
+# and the sanitizer build, so that only a real hang fails a test here.
+HANG_SECS=30
+
 note() { echo "  .. $*"; }
 
 # One checked statement: printed when it holds.
@@ -142,10 +150,10 @@ alive() {
 
 # Waits up to $2 seconds for pid $1 to end. Returns 0 when it ended.
 _wait_gone() {
-    local pid=$1 deadline
-    deadline=$(awk -v t="$EPOCHREALTIME" -v d="$2" 'BEGIN { printf "%.3f", t + d }')
+    local pid=$1 end
+    end=$(deadline "$2")
     while alive "$pid"; do
-        lt "$EPOCHREALTIME" "$deadline" || return 1
+        lt "$EPOCHREALTIME" "$end" || return 1
         sleep 0.05
     done
     return 0
@@ -188,15 +196,18 @@ trap 'exit 143' TERM HUP
 
 # wait_until CMD TIMEOUT: evaluates CMD until it succeeds; returns 1 after TIMEOUT seconds.
 # A weir that was expected to run and exited fails the test at once, naming its exit code.
+# Wait on the condition with this rather than sleeping and then asserting it: TIMEOUT is only a
+# hang detector, so make it generous (many times what a loaded machine needs); a test that
+# measures time takes the time it returned at (since) and checks that.
 wait_until() {
-    local cmd=$1 timeout=$2 deadline
-    deadline=$(awk -v t="$EPOCHREALTIME" -v d="$timeout" 'BEGIN { printf "%.3f", t + d }')
+    local cmd=$1 timeout=$2 end
+    end=$(deadline "$timeout")
     while true; do
         if eval "$cmd"; then
             return 0
         fi
         check_weirs_alive
-        lt "$EPOCHREALTIME" "$deadline" || return 1
+        lt "$EPOCHREALTIME" "$end" || return 1
         sleep 0.1
     done
 }
@@ -216,8 +227,9 @@ _redis_launch() {
         </dev/null >/dev/null 2>&1 &
     REDIS_PID=$!
     _register "$REDIS_PID" redis-server
-    local i
-    for ((i = 0; i < 100; i++)); do
+    local end
+    end=$(deadline "$HANG_SECS")
+    while lt "$EPOCHREALTIME" "$end"; do
         if ! alive "$REDIS_PID"; then
             wait "$REDIS_PID" 2>/dev/null || true
             return 1
@@ -260,7 +272,7 @@ start_redis() {
 restart_redis() {
     local down=${1:-1} old=$REDIS_PID
     rcli SHUTDOWN >/dev/null 2>&1 || true
-    _wait_gone "$old" 10 || fail "redis-server $old did not stop on SHUTDOWN"
+    _wait_gone "$old" "$HANG_SECS" || fail "redis-server $old did not stop on SHUTDOWN"
     wait "$old" 2>/dev/null || true
     note "redis-server stopped; down for ${down}s"
     sleep "$down"
@@ -316,7 +328,7 @@ nothing_left() {
 start_fn_http() {
     need "$FN_HTTP"
     _N_FN=$((_N_FN + 1))
-    local out=$T/fn_http.$_N_FN.out err=$T/fn_http.$_N_FN.err i
+    local out=$T/fn_http.$_N_FN.out err=$T/fn_http.$_N_FN.err end
     # Created here: the background child opens them only some time after the fork.
     : >"$out"
     : >"$err"
@@ -325,7 +337,8 @@ start_fn_http() {
     _register "$FN_PID" fn_http
     _FNS+=("$FN_PID")
     _LOGS+=("$err")
-    for ((i = 0; i < 200; i++)); do
+    end=$(deadline "$HANG_SECS")
+    while lt "$EPOCHREALTIME" "$end"; do
         # Only a complete first line (newline written) counts: a partial one has a partial port.
         FN_PORT=
         if [[ $(wc -l <"$out") -ge 1 ]]; then
@@ -339,7 +352,7 @@ start_fn_http() {
         alive "$FN_PID" || break
         sleep 0.05
     done
-    fail "fn_http $* did not print PORT="
+    fail "fn_http $* did not print PORT= within ${HANG_SECS}s"
 }
 
 # ---- weir ----------------------------------------------------------------------------------
@@ -371,10 +384,10 @@ check_weirs_alive() {
 }
 
 # stop_weir [PID] [TIMEOUT]: SIGTERM, then the process must exit 0 within TIMEOUT seconds
-# (default 30). Sets STOP_SECS to how long it took. Under the sanitizers a report makes the
+# (default HANG_SECS). Sets STOP_SECS to how long it took. Under the sanitizers a report makes the
 # exit status non-zero, which fails the test here.
 stop_weir() {
-    local pid=${1:-$WEIR_PID} timeout=${2:-30} t0 rc=0
+    local pid=${1:-$WEIR_PID} timeout=${2:-$HANG_SECS} t0 rc=0
     t0=$EPOCHREALTIME
     unset "_WEIRS[$pid]"
     kill -TERM "$pid" 2>/dev/null || true
@@ -389,23 +402,24 @@ stop_weir() {
     note "weir pid $pid stopped on SIGTERM with status 0 in ${STOP_SECS}s"
 }
 
-# _stop_checked PID NAME: SIGTERM; the process must exit 0 within 10 s.
+# _stop_checked PID NAME: SIGTERM; the process must exit 0 within HANG_SECS.
 _stop_checked() {
     local pid=$1 name=$2 rc=0
     kill -TERM "$pid" 2>/dev/null || true
-    if ! _wait_gone "$pid" 10; then
+    if ! _wait_gone "$pid" "$HANG_SECS"; then
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
-        fail "$name pid $pid did not exit within 10s of SIGTERM"
+        fail "$name pid $pid did not exit within ${HANG_SECS}s of SIGTERM"
     fi
     wait "$pid" 2>/dev/null || rc=$?
     [[ $rc == 0 ]] || fail "$name pid $pid exited with status $rc after SIGTERM (expected 0)"
 }
 
 # wait_connected [PID] [TIMEOUT]: waits until weir PID (default: the last started) has logged its
-# first Redis connection, so that a test's timing starts from a weir that is ready.
+# first Redis connection, so that a test's timing starts from a weir that is ready. TIMEOUT
+# (default 60 s) only catches a weir that never connects.
 wait_connected() {
-    local pid=${1:-$WEIR_PID} timeout=${2:-20} log
+    local pid=${1:-$WEIR_PID} timeout=${2:-60} log
     log=${_WEIRS[$pid]:-}
     [[ -n $log ]] || fail "wait_connected: weir pid $pid is not running"
     wait_until 'grep -q "redis: connected" "$log"' "$timeout" ||

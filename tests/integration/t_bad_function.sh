@@ -42,7 +42,7 @@ push 20 g garbage_q
 push 20 b bigerr_q
 
 for m in garbage bigerr; do
-    wait_until '[[ $(llen '"$m"'_dlq) -ge 20 ]]' 30 ||
+    wait_until '[[ $(llen '"$m"'_dlq) -ge 20 ]]' 60 ||
         fail "$m: $(llen "${m}_dlq") of 20 messages in the dead-letter list"
     wait_until 'nothing_left '"$m"'_q' 20 ||
         fail "$m: left behind: LLEN=$(llen "${m}_q") inflight=$(inflight "${m}_q")"

@@ -31,11 +31,11 @@ push_body "$POISON"
 push 50 good
 start_weir "$T/weir.yaml"
 
-wait_until '[[ $(llen "$DLQ") -ge 1 ]]' 30 ||
+wait_until '[[ $(llen "$DLQ") -ge 1 ]]' 60 ||
     fail "the poison message never reached $DLQ (received $(count_body "$POISON" "$T/rec") times)"
 ok "a message arrived in the dead-letter list $DLQ"
 
-wait_until '[[ $(count_unique_bodies "$T/rec") -ge 51 ]]' 30 ||
+wait_until '[[ $(count_unique_bodies "$T/rec") -ge 51 ]]' 60 ||
     fail "$(count_unique_bodies "$T/rec") of 51 bodies received"
 expect_all_bodies 50 good "$T/rec"
 ok "all 50 good bodies received"

@@ -62,7 +62,7 @@ note "$TOTAL messages, $WANT match a pattern, $FILTERED do not"
 WEIR_LOG_LEVEL=debug start_weir "$T/weir.yaml"
 push_lines <"$T/messages"
 
-wait_until '[[ $(count_unique_bodies "$T/rec") -ge $WANT ]]' 30 ||
+wait_until '[[ $(count_unique_bodies "$T/rec") -ge $WANT ]]' 60 ||
     fail "$(count_unique_bodies "$T/rec") of $WANT matching messages received"
 wait_until nothing_left 20 ||
     fail "left behind: LLEN=$(llen "$QUEUE") inflight=$(inflight "$QUEUE")"

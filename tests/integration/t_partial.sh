@@ -38,17 +38,17 @@ bad_retries() { bad_lines | awk -F'\t' '$2 == 2' | wc -l; }
 # Polled from the push on, the first retry is seen at or after the moment it happened, so a
 # time seen under 1.8 s means weir handed a failed record back early; load can only make the
 # time seen later, never earlier.
-wait_until '[[ $(bad_retries) -ge 1 ]]' 30 ||
+wait_until '[[ $(bad_retries) -ge 1 ]]' 60 ||
     fail "no bad record came back (ApproximateReceiveCount 2)"
 first=$(since "$t0")
 lt 1.8 "$first" || fail "a failed record came back after ${first}s (visibility_timeout is 2 s)"
 ok "the first failed record came back after ${first}s, not before its 2 s lease ended"
 
-wait_until '[[ $(good_lines | cut -f3 | sort -u | wc -l) -ge 90 ]]' 30 ||
+wait_until '[[ $(good_lines | cut -f3 | sort -u | wc -l) -ge 90 ]]' 60 ||
     fail "$(good_lines | cut -f3 | sort -u | wc -l) of 90 good bodies received"
 ok "all 90 good bodies received"
 
-wait_until '[[ $(bad_retries) -ge 10 ]]' 30 || fail "only $(bad_retries) of 10 bad records came back"
+wait_until '[[ $(bad_retries) -ge 10 ]]' 60 || fail "only $(bad_retries) of 10 bad records came back"
 took=$(since "$t0")
 ok "10 bad records received a second time (ApproximateReceiveCount 2) by ${took}s"
 

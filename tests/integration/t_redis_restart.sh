@@ -24,7 +24,9 @@ YAML
 push 3000 m
 start_weir "$T/weir.yaml"
 
-wait_until '[[ $(count_records "$T/rec") -ge 1000 ]]' 60 ||
+# Early in the run, so that the test, slowed by load while weir keeps draining, still restarts
+# redis with most of the 3000 messages waiting (the check below fails rather than passes if not).
+wait_until '[[ $(count_records "$T/rec") -ge 500 ]]' 60 ||
     fail "only $(count_records "$T/rec") records before the restart"
 note "restarting redis after $(count_records "$T/rec") records"
 restart_redis 1
