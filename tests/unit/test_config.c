@@ -646,7 +646,9 @@ static void every_error_is_reported_in_file_order(void **state)
 
 static void load_file_reads_a_file_and_names_it_in_errors(void **state)
 {
-    char path[] = "/tmp/weir-test-config-XXXXXX";
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/weir-test-config-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     const char text[] = FN_HEAD MAP_HEAD "    batch_size: 7\n";
@@ -670,7 +672,7 @@ static void load_file_reads_a_file_and_names_it_in_errors(void **state)
     close(fd);
     assert_null(weir_config_load_file(path, weir_cli_cfg_env(), &rep));
     assert_int_equal(rep.n, 1);
-    char want[128];
+    char want[4200];
     snprintf(want, sizeof(want), "%s:8:17: mapping 'm': batch_size 0 is out of range", path);
     assert_true(has_prefix(rep.errors[0], want));
     weir_cfg_report_deinit(&rep);
