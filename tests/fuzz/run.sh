@@ -16,8 +16,8 @@ OUT=$(cd "$OUT" && pwd)
 
 case $TARGET in
 filter)
-    SOURCES=(tests/fuzz/fuzz_filter.c mapping/filter.c mapping/encode_sqs.c mapping/record.c
-        core/buf.c core/mem.c core/hash.c core/log.c core/clock.c)
+    SOURCES=(tests/fuzz/fuzz_filter.c mapping/filter.c mapping/format_sqs.c model/record.c
+        core/buf.c core/mem.c core/hash.c core/log.c core/clock.c core/status.c)
     ;;
 *)
     echo "FAIL: run.sh: unknown fuzz target '$TARGET'" >&2
@@ -41,7 +41,7 @@ fi
 BIN=$OUT/fuzz_$TARGET
 rebuild=0
 [[ -x $BIN ]] || rebuild=1
-for s in "${SOURCES[@]}" mapping/*.h core/*.h; do
+for s in "${SOURCES[@]}" mapping/*.h model/*.h core/*.h; do
     [[ $ROOT/$s -nt $BIN ]] && rebuild=1
 done
 if ((rebuild)); then
@@ -51,8 +51,8 @@ if ((rebuild)); then
     # shellcheck disable=SC2046
     if ! "$CLANG" -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
         -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra -Werror \
-        -Wno-unused-parameter -I"$ROOT" $(pkg-config --cflags jansson) "${srcs[@]}" \
-        $(pkg-config --libs jansson) -lm -o "$BIN.tmp" 2>"$OUT/build-$TARGET.log"; then
+        -Wno-unused-parameter -I"$ROOT" $(pkg-config --cflags jansson libevent) "${srcs[@]}" \
+        $(pkg-config --libs jansson libevent) -lm -o "$BIN.tmp" 2>"$OUT/build-$TARGET.log"; then
         cat "$OUT/build-$TARGET.log"
         echo "FAIL: fuzz.$TARGET: the fuzzer did not build (is libclang-rt-14-dev installed?)"
         exit 1

@@ -42,8 +42,9 @@ jq -e --arg b "$POISON" '.body == $b and .group == "g007" and .rc == 3' <<<"$dea
     fail "dead-letter entry is not the message: $dead"
 ok "dead-letter entry keeps body and group: $(jq -c '{body, group, rc}' <<<"$dead")"
 
-# Line numbers in the record file are the order the function saw requests in.
-line_of() { records "$T/rec" | awk -F'\t' -v b="$1" -v k="$2" '$3 == b { if (++n == k) { print NR; exit } }'; }
+# Line numbers in the record file are the order the function saw requests in. (awk reads to the
+# end: an early exit would end the pipe under the reader, which pipefail reports as a failure.)
+line_of() { records "$T/rec" | awk -F'\t' -v b="$1" -v k="$2" '$3 == b && ++n == k { print NR }'; }
 third=$(line_of "$POISON" 3)
 next_in_group=$(line_of g007-000005 1)
 [[ -n $next_in_group && $next_in_group -gt $third ]] ||
