@@ -832,10 +832,10 @@ static struct op *release_op(struct weir_poller *p)
 }
 
 /* The records of a claim reply start after its header: {now} for a standard queue, {now,
- * duplicates, refusals} for a FIFO one. */
+ * duplicates, refusals, more} for a FIFO one. */
 static size_t claim_header_len(const struct weir_poller *p)
 {
-    return p->fifo ? 3 : 1;
+    return p->fifo ? 4 : 1;
 }
 
 static void release_ids(struct weir_poller *p, const redisReply *r)
@@ -899,6 +899,9 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
     }
     size_t head = claim_header_len(p);
     size_t n = (r->elements - head) / 2;
+    /* A short claim means an empty queue, except in a FIFO queue whose groups hold fewer
+     * messages than a batch: there the script says whether more is ready. */
+    bool more = n == op->asked || (p->fifo && r->element[3]->integer > 0);
     if (p->fifo)
         log_fifo_ingest(p, r);
     if (p->stopping) {
@@ -914,7 +917,7 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
     /* This reply's records stay counted in asked_out until delivered, so a claim sent meanwhile
      * (the early one below, or one from resume() inside deliver) asks only for what is left. */
     p->claims_out--;
-    if (n == op->asked)
+    if (more)
         pump(p);
     for (size_t i = head; i < r->elements; i += 2) {
         const redisReply *id = r->element[i], *el = r->element[i + 1];
@@ -951,7 +954,7 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
         p->sink.ops->read_done(p->sink.ctx);
     if (p->dead || p->stopping)
         return;
-    if (n == op->asked)
+    if (more)
         pump(p);
     else if (!p->claims_out && sink_room(p) > 0)
         go_wait(p);

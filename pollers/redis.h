@@ -325,7 +325,9 @@ bool weir_redis_key_is_fifo(const char *key);
  * this many of one group, [5] at most this many groups, [6] at most this many to move in from
  * the list, [7] group list prefix, [8] dedup window ms, [9] id prefix for messages without an
  * id (24 chars, the queue's own).
- * Returns {server now ms, duplicates dropped, {refusal reasons}, id1, element1, ...}. */
+ * Returns {server now ms, duplicates dropped, {refusal reasons}, more, id1, element1, ...}:
+ * more is 1 when groups are still ready or messages still wait on the list, so a claim that
+ * came back short (small groups) is not taken for an empty queue. */
 #define WEIR_REDIS_LUA_CLAIM_FIFO                                                                  \
     WEIR_REDIS_LUA_HELPERS                                                                         \
     "local bad = check_types({[KEYS[1]] = 'list', [KEYS[2]] = 'hash', [KEYS[3]] = 'zset',\n"       \
@@ -390,7 +392,7 @@ bool weir_redis_key_is_fifo(const char *key);
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
     "end\n"                                                                                        \
-    "local out = {now, dups, refused}\n"                                                           \
+    "local out = {now, dups, refused, 0}\n"                                                        \
     "local ids, leased = {}, {}\n"                                                                 \
     "local groups = 0\n"                                                                           \
     "while #ids < maxn and groups < maxg do\n"                                                     \
@@ -415,6 +417,7 @@ bool weir_redis_key_is_fifo(const char *key);
     "if #ids > 0 then\n"                                                                           \
     "  lease_all(KEYS[2], KEYS[3], ids, leased, string.format('%d', now + tonumber(ARGV[2])))\n"   \
     "end\n"                                                                                        \
+    "if redis.call('LLEN', KEYS[6]) > 0 or redis.call('LLEN', KEYS[1]) > 0 then out[4] = 1 end\n"  \
     "return out\n"
 
 /* KEYS[1] list, [2] inflight, [3] leases, [4] busy, [5] ready, [6] dead-letter list (absent:

@@ -57,6 +57,17 @@ inflight_max=$(max_in_flight "$T/rec")
 [[ $inflight_max -ge 2 ]] || fail "at most $inflight_max request in flight: groups did not go on side by side"
 ok "up to $inflight_max requests in flight at once (groups side by side)"
 
+# Many small groups (fewer messages than a batch each): claims come back short although more
+# groups are ready, which must not be taken for an empty queue (a wait of a second each time:
+# 3000 groups, 20 a claim from each of two weirs, would take over a minute).
+t0=$(now)
+fifo_envelopes 3000 2 s | push_lines "$QUEUE"
+wait_until '[[ $(count_prefix s "$T/rec") -ge 6000 ]]' 30 ||
+    fail "small groups: $(count_prefix s "$T/rec") of 6000 after $(since "$t0") s (short claims taken for an empty queue?)"
+ok "3000 small groups drained in $(since "$t0") s"
+gaps=$(fifo_gaps "$T/rec")
+[[ ${gaps##*gaps=} == 0 ]] || fail "order broken: $(head -n 5 <<<"$gaps")"
+
 stop_weir "$first"
 stop_weir "$second"
 # Both weirs took part: each one's stop line counts the records it read.

@@ -956,8 +956,9 @@ static redisReply *fclaim_opts(int n, int gmax, int maxg, long window, const cha
     const char *a[] = {sn, sl, prefix, sg, sm, "1000", keys.group_prefix, sw, prefix};
     redisReply *r = eval_on(rc, WEIR_REDIS_CLAIM_FIFO, 9, k, 9, a);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_true(r->elements >= 3 && (r->elements - 3) % 2 == 0);
+    assert_true(r->elements >= 4 && (r->elements - 4) % 2 == 0);
     assert_int_equal(r->element[2]->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->element[3]->type, REDIS_REPLY_INTEGER);
     return r;
 }
 
@@ -969,7 +970,7 @@ static redisReply *fclaim(int n, int gmax)
 /* The body and group of claimed message i (0-based) of a FIFO claim reply. */
 static struct weir_record *fclaimed(const redisReply *r, size_t i)
 {
-    const redisReply *id = r->element[3 + 2 * i], *el = r->element[4 + 2 * i];
+    const redisReply *id = r->element[4 + 2 * i], *el = r->element[5 + 2 * i];
     return parse_ok(el->str, el->len, id->str, 1);
 }
 
@@ -1027,7 +1028,7 @@ static void fifo_claim_moves_messages_into_groups_in_order_and_numbers_them(void
     redisReply *r = fclaim(10, 10);
     assert_int_equal(r->element[1]->integer, 0);
     assert_int_equal(r->element[2]->elements, 0);
-    assert_int_equal((r->elements - 3) / 2, 5);
+    assert_int_equal((r->elements - 4) / 2, 5);
     /* A group's messages together and in push order, groups in the order they first came;
      * SequenceNumbers in push order, and a stable messageId for each. */
     static const char *const want[] = {"a1", "a2", "a3", "b1", "b2"};
@@ -1052,14 +1053,14 @@ static void fifo_a_group_with_leases_is_not_claimed_again(void **state)
     fpush("A", "a1", NULL);
     fpush("A", "a2", NULL);
     redisReply *r = fclaim(10, 1); /* one of A: A is locked with a2 waiting */
-    assert_int_equal((r->elements - 3) / 2, 1);
-    char *lease = weir_strdup(r->element[3]->str);
+    assert_int_equal((r->elements - 4) / 2, 1);
+    char *lease = weir_strdup(r->element[4]->str);
     freeReplyObject(r);
     fpush("A", "a3", NULL);
     fpush("C", "c1", NULL);
     r = fclaim(10, 10);
     /* Only C: A holds a lease, however many of its messages wait. */
-    assert_int_equal((r->elements - 3) / 2, 1);
+    assert_int_equal((r->elements - 4) / 2, 1);
     struct weir_record *rec = fclaimed(r, 0);
     assert_string_equal(rec->data, "c1");
     weir_record_free(rec);
@@ -1073,7 +1074,7 @@ static void fifo_a_group_with_leases_is_not_claimed_again(void **state)
     assert_int_equal(woke, 1);
     assert_fifo_invariant(groups, 2);
     r = fclaim(10, 10);
-    assert_int_equal((r->elements - 3) / 2, 2);
+    assert_int_equal((r->elements - 4) / 2, 2);
     rec = fclaimed(r, 0);
     assert_string_equal(rec->data, "a2");
     weir_record_free(rec);
@@ -1091,14 +1092,14 @@ static void fifo_a_group_stays_locked_until_its_last_lease_is_settled(void **sta
     fpush("A", "a2", NULL);
     fpush("A", "a3", NULL);
     redisReply *r = fclaim(2, 10);
-    assert_int_equal((r->elements - 3) / 2, 2);
+    assert_int_equal((r->elements - 4) / 2, 2);
     long long deleted, woke;
-    fdelete(r->element[3]->str, "A", &deleted, &woke);
+    fdelete(r->element[4]->str, "A", &deleted, &woke);
     assert_int_equal(woke, 0);
     redisReply *r2 = fclaim(10, 10);
-    assert_int_equal(r2->elements, 3); /* a3 waits: a2 is still leased */
+    assert_int_equal(r2->elements, 4); /* a3 waits: a2 is still leased */
     freeReplyObject(r2);
-    fdelete(r->element[5]->str, "A", &deleted, &woke);
+    fdelete(r->element[6]->str, "A", &deleted, &woke);
     assert_int_equal(woke, 1);
     freeReplyObject(r);
     r = fclaim(10, 10);
@@ -1123,7 +1124,7 @@ static void fifo_reclaim_returns_the_whole_group_to_its_head_in_order(void **sta
     assert_int_equal(dead, 0);
     assert_int_equal(cmd_int("HLEN %s", keys.busy), 0);
     r = fclaim(10, 10);
-    assert_int_equal((r->elements - 3) / 2, 4);
+    assert_int_equal((r->elements - 4) / 2, 4);
     static const char *const want[] = {"a1", "a2", "a3", "a4"};
     for (size_t i = 0; i < 4; i++) {
         struct weir_record *rec = fclaimed(r, i);
@@ -1163,6 +1164,25 @@ static void fifo_past_max_receives_a_message_is_dead_lettered_and_its_group_goes
     freeReplyObject(r);
 }
 
+static void fifo_a_short_claim_says_whether_more_groups_are_ready(void **state)
+{
+    keys_for(FKEY);
+    for (int g = 0; g < 5; g++) {
+        char name[8];
+        snprintf(name, sizeof(name), "s%d", g);
+        fpush(name, "one", NULL);
+    }
+    /* Asked for 10 of at most 2 groups: 2 come back, short, and more groups are ready. */
+    redisReply *r = fclaim_opts(10, 10, 2, 60000, keys.parked);
+    assert_int_equal((r->elements - 4) / 2, 2);
+    assert_int_equal(r->element[3]->integer, 1);
+    freeReplyObject(r);
+    r = fclaim_opts(10, 10, 10, 60000, keys.parked);
+    assert_int_equal((r->elements - 4) / 2, 3);
+    assert_int_equal(r->element[3]->integer, 0); /* nothing ready, nothing waiting to move in */
+    freeReplyObject(r);
+}
+
 static void fifo_dedup_drops_a_repeat_within_the_window_only(void **state)
 {
     keys_for(FKEY);
@@ -1171,7 +1191,7 @@ static void fifo_dedup_drops_a_repeat_within_the_window_only(void **state)
     fpush("B", "other", "d-2");
     redisReply *r = fclaim_opts(10, 10, 10, 60000, keys.parked);
     assert_int_equal(r->element[1]->integer, 1);
-    assert_int_equal((r->elements - 3) / 2, 2);
+    assert_int_equal((r->elements - 4) / 2, 2);
     struct weir_record *rec = fclaimed(r, 0);
     assert_string_equal(rec->data, "first");
     assert_string_equal(rec->dedup_id, "d-1");
@@ -1182,7 +1202,7 @@ static void fifo_dedup_drops_a_repeat_within_the_window_only(void **state)
     fpush("C", "later", "d-1");
     r = fclaim_opts(10, 10, 10, 1, keys.parked);
     assert_int_equal(r->element[1]->integer, 0);
-    assert_int_equal((r->elements - 3) / 2, 1);
+    assert_int_equal((r->elements - 4) / 2, 1);
     freeReplyObject(r);
 }
 
@@ -1201,7 +1221,7 @@ static void fifo_messages_without_a_group_are_refused_with_the_reason(void **sta
     assert_non_null(strstr(r->element[2]->element[0]->str, "not an envelope"));
     assert_non_null(strstr(r->element[2]->element[1]->str, "no message group"));
     assert_non_null(strstr(r->element[2]->element[2]->str, "malformed"));
-    assert_int_equal((r->elements - 3) / 2, 1);
+    assert_int_equal((r->elements - 4) / 2, 1);
     freeReplyObject(r);
     /* In the target: a plain body wrapped in an envelope with the reason, an envelope with the
      * reason added, the unreadable one unchanged. Nothing lost. */
@@ -1229,7 +1249,7 @@ static void fifo_release_gives_back_to_the_group_head_without_a_receive(void **s
     fpush("A", "a3", NULL);
     redisReply *r = fclaim(2, 10);
     const char *k[] = {keys.list, keys.inflight, keys.leases, keys.busy, keys.ready};
-    const char *a[] = {keys.group_prefix, r->element[3]->str, r->element[5]->str};
+    const char *a[] = {keys.group_prefix, r->element[4]->str, r->element[6]->str};
     redisReply *rel = eval_on(rc, WEIR_REDIS_RELEASE_FIFO, 5, k, 3, a);
     assert_int_equal(rel->integer, 2);
     freeReplyObject(rel);
@@ -2017,6 +2037,7 @@ int main(void)
                                test_setup),
         cmocka_unit_test_setup(
             fifo_past_max_receives_a_message_is_dead_lettered_and_its_group_goes_on, test_setup),
+        cmocka_unit_test_setup(fifo_a_short_claim_says_whether_more_groups_are_ready, test_setup),
         cmocka_unit_test_setup(fifo_dedup_drops_a_repeat_within_the_window_only, test_setup),
         cmocka_unit_test_setup(fifo_messages_without_a_group_are_refused_with_the_reason,
                                test_setup),
