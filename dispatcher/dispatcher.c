@@ -212,12 +212,14 @@ static void job_start(struct job *j)
     int64_t deadline = weir_batch_deadline(b);
     if (deadline && weir_clock_mono_ms() + LEASE_MARGIN_MS >= deadline) {
         /* The lease ran out while the batch waited: the source may already have handed these
-         * records to another consumer, so invoking now would only duplicate work. */
+         * records to another consumer, so invoking now would only duplicate work. A batch the
+         * function never saw goes back unsent (no receive counted, where the lease still holds);
+         * one it saw before (throttled since) comes back as a retry. */
         weir_log_limited(WEIR_LOG_WARN, fn->component,
                          "lease ended before the batch could be invoked; records return to the "
                          "source mapping=%s records=%zu",
                          j->pol->mapping_name, b->n);
-        weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
+        weir_batch_set_verdicts(b, b->invocations ? WEIR_VERDICT_RETRY : WEIR_VERDICT_RELEASE);
         job_finish(j);
         return;
     }

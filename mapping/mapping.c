@@ -70,6 +70,8 @@ struct weir_mapping {
     size_t peak_inflight;    /* since the last scale tick */
     bool saturated;          /* since the last scale tick, inflight reached cap */
     size_t budget;           /* bytes of records buffered and in flight at most */
+    bool read_ahead;         /* leases leave room to read a batch ahead per slot (room_any) */
+    int64_t ahead_lease_ms;  /* the lease a record needs left for that: two function timeouts */
     size_t avg_record_bytes; /* a running average, to turn bytes left into records */
 
     bool started;
@@ -136,11 +138,16 @@ static size_t room_any(const struct weir_mapping *m)
 {
     if (!m->started || m->stopping)
         return 0;
-    if (m->inflight + m->queued >= m->cap)
+    /* The batches that can be invoked now, and read ahead one more for each of them (so a slot
+     * that frees finds its next batch here, not a round trip to the source away), less those
+     * already waiting. Read ahead only where leases leave room for the wait: records read while
+     * the function has no free slot wait with their lease ticking. */
+    size_t slots =
+        m->inflight < m->cap ? min_size(m->cap - m->inflight, weir_function_free_slots(m->fn)) : 0;
+    size_t ahead = m->read_ahead ? min_size(m->cap, m->inflight + slots) : 0;
+    if (slots + ahead <= m->queued)
         return 0;
-    /* Records read while the function has no free slot would only wait with their lease
-     * ticking, so the source is read only for the batches that can be invoked now. */
-    size_t batches = min_size(m->cap - m->inflight - m->queued, weir_function_free_slots(m->fn));
+    size_t batches = slots + ahead - m->queued;
     size_t pending = weir_batcher_pending(&m->bt);
     size_t size = (size_t)m->cfg->batch_size;
     size_t room = batches * size > pending ? batches * size - pending : 0;
@@ -252,32 +259,68 @@ static void forget_batch(struct weir_mapping *m, struct lane *l, const struct we
     m->stats.bytes -= b->bytes;
 }
 
-/* A failure blocks its lane, as SQS FIFO blocks a message group: every later record of the lane
- * held here is given back, so the failed ones come back (with the lane's order) before them. */
-static void block_lane(struct weir_mapping *m, struct lane *l)
+/* Moves b's records to the end of run (b is left empty). */
+static void move_records(struct weir_batch *run, struct weir_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        weir_batch_take(run, b->records[i]);
+    b->n = 0;
+}
+
+/* Gives back to the source every record of lane l not sent yet, in the lane's order and in one
+ * settle: `run` first (records that came back unsent, or an empty batch), then the lane's
+ * waiting batches, oldest first, then its open batch. One settle, because a source that puts
+ * records back at the head of a lane (a FIFO message group) keeps one run's order but would
+ * reverse the order of several. Takes run. Returns how many went back. */
+static size_t give_back_lane(struct weir_mapping *m, struct lane *l, struct weir_batch *run)
 {
     struct weir_list *node;
-    size_t n = 0;
     while ((node = weir_list_pop_front(&l->waiting))) {
         struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
         m->queued--;
-        n += b->n;
         forget_batch(m, l, b);
-        give_back(m, b);
+        move_records(run, b);
+        weir_batch_free(b);
     }
     struct weir_batch *open = weir_batcher_steal_lane(&m->bt, l->id);
     if (open) {
-        n += open->n;
         l->records -= open->n;
         for (size_t i = 0; i < open->n; i++)
             m->stats.bytes -= open->records[i]->data_len + open->records[i]->event_bytes;
-        give_back(m, open);
+        move_records(run, open);
+        weir_batch_free(open);
     }
+    size_t n = run->n;
     if (n)
+        give_back(m, run);
+    else
+        weir_batch_free(run);
+    return n;
+}
+
+/* A failure blocks its lane, as SQS FIFO blocks a message group: what came back unsent of b
+ * and every later record of the lane held here go back to the source, so the failed records
+ * come back (in the lane's order) before them. b's other verdicts are settled as they are. */
+static void block_lane(struct weir_mapping *m, struct lane *l, struct weir_batch *b)
+{
+    struct weir_batch *run = weir_batch_new(m, l->id);
+    size_t kept = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->records[i]->verdict == WEIR_VERDICT_RELEASE)
+            weir_batch_take(run, b->records[i]);
+        else
+            b->records[kept++] = b->records[i];
+    }
+    b->n = kept;
+    if (b->n)
+        m->src->ops->settle(m->p, b);
+    size_t unsent = run->n;
+    m->stats.records_released -= unsent; /* counted with b's verdicts already */
+    size_t n = give_back_lane(m, l, run);
+    if (n > unsent)
         weir_debug(m->component,
-                   "lane blocked by a failure; later records given back lane=%u "
-                   "records=%zu",
-                   l->id, n);
+                   "lane blocked by a failure; later records given back lane=%u records=%zu", l->id,
+                   n - unsent);
 }
 
 static void on_batch_done(void *arg, struct weir_batch *b)
@@ -290,19 +333,23 @@ static void on_batch_done(void *arg, struct weir_batch *b)
     forget_batch(m, l, b);
     m->stats.invocations += b->invocations;
     count_verdicts(m, b);
-    bool blocked = m->info->ordered_lanes && weir_batch_count(b, WEIR_VERDICT_RETRY) > 0;
-    m->src->ops->settle(m->p, b);
-    weir_batch_free(b);
-
+    /* In an ordered lane a record that is not done (to retry, or never sent) holds back the
+     * lane's later records. */
+    bool blocked = m->info->ordered_lanes && (weir_batch_count(b, WEIR_VERDICT_RETRY) > 0 ||
+                                              weir_batch_count(b, WEIR_VERDICT_RELEASE) > 0);
     if (blocked) {
-        block_lane(m, l);
-    } else if (m->info->ordered_lanes && !l->inflight) {
-        struct weir_list *next = weir_list_pop_front(&l->waiting);
-        if (next) {
-            m->queued--;
-            make_ready(m, weir_list_entry(next, struct weir_batch, link));
+        block_lane(m, l, b);
+    } else {
+        m->src->ops->settle(m->p, b);
+        if (m->info->ordered_lanes && !l->inflight) {
+            struct weir_list *next = weir_list_pop_front(&l->waiting);
+            if (next) {
+                m->queued--;
+                make_ready(m, weir_list_entry(next, struct weir_batch, link));
+            }
         }
     }
+    weir_batch_free(b);
     pump_ready(m);
     if (m->stopping) {
         lane_put(m, l);
@@ -440,9 +487,10 @@ static void sink_deliver(void *ctx, struct weir_record *r)
         lane_put(m, l);
         return;
     }
-    /* r may already be in a submitted batch; only its size is read, before it could come back
-     * (the dispatcher never answers from inside a submit). */
+    /* r may already be in a submitted batch; only its size and lease are read, before it could
+     * come back (the dispatcher never answers from inside a submit). */
     bytes += r->event_bytes;
+    m->read_ahead = !r->deadline_ms || r->deadline_ms - weir_clock_mono_ms() >= m->ahead_lease_ms;
     m->stats.bytes += bytes;
     if (m->stats.bytes > m->stats.peak_bytes)
         m->stats.peak_bytes = m->stats.bytes;
@@ -548,6 +596,9 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
     m->cap = min_size(SCALE_START, m->limit);
     m->budget = (size_t)(cfg->maximum_buffered_mib > 0 ? cfg->maximum_buffered_mib : 64) << 20;
     m->avg_record_bytes = FIRST_RECORD_BYTES_GUESS;
+    /* A record read ahead may wait one invocation for its slot, then take one: its lease must
+     * cover both, with a second to spare. Until a record says otherwise, do not read ahead. */
+    m->ahead_lease_ms = 2 * (int64_t)(cfg->fn ? cfg->fn->timeout : 900) * 1000 + 1000;
     weir_u32map_init(&m->lanes);
     weir_list_init(&m->ready);
     m->window_timer = weir_timer_new(base, on_window, m);
@@ -641,39 +692,39 @@ static void maybe_finish_stop(struct weir_mapping *m)
     m->src->ops->stop(m->p, on_poller_stopped, m);
 }
 
-/* Every batch not yet submitted (open, waiting in a lane, ready) goes back to the source. */
+/* Every record not yet submitted (in a ready batch, waiting in a lane, in an open batch) goes
+ * back to the source, lane by lane in each lane's order. */
 static size_t give_back_unsent(struct weir_mapping *m)
 {
     size_t n = 0;
-    struct weir_batch *b;
-    while ((b = weir_batcher_steal(&m->bt))) {
-        struct lane *l = lane_get(m, b->lane);
-        n += b->n;
-        l->records -= b->n;
-        for (size_t i = 0; i < b->n; i++)
-            m->stats.bytes -= b->records[i]->data_len + b->records[i]->event_bytes;
-        give_back(m, b);
-        lane_put(m, l);
-    }
     struct weir_list *node;
+    /* A lane's ready batch is its oldest unsent one: it leads the lane's run. */
     while ((node = weir_list_pop_front(&m->ready))) {
-        b = weir_list_entry(node, struct weir_batch, link);
+        struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
         struct lane *l = lane_get(m, b->lane);
         m->queued--;
-        n += b->n;
         forget_batch(m, l, b);
-        give_back(m, b);
+        struct weir_batch *run = weir_batch_new(m, l->id);
+        move_records(run, b);
+        weir_batch_free(b);
+        n += give_back_lane(m, l, run);
         lane_put(m, l);
     }
     for (size_t i = 0; i < m->lanes.cap; i++) {
         struct lane *l = m->lanes.vals[i];
-        while (l && (node = weir_list_pop_front(&l->waiting))) {
-            b = weir_list_entry(node, struct weir_batch, link);
-            m->queued--;
-            n += b->n;
-            forget_batch(m, l, b);
-            give_back(m, b);
-        }
+        if (l && !weir_list_empty(&l->waiting))
+            n += give_back_lane(m, l, weir_batch_new(m, l->id));
+    }
+    /* What remains open belongs to lanes with nothing waiting. */
+    struct weir_batch *b;
+    while ((b = weir_batcher_steal(&m->bt))) {
+        struct lane *l = lane_get(m, b->lane);
+        l->records -= b->n;
+        for (size_t k = 0; k < b->n; k++)
+            m->stats.bytes -= b->records[k]->data_len + b->records[k]->event_bytes;
+        n += b->n;
+        give_back(m, b);
+        lane_put(m, l);
     }
     return n;
 }

@@ -31,6 +31,8 @@ struct weir_poller {
     size_t n_seen;
     char reasons[8][256]; /* reasons of the first rejected records */
     size_t n_reasons;
+    char released[FAKE_SEEN_MAX][16]; /* ids given back unsent, in the order settled */
+    size_t n_released;
 };
 
 static struct weir_poller poller;
@@ -80,6 +82,8 @@ static void fake_poller_settle(struct weir_poller *p, const struct weir_batch *b
         p->settled[r->verdict]++;
         if (r->verdict == WEIR_VERDICT_DONE && p->n_seen < FAKE_SEEN_MAX)
             snprintf(p->seen[p->n_seen++], sizeof(p->seen[0]), "%s", r->id);
+        if (r->verdict == WEIR_VERDICT_RELEASE && p->n_released < FAKE_SEEN_MAX)
+            snprintf(p->released[p->n_released++], sizeof(p->released[0]), "%s", r->id);
         if (r->verdict == WEIR_VERDICT_REJECT && p->n_reasons < 8)
             snprintf(p->reasons[p->n_reasons++], sizeof(p->reasons[0]), "%s",
                      r->reason ? r->reason : "");

@@ -70,6 +70,8 @@ static void make(int batch_size, int window_s, int max_concurrency, int single_f
     make_enabled(batch_size, window_s, max_concurrency, single_flight, true);
 }
 
+static int64_t lease_ms = 5000;
+
 static struct weir_record *record(uint32_t lane, size_t body_len)
 {
     struct weir_record *r = weir_record_new();
@@ -83,6 +85,9 @@ static struct weir_record *record(uint32_t lane, size_t body_len)
     r->data_len = body_len;
     r->receive_count = 1;
     r->lane = lane;
+    /* A lease that leaves no room to read ahead (two function timeouts): tests of read-ahead
+     * give their records a longer one. */
+    r->deadline_ms = weir_clock_mono_ms() + lease_ms;
     return r;
 }
 
@@ -125,6 +130,7 @@ static const char *ids_of(size_t i)
 static int setup(void **state)
 {
     fake_source_reset();
+    lease_ms = 5000;
     mcfg.maximum_buffered_mib = 0;
     weir_clock_fake(1000000, 1700000000000);
     base = event_base_new();
@@ -294,6 +300,7 @@ static void unordered_lanes_send_batches_of_one_lane_together(void **state)
 
 static void a_failure_blocks_its_lane_and_gives_back_what_waits_behind_it(void **state)
 {
+    lease_ms = 60000; /* the 5 s window must not outlast the leases */
     fake_ordered_lanes = true;
     make(2, 5, 0, 0);
     deliver_lane(2, 7); /* id-1 id-2: full, in flight */
@@ -312,6 +319,40 @@ static void a_failure_blocks_its_lane_and_gives_back_what_waits_behind_it(void *
     assert_string_equal(ids_of(1), "id-6");
     complete(1, WEIR_TRANSPORT_OK, 200, "{}");
     assert_int_equal(weir_mapping_stats(m)->bytes, 0);
+}
+
+static void what_a_failure_holds_back_goes_back_in_one_run_in_lane_order(void **state)
+{
+    fake_ordered_lanes = true;
+    make(2, 5, 0, 0);
+    deliver_lane(2, 7); /* id-1 id-2 in flight */
+    deliver_lane(2, 7); /* id-3 id-4 waiting */
+    deliver_lane(2, 7); /* id-5 id-6 waiting (a lane holds at most 2 batches: paused after) */
+    deliver_lane(1, 7); /* id-7 open */
+    size_t settles = poller.settles;
+    complete(0, WEIR_TRANSPORT_OK, 200, "{\"errorType\":\"E\",\"errorMessage\":\"x\"}");
+    /* The failed batch settled (retry), then one settle giving back everything after it, in
+     * order: a source that pushes them back to the head of the group keeps that order. */
+    assert_int_equal(poller.settles, settles + 2);
+    assert_int_equal(poller.last_settle_n, 5);
+    assert_int_equal(poller.n_released, 5);
+    static const char *const want[] = {"id-3", "id-4", "id-5", "id-6", "id-7"};
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(poller.released[i], want[i]);
+}
+
+static void a_batch_that_comes_back_unsent_leads_its_lanes_run(void **state)
+{
+    fake_ordered_lanes = true;
+    make(2, 5, 0, 0);
+    deliver_lane(2, 7); /* id-1 id-2: in flight */
+    deliver_lane(1, 7); /* id-3: open */
+    /* Shutdown past its bound: the invocation is aborted (retry), the rest given back. */
+    weir_mapping_stop(m, on_stopped, NULL);
+    assert_int_equal(poller.n_released, 1);
+    assert_string_equal(poller.released[0], "id-3");
+    weir_disp_abort(fn);
+    assert_int_equal(poller.settled[WEIR_VERDICT_RETRY], 2);
 }
 
 static void a_partial_failure_blocks_its_lane_too(void **state)
@@ -366,10 +407,41 @@ static void lanes_beyond_the_concurrency_wait_their_turn(void **state)
     assert_string_equal(ids_of(4), "id-5");
 }
 
+static void reading_ahead_one_batch_per_slot_when_leases_leave_room(void **state)
+{
+    lease_ms = 60000; /* room for a wait and a function timeout (3 s) twice over */
+    make(1, 0, 2, 0);
+    deliver(2);
+    fake_read_done();
+    assert_int_equal(n_invs, 2);
+    /* Both slots busy: still room to read one batch ahead for each. */
+    assert_int_equal(fake_room(), 2);
+    deliver(2);
+    fake_read_done();
+    assert_int_equal(n_invs, 2);
+    assert_int_equal(fake_room(), 0);
+    /* A slot frees: the next batch is already here, no read needed first. */
+    complete(0, WEIR_TRANSPORT_OK, 200, "{}");
+    assert_int_equal(n_invs, 3);
+    assert_string_equal(ids_of(2), "id-3");
+    assert_int_equal(fake_room(), 1);
+}
+
+static void no_reading_ahead_when_a_wait_could_outlast_the_lease(void **state)
+{
+    lease_ms = 6000; /* under two function timeouts (3 s) and a second */
+    make(1, 0, 2, 0);
+    deliver(2);
+    fake_read_done();
+    assert_int_equal(n_invs, 2);
+    assert_int_equal(fake_room(), 0);
+}
+
 /* ---- the byte budget, and records no event can hold ---- */
 
 static void reading_pauses_at_the_byte_budget(void **state)
 {
+    lease_ms = 60000; /* the 5 s window must not outlast the leases */
     mcfg.maximum_buffered_mib = 1;
     make(10, 5, 0, 0);
     /* Nothing held: a first read always gets room, however large its records. */
@@ -440,10 +512,18 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             a_failure_blocks_its_lane_and_gives_back_what_waits_behind_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            what_a_failure_holds_back_goes_back_in_one_run_in_lane_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_batch_that_comes_back_unsent_leads_its_lanes_run, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(a_partial_failure_blocks_its_lane_too, setup, teardown),
         cmocka_unit_test_setup_teardown(a_full_ordered_lane_is_paused_and_resumed_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(lanes_beyond_the_concurrency_wait_their_turn, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(reading_ahead_one_batch_per_slot_when_leases_leave_room,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(no_reading_ahead_when_a_wait_could_outlast_the_lease, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(reading_pauses_at_the_byte_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(room_shrinks_with_the_size_of_records_seen, setup,
