@@ -20,8 +20,12 @@
 #include "core/log.h"
 #include "core/mem.h"
 
-#define COMPONENT       "target.http"
-#define INVOKE_PATH_FMT "/2015-03-31/functions/%s/invocations"
+#define COMPONENT "target.http"
+/* Idle connections kept per event loop: beyond any concurrency weir runs one function at. */
+#define CONNECTIONS_KEPT 1024
+/* Easy handles kept per target for the next invocations. */
+#define IDLE_HANDLES_KEPT 64
+#define INVOKE_PATH_FMT   "/2015-03-31/functions/%s/invocations"
 
 /* The one multi handle of an event_base, shared by its HTTP targets so that they share one
  * connection cache. Targets hold a reference each; the loop callbacks hold one while they run,
@@ -50,7 +54,12 @@ struct weir_target {
     char *url;                  /* the final URL, Invoke path applied */
     char *log_url;              /* url with any password hidden */
     struct curl_slist *headers; /* the same for every request */
+    CURLU *curlu;               /* url, parsed once: libcurl would parse it for every request */
     struct weir_list invs;      /* running, so free can cancel them (inv->node) */
+    /* Easy handles of finished invocations, set up for this target, reused: making one costs
+     * more than the rest of a small invocation's client side. */
+    CURL *idle[IDLE_HANDLES_KEPT];
+    size_t n_idle;
 };
 
 struct weir_invocation {
@@ -193,6 +202,10 @@ static struct curl_loop *loop_get(struct event_base *base, struct weir_err *err)
     curl_multi_setopt(cl->multi, CURLMOPT_SOCKETDATA, cl);
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
     curl_multi_setopt(cl->multi, CURLMOPT_TIMERDATA, cl);
+    /* Keep every connection a burst opened: by default libcurl sizes its cache from the
+     * transfers running at the moment and closes the rest as load dips, and about one
+     * invocation in thirteen then paid for a new TCP connection. */
+    curl_multi_setopt(cl->multi, CURLMOPT_MAXCONNECTS, (long)CONNECTIONS_KEPT);
     cl->refs = 1;
     cl->next = loops;
     loops = cl;
@@ -212,13 +225,33 @@ static void inv_unlink(struct weir_invocation *inv)
     inv->t = NULL;
 }
 
+/* Detaches inv's easy handle; keeps it for the target's next invocation when the transfer ended
+ * (a cancelled one goes: it may be mid-transfer). */
+static void easy_release(struct weir_invocation *inv, struct curl_loop *cl, bool ended)
+{
+    CURL *e = inv->easy;
+    if (!e)
+        return;
+    inv->easy = NULL;
+    curl_multi_remove_handle(cl->multi, e);
+    struct weir_target *t = inv->t;
+    if (ended && t && t->n_idle < IDLE_HANDLES_KEPT) {
+        /* Nothing of this invocation may be reached through it any more. */
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+        t->idle[t->n_idle++] = e;
+        return;
+    }
+    curl_easy_cleanup(e);
+}
+
 /* Detaches the easy handle and frees the invocation. Never called from inside a curl callback. */
 static void inv_free(struct weir_invocation *inv, struct curl_loop *cl)
 {
-    if (inv->easy) {
-        curl_multi_remove_handle(cl->multi, inv->easy);
-        curl_easy_cleanup(inv->easy);
-    }
+    easy_release(inv, cl, false);
     if (inv->defer)
         event_free(inv->defer);
     inv_unlink(inv);
@@ -233,11 +266,7 @@ static void inv_report(struct weir_invocation *inv, struct curl_loop *cl)
     weir_invoke_done_fn done = inv->done;
     void *arg = inv->arg;
     inv->res.elapsed_us = weir_clock_mono_us() - inv->start_us;
-    if (inv->easy) {
-        curl_multi_remove_handle(cl->multi, inv->easy);
-        curl_easy_cleanup(inv->easy);
-        inv->easy = NULL;
-    }
+    easy_release(inv, cl, true);
     inv_unlink(inv);
     done(arg, &inv->res);
     inv_free(inv, cl);
@@ -370,6 +399,28 @@ static void defer_failure(struct weir_invocation *inv, const char *why)
     event_active(inv->defer, EV_TIMEOUT, 1);
 }
 
+/* An easy handle with what every invocation of t shares; the rest is set per invocation. */
+static CURL *easy_new(struct weir_target *t)
+{
+    CURL *e = curl_easy_init();
+    if (!e)
+        return NULL;
+    if (t->curlu)
+        curl_easy_setopt(e, CURLOPT_CURLU, t->curlu);
+    else
+        curl_easy_setopt(e, CURLOPT_URL, t->url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    /* The dispatcher alone decides about retries: no redirects, no signals from the resolver. */
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    /* Functions may run for up to 15 minutes on an idle connection; notice a dead peer. */
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    return e;
+}
+
 static struct weir_invocation *http_invoke(struct weir_target *t, const char *payload, size_t len,
                                            int64_t timeout_ms, weir_invoke_done_fn done, void *arg)
 {
@@ -381,27 +432,15 @@ static struct weir_invocation *http_invoke(struct weir_target *t, const char *pa
     weir_invoke_result_init(&inv->res);
     weir_list_push_back(&t->invs, &inv->node);
 
-    CURL *e = curl_easy_init();
+    CURL *e = t->n_idle ? t->idle[--t->n_idle] : easy_new(t);
     if (!e) {
         defer_failure(inv, "curl_easy_init failed");
         return inv;
     }
-    curl_easy_setopt(e, CURLOPT_URL, t->url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, payload);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "weir/" WEIR_VERSION);
-    if (timeout_ms > 0)
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    /* The dispatcher alone decides about retries: no redirects, no signals from the resolver. */
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    /* Functions may run for up to 15 minutes on an idle connection; notice a dead peer. */
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? (long)timeout_ms : 0L);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, inv);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, inv);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, inv->errbuf);
     curl_easy_setopt(e, CURLOPT_PRIVATE, inv);
@@ -461,6 +500,32 @@ done:
     return out;
 }
 
+/* "Host: host[:port]" for url, as libcurl would write it (no port when it is the scheme's
+ * default). Given in the header list, it spares libcurl formatting it for every request; so does
+ * the User-Agent header. NULL when url does not parse. The caller frees the result. */
+static char *host_header(const char *url)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL, *out = NULL;
+    CURLU *u = curl_url();
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+        goto done;
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    bool default_port = !port || (!strcasecmp(scheme, "http") && !strcmp(port, "80")) ||
+                        (!strcasecmp(scheme, "https") && !strcmp(port, "443"));
+    struct weir_buf b;
+    weir_buf_init(&b);
+    weir_buf_printf(&b, "Host: %s%s%s", host, default_port ? "" : ":", default_port ? "" : port);
+    out = weir_buf_take(&b, NULL);
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
 static struct weir_target *http_new(const struct weir_function_cfg *fc, size_t endpoint,
                                     struct event_base *base, struct weir_err *err)
 {
@@ -476,6 +541,16 @@ static struct weir_target *http_new(const struct weir_function_cfg *fc, size_t e
     t->url = build_url(fc, fc->urls[endpoint], log_url, err);
     if (!t->url)
         goto fail;
+    t->curlu = curl_url();
+    if (t->curlu && curl_url_set(t->curlu, CURLUPART_URL, t->url, 0) != CURLUE_OK) {
+        curl_url_cleanup(t->curlu);
+        t->curlu = NULL;
+    }
+    char *host = host_header(t->url);
+    if (host)
+        t->headers = curl_slist_append(t->headers, host);
+    free(host);
+    t->headers = curl_slist_append(t->headers, "User-Agent: weir/" WEIR_VERSION);
     t->headers = curl_slist_append(t->headers, "Content-Type: application/json");
     t->headers = curl_slist_append(t->headers, "X-Amz-Invocation-Type: RequestResponse");
     /* No "Expect: 100-continue" round trip for large events: servers that ignore it (the
@@ -491,6 +566,7 @@ static struct weir_target *http_new(const struct weir_function_cfg *fc, size_t e
 fail:
     if (t->cl)
         loop_release(t->cl);
+    curl_url_cleanup(t->curlu);
     curl_slist_free_all(t->headers);
     free(t->url);
     free(t->log_url);
@@ -504,6 +580,9 @@ static void http_free(struct weir_target *t)
         return;
     while (!weir_list_empty(&t->invs))
         inv_free(weir_list_entry(t->invs.next, struct weir_invocation, node), t->cl);
+    while (t->n_idle)
+        curl_easy_cleanup(t->idle[--t->n_idle]);
+    curl_url_cleanup(t->curlu);
     curl_slist_free_all(t->headers);
     loop_release(t->cl);
     free(t->url);

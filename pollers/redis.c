@@ -47,7 +47,10 @@
 /* A FIFO claim first moves at most this many new messages from the list into their groups. */
 #define FIFO_INGEST_MAX   1000
 #define RETRY_AFTER_ERROR 1000 /* ms before claiming again after the server refused a claim */
-#define WAIT_FALLBACK_MS  100  /* ms between claims while the wait connection is down */
+/* Deletes gather this long, or to this many arguments, before they go in one script call. */
+#define DELETE_GATHER_MS  1
+#define DELETE_GATHER_MAX 2000
+#define WAIT_FALLBACK_MS  100 /* ms between claims while the wait connection is down */
 /* BLMOVE blocks for 1 s at most; no answer by then means the wait connection is dead without
  * having said so (a host that lost power, a dropped path): nothing is ever written on it while
  * it waits, so TCP would never notice, and the poller would wait on it forever. */
@@ -636,7 +639,8 @@ struct weir_poller {
     struct op *deletes; /* deletes of this loop turn, sent together at its end */
 
     struct weir_timer *reap_timer, *idle_timer, *wait_timer;
-    struct event *kick_ev, *flush_ev;
+    struct event *kick_ev;
+    struct weir_timer *flush_timer; /* sends the deletes gathered (DELETE_GATHER_MS) */
     void (*done)(void *arg);
     void *done_arg;
 
@@ -1522,8 +1526,7 @@ static void real_free(struct weir_poller *p)
     weir_timer_free(p->wait.retry);
     if (p->kick_ev)
         event_free(p->kick_ev);
-    if (p->flush_ev)
-        event_free(p->flush_ev);
+    weir_timer_free(p->flush_timer);
     weir_redis_uri_deinit(&p->uri);
     weir_redis_keys_deinit(&p->keys);
     free(p->dlq);
@@ -1550,7 +1553,7 @@ static void redis_free(struct weir_poller *p)
         weir_timer_stop(p->cmd.retry);
         weir_timer_stop(p->wait.retry);
         event_del(p->kick_ev);
-        event_del(p->flush_ev);
+        weir_timer_stop(p->flush_timer);
         struct timeval zero = {0, 0};
         event_base_once(p->base, -1, EV_TIMEOUT, on_deferred_free, p, &zero);
         return;
@@ -1573,7 +1576,7 @@ static int64_t lease_ms_of(const struct weir_mapping_cfg *mc)
     return vis * 1000;
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
+static void on_flush(void *arg)
 {
     flush_deletes(arg);
 }
@@ -1598,7 +1601,7 @@ static struct weir_poller *redis_new(const struct weir_poller_args *a, struct we
     p->idle_timer = weir_timer_new(a->base, on_idle, p);
     p->wait_timer = weir_timer_new(a->base, on_wait_overdue, p);
     p->kick_ev = event_new(a->base, -1, 0, on_kick, p);
-    p->flush_ev = event_new(a->base, -1, 0, on_flush, p);
+    p->flush_timer = weir_timer_new(a->base, on_flush, p);
     if (weir_redis_uri_parse(mc->source, &p->uri, err) != WEIR_OK)
         goto fail;
     p->resolver = weir_resolver_new(a->base, err);
@@ -1661,6 +1664,7 @@ static void flush_deletes(struct weir_poller *p)
     if (!del)
         return;
     p->deletes = NULL;
+    weir_timer_stop(p->flush_timer);
     if (p->stopped && !p->cmd.ready) {
         weir_warn(p->comp,
                   "redis: settle after stop while disconnected; the leases will end and the "
@@ -1683,13 +1687,16 @@ static void add_delete(struct weir_poller *p, const struct weir_record *r)
             p->deletes = op_new(p, WEIR_REDIS_DELETE);
             op_keys(p->deletes, 2, p->keys.inflight, p->keys.leases);
         }
-        /* Every batch settled in this loop turn goes in one call: with small batches this is
-         * one round trip instead of one per batch. */
-        event_active(p->flush_ev, EV_TIMEOUT, 0);
+        /* The batches settled within a millisecond go in one call: with small batches that is
+         * one script call for many instead of one each, for Redis and for weir. A delete that
+         * waits a millisecond more costs nothing but that (a crash meanwhile redelivers). */
+        weir_timer_after(p->flush_timer, DELETE_GATHER_MS);
     }
     op_str(p->deletes, r->handle);
     if (p->fifo)
         op_str(p->deletes, r->group_id ? r->group_id : "");
+    if (p->deletes->argc >= DELETE_GATHER_MAX)
+        flush_deletes(p);
 }
 
 static void redis_settle(struct weir_poller *p, const struct weir_batch *b)
