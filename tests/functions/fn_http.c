@@ -317,10 +317,12 @@ static void log_path(struct evhttp_request *req)
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *ct = evhttp_find_header(in, "Content-Type");
     const char *it = evhttp_find_header(in, "X-Amz-Invocation-Type");
+    const char *host = evhttp_find_header(in, "Host");
+    const char *ua = evhttp_find_header(in, "User-Agent");
     struct weir_buf line;
     weir_buf_init(&line);
-    weir_buf_printf(&line, "PATH\t%s\t%u\t%s\t%s\n", evhttp_request_get_uri(req), (unsigned)port,
-                    ct ? ct : "-", it ? it : "-");
+    weir_buf_printf(&line, "PATH\t%s\t%u\t%s\t%s\t%s\t%s\n", evhttp_request_get_uri(req),
+                    (unsigned)port, ct ? ct : "-", it ? it : "-", host ? host : "-", ua ? ua : "-");
     record_write(line.data, line.len);
     weir_buf_deinit(&line);
 }

@@ -689,6 +689,14 @@ static void http_ok_returns_status_and_body(void **state)
     assert_string_equal(field, "application/json");
     line_field(s.record, "PATH", 0, 4, field, sizeof(field));
     assert_string_equal(field, "RequestResponse");
+    /* Host and User-Agent come from weir's own header list, exactly as libcurl would write
+     * them. */
+    char want_host[64];
+    snprintf(want_host, sizeof(want_host), "127.0.0.1:%d", s.port);
+    line_field(s.record, "PATH", 0, 5, field, sizeof(field));
+    assert_string_equal(field, want_host);
+    line_field(s.record, "PATH", 0, 6, field, sizeof(field));
+    assert_string_equal(field, "weir/" WEIR_VERSION);
 
     target_free(&weir_target_http, t);
     weir_buf_deinit(&ev);
