@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A FIFO queue read by two weir processes, one of them killed with SIGKILL three times mid-run:
-# every message is delivered at least once, and no message of a group reaches the function
-# before every earlier message of its group has (a killed weir's messages come back first).
+# A FIFO queue read by two weir processes, one of them killed with SIGKILL three times mid-run,
+# then the Redis server restarted: every message is delivered at least once, and no message of a
+# group reaches the function before every earlier message of its group has (a killed weir's
+# messages come back first; the groups, their locks and leases survive the restart).
 source "$(dirname "$0")/lib.sh"
 
 QUEUE=events.fifo
@@ -42,6 +43,13 @@ for at in 1500 4000 6500; do
 done
 [[ $leased_at_kill -gt 0 ]] || fail "no kill happened while messages were leased: nothing was tested"
 ok "$leased_at_kill of 3 kills hit messages in flight"
+
+wait_until '[[ $(count_records "$T/rec") -ge 7500 ]]' 60 ||
+    fail "only $(count_records "$T/rec") records before the redis restart"
+left=$((TOTAL - $(count_unique_bodies "$T/rec")))
+[[ $left -gt 0 ]] || fail "nothing left when redis restarted: nothing was tested"
+restart_redis 1
+ok "redis restarted with $left messages never yet delivered"
 
 wait_until '[[ $(count_unique_bodies "$T/rec") -ge '"$TOTAL"' ]]' 120 ||
     fail "$(count_unique_bodies "$T/rec") of $TOTAL bodies received"
