@@ -21,7 +21,9 @@
 #include "dispatcher/policy.h"
 #include "model/event.h"
 
-/* Do not start an invocation whose records' lease ends this soon: another consumer may get them. */
+/* An invocation starts only while its records' lease covers the function's whole timeout and
+ * this much more: one that outlived its lease could see its records given to another consumer
+ * (in a FIFO queue: its message group to another invocation) while it still ran. */
 #define LEASE_MARGIN_MS 200
 
 struct endpoint {
@@ -40,7 +42,7 @@ struct job {
     struct endpoint *ep;
     struct weir_invocation *inv;
     struct weir_timer *timer; /* the policy's delay before the next attempt */
-    struct event *deferred;   /* a batch refused at submit, handed back on the next loop turn */
+    struct event *deferred;   /* hands back a batch refused before any invocation (next turn) */
     char request_id[37];
     struct weir_list link; /* in fn->waiting, fn->running, fn->delayed or fn->refused */
 };
@@ -63,7 +65,7 @@ struct weir_function {
     struct weir_list waiting;
     struct weir_list running_jobs;
     struct weir_list delayed; /* waiting for the policy's delay before another attempt */
-    struct weir_list refused; /* over the payload limit, handed back on the next loop turn */
+    struct weir_list refused; /* refused before an invocation, handed back on the next turn */
     struct watcher *watchers;
     size_t n_watchers;
     bool notifying;
@@ -205,22 +207,38 @@ static void job_finish(struct job *j)
 static void start_waiting(struct weir_function *fn);
 static void on_invoked(void *arg, struct weir_invoke_result *res);
 
+static void on_deferred_finish(evutil_socket_t fd, short what, void *arg)
+{
+    job_finish(arg);
+}
+
+/* Hands j's batch back from the loop's next turn: never from inside weir_disp_submit, whose
+ * caller may still be working with the batch's records. */
+static void job_finish_later(struct job *j)
+{
+    weir_list_remove(&j->link);
+    weir_list_push_back(&j->fn->refused, &j->link);
+    if (!j->deferred)
+        j->deferred = event_new(j->fn->base, -1, 0, on_deferred_finish, j);
+    event_active(j->deferred, EV_TIMEOUT, 0);
+}
+
 static void job_start(struct job *j)
 {
     struct weir_function *fn = j->fn;
     struct weir_batch *b = j->b;
     int64_t deadline = weir_batch_deadline(b);
-    if (deadline && weir_clock_mono_ms() + LEASE_MARGIN_MS >= deadline) {
-        /* The lease ran out while the batch waited: the source may already have handed these
-         * records to another consumer, so invoking now would only duplicate work. A batch the
-         * function never saw goes back unsent (no receive counted, where the lease still holds);
-         * one it saw before (throttled since) comes back as a retry. */
+    if (deadline && weir_clock_mono_ms() + j->at.function_timeout_ms + LEASE_MARGIN_MS > deadline) {
+        /* Too little lease left for a whole invocation (the batch waited for a slot): the source
+         * could hand these records to another consumer while the function still ran. A batch the
+         * function never saw goes back unsent (no receive counted, where the lease still
+         * holds); one it saw before (throttled since) comes back as a retry. */
         weir_log_limited(WEIR_LOG_WARN, fn->component,
-                         "lease ended before the batch could be invoked; records return to the "
-                         "source mapping=%s records=%zu",
-                         j->pol->mapping_name, b->n);
+                         "lease too short to invoke the batch; records return to the source "
+                         "mapping=%s records=%zu lease_left_ms=%lld",
+                         j->pol->mapping_name, b->n, (long long)(deadline - weir_clock_mono_ms()));
         weir_batch_set_verdicts(b, b->invocations ? WEIR_VERDICT_RETRY : WEIR_VERDICT_RELEASE);
-        job_finish(j);
+        job_finish_later(j);
         return;
     }
     j->ep = idle_endpoint(fn);
@@ -293,11 +311,6 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
     notify_watchers(fn);
 }
 
-static void on_refused_payload(evutil_socket_t fd, short what, void *arg)
-{
-    job_finish(arg);
-}
-
 void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
                       const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg)
 {
@@ -326,9 +339,7 @@ void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
                                "the event of its batch (%zu bytes) is over the "
                                "6 MB invoke payload limit",
                                b->event.len);
-        j->deferred = event_new(fn->base, -1, 0, on_refused_payload, j);
-        weir_list_push_back(&fn->refused, &j->link);
-        event_active(j->deferred, EV_TIMEOUT, 0);
+        job_finish_later(j);
         return;
     }
     weir_list_push_back(&fn->waiting, &j->link);

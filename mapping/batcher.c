@@ -64,6 +64,7 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
     weir_buf_reset(&bt->scratch);
     enc->append(&bt->scratch, bt->cfg.ctx, r, 1);
     r->event_bytes = bt->scratch.len + SEPARATOR_LEN;
+    bt->last_event_bytes = r->event_bytes;
 
     /* An event holding this record alone: its opening, the element and the closing. */
     if (bt->open_len + bt->scratch.len + enc->close_len > bt->cfg.max_bytes) {

@@ -32,6 +32,7 @@ struct weir_batcher {
     struct weir_list open;      /* open batches, oldest first: the order their windows end in */
     size_t pending;             /* records in open batches */
     size_t open_len;            /* bytes of an event's opening */
+    size_t last_event_bytes;    /* the event_bytes of the record added last */
     struct weir_buf scratch;
     weir_batcher_flush_fn flush;
     void *arg;

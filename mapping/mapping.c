@@ -41,6 +41,7 @@ struct lane {
     uint32_t id;
     struct weir_list waiting; /* closed batches held back while one of the lane is in flight */
     size_t inflight;          /* batches of the lane with the dispatcher */
+    size_t ready;             /* batches of the lane in the mapping's ready queue */
     size_t records;           /* records of the lane in its open, waiting and in-flight batches */
     bool paused;              /* the poller was told to stop reading it */
 };
@@ -114,7 +115,7 @@ static struct lane *lane_get(struct weir_mapping *m, uint32_t id)
 /* Forgets a lane that holds nothing: lanes come and go with message groups. */
 static void lane_put(struct weir_mapping *m, struct lane *l)
 {
-    if (l->records || l->inflight || l->paused || !weir_list_empty(&l->waiting))
+    if (l->records || l->inflight || l->ready || l->paused || !weir_list_empty(&l->waiting))
         return;
     weir_u32map_del(&m->lanes, l->id);
     free(l);
@@ -211,8 +212,10 @@ static void pump_ready(struct weir_mapping *m)
 {
     struct weir_list *node;
     while (m->inflight < m->cap && (node = weir_list_pop_front(&m->ready))) {
+        struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
         m->queued--;
-        submit(m, weir_list_entry(node, struct weir_batch, link));
+        lane_get(m, b->lane)->ready--;
+        submit(m, b);
     }
 }
 
@@ -220,6 +223,7 @@ static void make_ready(struct weir_mapping *m, struct weir_batch *b)
 {
     weir_list_push_back(&m->ready, &b->link);
     m->queued++;
+    lane_get(m, b->lane)->ready++;
     pump_ready(m);
 }
 
@@ -369,7 +373,9 @@ static void on_batch_closed(void *arg, struct weir_batch *b)
     b->bytes = 0;
     for (size_t i = 0; i < b->n; i++)
         b->bytes += b->records[i]->data_len + b->records[i]->event_bytes;
-    if (m->info->ordered_lanes && (l->inflight || !weir_list_empty(&l->waiting))) {
+    /* An ordered lane sends one batch at a time: a later one waits while another of the lane
+     * is in flight or ready to go. */
+    if (m->info->ordered_lanes && (l->inflight || l->ready || !weir_list_empty(&l->waiting))) {
         weir_list_push_back(&l->waiting, &b->link);
         m->queued++;
         return;
@@ -470,6 +476,7 @@ static void sink_deliver(void *ctx, struct weir_record *r)
     struct lane *l = lane_get(m, r->lane);
     uint32_t lane = r->lane;
     size_t bytes = r->data_len;
+    int64_t deadline = r->deadline_ms;
     l->records++;
     if (!weir_batcher_add(&m->bt, r)) {
         /* No event can hold it: delivering it is impossible, and reading it again would only
@@ -487,17 +494,19 @@ static void sink_deliver(void *ctx, struct weir_record *r)
         lane_put(m, l);
         return;
     }
-    /* r may already be in a submitted batch; only its size and lease are read, before it could
-     * come back (the dispatcher never answers from inside a submit). */
-    bytes += r->event_bytes;
-    m->read_ahead = !r->deadline_ms || r->deadline_ms - weir_clock_mono_ms() >= m->ahead_lease_ms;
+    /* r may be in a batch submitted just now: it is not read again (the batcher keeps its size),
+     * though the dispatcher never answers from inside a submit. */
+    bytes += m->bt.last_event_bytes;
+    m->read_ahead = !deadline || deadline - weir_clock_mono_ms() >= m->ahead_lease_ms;
     m->stats.bytes += bytes;
     if (m->stats.bytes > m->stats.peak_bytes)
         m->stats.peak_bytes = m->stats.bytes;
     m->avg_record_bytes = (m->avg_record_bytes * 7 + bytes) / 8;
     if (!m->avg_record_bytes)
         m->avg_record_bytes = 1;
-    if (m->info->ordered_lanes && m->src->ops->pause && !l->paused && room_lane(m, lane) == 0) {
+    l = lane_find(m, lane);
+    if (l && m->info->ordered_lanes && m->src->ops->pause && !l->paused &&
+        room_lane(m, lane) == 0) {
         l->paused = true;
         m->src->ops->pause(m->p, lane);
     }
@@ -703,6 +712,7 @@ static size_t give_back_unsent(struct weir_mapping *m)
         struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
         struct lane *l = lane_get(m, b->lane);
         m->queued--;
+        l->ready--;
         forget_batch(m, l, b);
         struct weir_batch *run = weir_batch_new(m, l->id);
         move_records(run, b);

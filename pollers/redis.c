@@ -373,6 +373,9 @@ static weir_status opt_string(json_t *env, const char *name, char **out, struct 
         return WEIR_OK;
     if (!json_is_string(v) || !json_string_length(v))
         return weir_err_set(err, "\"%s\" is not a non-empty string", name);
+    /* An id, a group or a dedup id goes on as a C string: a NUL inside would cut it short. */
+    if (memchr(json_string_value(v), '\0', json_string_length(v)))
+        return weir_err_set(err, "\"%s\" holds a NUL character", name);
     *out = weir_strndup(json_string_value(v), json_string_length(v));
     return WEIR_OK;
 }
@@ -1132,8 +1135,10 @@ static void on_reclaim(struct weir_poller *p, redisReply *r)
                       p->keys.list, p->dlq, dead, p->max_receive);
         if (back + dead >= RECLAIM_LIMIT)
             next = 0; /* more may be due: go again at once */
-        if (p->fifo && back)
-            p->claim_now = true; /* groups were unlocked */
+        if (p->fifo && back) {
+            p->claim_now = true; /* groups were unlocked: claim them now */
+            pump(p);
+        }
     } else {
         weir_log_limited(WEIR_LOG_ERROR, p->comp, "redis: reclaim failed list=%s error=\"%s\"",
                          p->keys.list, r->type == REDIS_REPLY_ERROR ? r->str : "bad reply");
@@ -1188,8 +1193,9 @@ static void on_op_reply(redisAsyncContext *ac, void *reply, void *privdata)
         on_reclaim(p, r);
         break;
     case WEIR_REDIS_DELETE_FIFO:
-        /* {deleted, groups made ready}: a ready group is work to claim now, not after the next
-         * BLMOVE (which only wakes for new messages on the list). */
+    case WEIR_REDIS_RELEASE_FIFO:
+        /* {deleted or released, groups made ready}: a ready group is work to claim now, not
+         * after the next BLMOVE (which only wakes for new messages on the list). */
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer > 0) {
             p->claim_now = true;
@@ -1570,8 +1576,11 @@ static int64_t lease_ms_of(const struct weir_mapping_cfg *mc)
     int64_t window = mc->maximum_batching_window_in_seconds;
     int64_t fn_timeout = mc->fn ? mc->fn->timeout : 0;
     /* Reference 2.1: when the window and the function timeout together pass the visibility
-     * timeout, AWS uses window + timeout + 30 s, so a batch is not redelivered mid-invocation. */
-    if (window + fn_timeout > vis)
+     * timeout, AWS uses window + timeout + 30 s, so a batch is not redelivered mid-invocation.
+     * weir does so when they reach it too: a lease exactly one function timeout long could never
+     * cover an invocation that waited even a moment for its slot (the dispatcher then gives the
+     * batch back rather than let it outlive its lease). */
+    if (window + fn_timeout >= vis)
         vis = window + fn_timeout + 30;
     return vis * 1000;
 }

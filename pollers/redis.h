@@ -69,8 +69,9 @@ bool weir_redis_key_is_fifo(const char *key);
     "local known = {weir = 1, id = 1, body = 1}\n"                                                 \
     "for _, k in ipairs(fixed) do known[k] = 1 end\n"                                              \
     "local function member(k, v)\n"                                                                \
-    "  if type(v) == 'number' and v == math.floor(v) then return ',\"' .. k .. '\":' .. int(v) "   \
-    "end\n"                                                                                        \
+    "  if type(v) == 'number' and v == math.floor(v) and math.abs(v) < 9007199254740992 then\n"    \
+    "    return ',\"' .. k .. '\":' .. int(v)\n"                                                   \
+    "  end\n"                                                                                      \
     "  return ',\"' .. k .. '\":' .. cjson.encode(v)\n"                                            \
     "end\n"                                                                                        \
     "local function is_envelope(el)\n"                                                             \
@@ -97,6 +98,14 @@ bool weir_redis_key_is_fifo(const char *key);
     "  end\n"                                                                                      \
     "  o[#o + 1] = '}'\n"                                                                          \
     "  return table.concat(o)\n"                                                                   \
+    "end\n"                                                                                        \
+    "local function safe_encode(e, id)\n"                                                          \
+    "  local ok, out = pcall(encode, e, id)\n"                                                     \
+    "  if ok then return out end\n"                                                                \
+    "  return nil\n"                                                                               \
+    "end\n"                                                                                        \
+    "local function valid_id(s)\n"                                                                 \
+    "  return type(s) == 'string' and #s >= 1 and #s <= 128 and not string.find(s, '[^%w%p]')\n"   \
     "end\n"                                                                                        \
     "local function check_types(want)\n"                                                           \
     "  for k, t in pairs(want) do\n"                                                               \
@@ -278,8 +287,8 @@ bool weir_redis_key_is_fifo(const char *key);
  * list), KEYS[4] busy, KEYS[5] ready (FIFO only). ARGV[1] "1" for a FIFO queue, ARGV[2] the group
  * list prefix, then pairs: lease id, reason.
  * Moves leased elements that can never be delivered to the end of the target list, with the
- * reason as member "reason" (a plain element becomes an envelope; one that is not JSON goes
- * unchanged). In a FIFO queue the element's group is unlocked once it holds no lease. Returns how
+ * reason as member "reason" (a plain element becomes an envelope; one that is not JSON, or that
+ * holds a number it cannot write back, goes unchanged). In a FIFO queue the element's group is unlocked once it holds no lease. Returns how
  * many moved. */
 #define WEIR_REDIS_LUA_BURY                                                                        \
     WEIR_REDIS_LUA_HELPERS                                                                         \
@@ -296,7 +305,7 @@ bool weir_redis_key_is_fifo(const char *key);
     "    local e = decode(el)\n"                                                                   \
     "    if e then\n"                                                                              \
     "      e.reason = reason\n"                                                                    \
-    "      out = encode(e, id)\n"                                                                  \
+    "      out = safe_encode(e, id) or el\n"                                                       \
     "    elseif not is_envelope(el) then\n"                                                        \
     "      out = encode({body = utf8(el), reason = reason}, id)\n"                                 \
     "    end\n"                                                                                    \
@@ -314,8 +323,10 @@ bool weir_redis_key_is_fifo(const char *key);
 /* FIFO queues (<key>.fifo). Producers push envelopes onto the list as for a standard queue;
  * each claim first moves up to ARGV[6] of them into their group's list (<key>:weir:g:<group>),
  * in order, numbering each (seq: the SequenceNumber), dropping one whose dedup id was accepted
- * within the window, and refusing one that is not an envelope with a group (to KEYS[9] with the
- * reason). A group with messages and no lease is in the ready list exactly once; claiming pops
+ * within the window, and refusing one that is not an envelope with a valid group (1 to 128 letters,
+ * digits or punctuation, as SQS's MessageGroupId; the same for a dedup id) or whose numbers are
+ * out of range (to KEYS[9] with the reason). Nothing it pops is lost: each message ends in its
+ * group, in KEYS[9], or is a dropped duplicate. A group with messages and no lease is in the ready list exactly once; claiming pops
  * groups from it (O(1), however long the queue or however many groups are blocked), takes up to
  * ARGV[4] messages of each and locks the group (busy: group -> its lease ids) until every one of
  * them is settled.
@@ -345,49 +356,52 @@ bool weir_redis_key_is_fifo(const char *key);
     "    local el = els[i]\n"                                                                      \
     "    local e = decode(el)\n"                                                                   \
     "    local why\n"                                                                              \
+    "    local text\n"                                                                             \
     "    if not is_envelope(el) then\n"                                                            \
     "      why = 'not an envelope: every message of a FIFO queue is "                              \
     "{\"weir\":1,\"body\":...,\"group\":...}'\n"                                                   \
     "    elseif not e then\n"                                                                      \
     "      why = 'malformed envelope: not JSON, or no string \"body\"'\n"                          \
-    "    elseif type(e.group) ~= 'string' or e.group == '' then\n"                                 \
+    "    elseif e.group == nil or e.group == '' then\n"                                            \
     "      why = 'no message group: every message of a FIFO queue needs \"group\" "                \
     "(MessageGroupId)'\n"                                                                          \
-    "    elseif e.dedup ~= nil and (type(e.dedup) ~= 'string' or e.dedup == '') then\n"            \
-    "      why = '\"dedup\" (MessageDeduplicationId) is not a non-empty string'\n"                 \
+    "    elseif not valid_id(e.group) then\n"                                                      \
+    "      why = '\"group\" (MessageGroupId) must be 1 to 128 letters, digits or punctuation, as " \
+    "in SQS'\n"                                                                                    \
+    "    elseif e.dedup ~= nil and not valid_id(e.dedup) then\n"                                   \
+    "      why = '\"dedup\" (MessageDeduplicationId) must be 1 to 128 letters, digits or "         \
+    "punctuation'\n"                                                                               \
+    "    elseif e.dedup and redis.call('ZSCORE', KEYS[8], e.dedup) then\n"                         \
+    "      dups = dups + 1\n"                                                                      \
+    "    else\n"                                                                                   \
+    "      e.seq = redis.call('INCR', KEYS[5])\n"                                                  \
+    "      if type(e.id) ~= 'string' or e.id == '' then\n"                                         \
+    "        e.id = ARGV[9] .. string.format('%012x', e.seq)\n"                                    \
+    "      end\n"                                                                                  \
+    "      text = safe_encode(e, nil)\n"                                                           \
+    "      if not text then\n"                                                                     \
+    "        why = 'a number in the envelope is out of range and cannot be written back'\n"        \
+    "        e.seq = nil\n"                                                                        \
+    "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "    if why then\n"                                                                            \
     "      local out = el\n"                                                                       \
     "      if e then\n"                                                                            \
     "        e.reason = why\n"                                                                     \
-    "        out = encode(e, nil)\n"                                                               \
+    "        out = safe_encode(e, nil) or el\n"                                                    \
     "      elseif not is_envelope(el) then\n"                                                      \
     "        out = encode({body = utf8(el), reason = why}, nil)\n"                                 \
     "      end\n"                                                                                  \
     "      redis.call('RPUSH', KEYS[9], out)\n"                                                    \
     "      refused[#refused + 1] = why\n"                                                          \
-    "    else\n"                                                                                   \
-    "      local dup = false\n"                                                                    \
-    "      if e.dedup then\n"                                                                      \
-    "        if redis.call('ZSCORE', KEYS[8], e.dedup) then\n"                                     \
-    "          dup = true\n"                                                                       \
-    "          dups = dups + 1\n"                                                                  \
-    "        else\n"                                                                               \
-    "          redis.call('ZADD', KEYS[8], now, e.dedup)\n"                                        \
-    "        end\n"                                                                                \
-    "      end\n"                                                                                  \
-    "      if not dup then\n"                                                                      \
-    "        local seq = redis.call('INCR', KEYS[5])\n"                                            \
-    "        e.seq = seq\n"                                                                        \
-    "        if type(e.id) ~= 'string' or e.id == '' then\n"                                       \
-    "          e.id = ARGV[9] .. string.format('%012x', seq)\n"                                    \
-    "        end\n"                                                                                \
-    "        local g = gp .. e.group\n"                                                            \
-    "        if redis.call('LLEN', g) == 0 and redis.call('HEXISTS', KEYS[7], e.group) == 0 "      \
+    "    elseif text then\n"                                                                       \
+    "      if e.dedup then redis.call('ZADD', KEYS[8], now, e.dedup) end\n"                        \
+    "      local g = gp .. e.group\n"                                                              \
+    "      -- The group's list first, then ready: a group is in ready only with messages "         \
+    "waiting.\n"                                                                                   \
+    "      if redis.call('RPUSH', g, text) == 1 and redis.call('HEXISTS', KEYS[7], e.group) == 0 " \
     "then\n"                                                                                       \
-    "          redis.call('RPUSH', KEYS[6], e.group)\n"                                            \
-    "        end\n"                                                                                \
-    "        redis.call('RPUSH', g, encode(e, nil))\n"                                             \
+    "        redis.call('RPUSH', KEYS[6], e.group)\n"                                              \
     "      end\n"                                                                                  \
     "    end\n"                                                                                    \
     "  end\n"                                                                                      \
@@ -398,7 +412,11 @@ bool weir_redis_key_is_fifo(const char *key);
     "while #ids < maxn and groups < maxg do\n"                                                     \
     "  local grp = redis.call('LPOP', KEYS[6])\n"                                                  \
     "  if not grp then break end\n"                                                                \
-    "  local msgs = redis.call('LPOP', gp .. grp, math.min(gmax, maxn - #ids))\n"                  \
+    "  -- A group holding leases is not claimed again, whatever the ready list says.\n"            \
+    "  local msgs = false\n"                                                                       \
+    "  if redis.call('HEXISTS', KEYS[7], grp) == 0 then\n"                                         \
+    "    msgs = redis.call('LPOP', gp .. grp, math.min(gmax, maxn - #ids))\n"                      \
+    "  end\n"                                                                                      \
     "  if msgs then\n"                                                                             \
     "    groups = groups + 1\n"                                                                    \
     "    local first = redis.call('INCRBY', KEYS[4], #msgs) - #msgs + 1\n"                         \
@@ -473,13 +491,17 @@ bool weir_redis_key_is_fifo(const char *key);
     "        local le = decode(lel)\n"                                                             \
     "        local out = lel\n"                                                                    \
     "        local rc = 0\n"                                                                       \
+    "        local written = nil\n"                                                                \
     "        if le then\n"                                                                         \
     "          le.rc = (tonumber(le.rc) or 0) + 1\n"                                               \
     "          rc = le.rc\n"                                                                       \
     "          if type(le.fr) ~= 'number' then le.fr = fr end\n"                                   \
-    "          out = encode(le, lid)\n"                                                            \
+    "          written = safe_encode(le, lid)\n"                                                   \
     "        end\n"                                                                                \
-    "        if dlq and ((maxrc > 0 and rc >= maxrc) or not le) then\n"                            \
+    "        -- Unreadable, or unwritable with its count raised: unchanged, to where it is "       \
+    "seen.\n"                                                                                      \
+    "        if written then out = written end\n"                                                  \
+    "        if dlq and ((maxrc > 0 and rc >= maxrc) or not written) then\n"                       \
     "          redis.call('RPUSH', dlq, out)\n"                                                    \
     "          dead = dead + 1\n"                                                                  \
     "        else\n"                                                                               \
@@ -501,7 +523,8 @@ bool weir_redis_key_is_fifo(const char *key);
 /* KEYS[1] list, [2] inflight, [3] leases, [4] busy, [5] ready. ARGV[1] group list prefix, then
  * lease ids in claim order. Gives leased messages back to the head of their group's list
  * unchanged (no receive counted), keeping their order, and unlocks each group that then holds no
- * lease (to the front of the ready list: it was first in line). Returns how many went back. */
+ * lease (to the front of the ready list: it was first in line). Returns {went back, groups made
+ * ready}. */
 #define WEIR_REDIS_LUA_RELEASE_FIFO                                                                \
     WEIR_REDIS_LUA_HELPERS                                                                         \
     "local gp = ARGV[1]\n"                                                                         \
@@ -526,6 +549,7 @@ bool weir_redis_key_is_fifo(const char *key);
     "  end\n"                                                                                      \
     "  redis.call('ZREM', KEYS[3], id)\n"                                                          \
     "end\n"                                                                                        \
+    "local woke = 0\n"                                                                             \
     "for _, grp in ipairs(order) do\n"                                                             \
     "  local l = by_group[grp]\n"                                                                  \
     "  local gone = {}\n"                                                                          \
@@ -533,9 +557,9 @@ bool weir_redis_key_is_fifo(const char *key);
     "    redis.call('LPUSH', gp .. grp, l[j][2])\n"                                                \
     "    gone[l[j][1]] = true\n"                                                                   \
     "  end\n"                                                                                      \
-    "  unbusy(KEYS[4], KEYS[5], gp, grp, gone, true)\n"                                            \
+    "  woke = woke + unbusy(KEYS[4], KEYS[5], gp, grp, gone, true)\n"                              \
     "end\n"                                                                                        \
-    "return n\n"
+    "return {n, woke}\n"
 
 /* KEYS[1] inflight, [2] leases, [3] busy, [4] ready. ARGV[1] group list prefix, then pairs:
  * lease id, its group. Deletes settled messages and unlocks each group that then holds no lease.

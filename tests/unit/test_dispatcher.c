@@ -245,7 +245,9 @@ static void throttled_invocation_gives_records_back_when_the_lease_cannot_cover_
     struct weir_function_cfg c = fn_cfg(-1, 0, 1);
     struct weir_disp_policy pol = policy(false);
     struct weir_function *fn = weir_function_new_with(&c, &fake_ops, base, NULL);
-    weir_disp_submit(fn, batch_of(1, weir_clock_mono_ms() + 1000), &pol, on_done, NULL);
+    /* Lease enough for one invocation (3 s timeout) but not for a backoff and another. */
+    weir_disp_submit(fn, batch_of(1, weir_clock_mono_ms() + 3250), &pol, on_done, NULL);
+    assert_int_equal(n_invs, 1);
     complete(0, WEIR_TRANSPORT_OK, 429, "slow down");
     assert_int_equal(n_returned, 1);
     assert_int_equal(returned[0]->records[0]->verdict, WEIR_VERDICT_RETRY);
@@ -259,9 +261,29 @@ static void batch_whose_lease_ended_is_not_invoked(void **state)
     struct weir_function *fn = weir_function_new_with(&c, &fake_ops, base, NULL);
     weir_disp_submit(fn, batch_of(1, weir_clock_mono_ms() - 1), &pol, on_done, NULL);
     assert_int_equal(n_invs, 0);
+    assert_int_equal(n_returned, 0); /* never handed back from inside submit */
+    event_base_loop(base, EVLOOP_NONBLOCK);
     assert_int_equal(n_returned, 1);
     /* The function never saw it: it goes back unsent, no receive counted. */
     assert_int_equal(returned[0]->records[0]->verdict, WEIR_VERDICT_RELEASE);
+    weir_function_free(fn);
+}
+
+static void an_invocation_starts_only_while_the_lease_covers_its_whole_timeout(void **state)
+{
+    struct weir_function_cfg c = fn_cfg(-1, 0, 1); /* timeout 3 s */
+    struct weir_disp_policy pol = policy(false);
+    struct weir_function *fn = weir_function_new_with(&c, &fake_ops, base, NULL);
+    /* 3 s of lease left: a function running its whole timeout would outlive it. */
+    weir_disp_submit(fn, batch_of(1, weir_clock_mono_ms() + 3000), &pol, on_done, NULL);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(n_invs, 0);
+    assert_int_equal(n_returned, 1);
+    assert_int_equal(returned[0]->records[0]->verdict, WEIR_VERDICT_RELEASE);
+    /* The timeout and the margin left: invoked. */
+    weir_disp_submit(fn, batch_of(1, weir_clock_mono_ms() + 3200), &pol, on_done, NULL);
+    assert_int_equal(n_invs, 1);
+    complete(0, WEIR_TRANSPORT_OK, 200, "{}");
     weir_function_free(fn);
 }
 
@@ -323,6 +345,8 @@ int main(void)
             throttled_invocation_gives_records_back_when_the_lease_cannot_cover_a_retry, setup,
             teardown),
         cmocka_unit_test_setup_teardown(batch_whose_lease_ended_is_not_invoked, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            an_invocation_starts_only_while_the_lease_covers_its_whole_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(event_over_6mb_is_refused_without_invoking, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(abort_returns_running_as_retry_and_waiting_as_release,

@@ -290,6 +290,44 @@ static void ordered_lanes_keep_order_and_send_one_batch_of_a_lane_at_a_time(void
     assert_string_equal(poller.seen[4], "id-5");
 }
 
+static void a_lanes_batch_waiting_for_a_slot_holds_back_the_lanes_next_one(void **state)
+{
+    lease_ms = 60000;
+    fake_ordered_lanes = true;
+    make(2, 0, 2, 0);
+    deliver_lane(2, 1); /* id-1 id-2 */
+    deliver_lane(2, 2); /* id-3 id-4: both slots busy */
+    assert_int_equal(n_invs, 2);
+    deliver_lane(4, 7); /* id-5 id-6 | id-7 id-8: the first waits for a slot */
+    fake_read_done();
+    assert_int_equal(n_invs, 2);
+    complete(0, WEIR_TRANSPORT_OK, 200, "{}");
+    /* One slot free: lane 7's first batch goes; its second waits for it, though a slot could
+     * be found for it too. */
+    assert_int_equal(n_invs, 3);
+    assert_string_equal(ids_of(2), "id-5,id-6");
+    complete(1, WEIR_TRANSPORT_OK, 200, "{}");
+    assert_int_equal(n_invs, 3);
+    complete(2, WEIR_TRANSPORT_OK, 200, "{}");
+    assert_int_equal(n_invs, 4);
+    assert_string_equal(ids_of(3), "id-7,id-8");
+    complete(3, WEIR_TRANSPORT_OK, 200, "{}");
+}
+
+static void a_batch_refused_at_submit_comes_back_from_the_loop(void **state)
+{
+    lease_ms = 100; /* far less than a function timeout: the dispatcher gives it back unsent */
+    make(1, 0, 0, 0);
+    deliver(1);
+    /* Not from inside the delivery (the mapping was still working with the record). */
+    assert_int_equal(poller.settles, 0);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(n_invs, 0);
+    assert_int_equal(poller.settled[WEIR_VERDICT_RELEASE], 1);
+    assert_int_equal(weir_mapping_stats(m)->bytes, 0);
+    assert_int_equal(weir_mapping_stats(m)->inflight, 0);
+}
+
 static void unordered_lanes_send_batches_of_one_lane_together(void **state)
 {
     make(2, 0, 0, 0);
@@ -508,6 +546,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(disabled_mapping_reads_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(
             ordered_lanes_keep_order_and_send_one_batch_of_a_lane_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_lanes_batch_waiting_for_a_slot_holds_back_the_lanes_next_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_batch_refused_at_submit_comes_back_from_the_loop, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(unordered_lanes_send_batches_of_one_lane_together, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -1241,6 +1241,57 @@ static void fifo_messages_without_a_group_are_refused_with_the_reason(void **sta
     free(el);
 }
 
+static void fifo_a_message_that_cannot_be_written_back_is_refused_and_nothing_is_lost(void **state)
+{
+    keys_for(FKEY);
+    fpush("g1", "a", NULL);
+    /* 1e400 reads as infinity, which cjson cannot write back: before, the whole claim failed
+     * after popping, and every message popped with it was gone. */
+    static const char inf[] = "{\"weir\":1,\"body\":\"b\",\"group\":\"g1\",\"x\":1e400}";
+    rpush(FKEY, inf, sizeof(inf) - 1);
+    fpush("g2", "c", NULL);
+    redisReply *r = fclaim_opts(10, 10, 10, 60000, FDLQ);
+    assert_int_equal(r->element[2]->elements, 1);
+    assert_non_null(strstr(r->element[2]->element[0]->str, "out of range"));
+    assert_int_equal((r->elements - 4) / 2, 2);
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("LLEN %s", FDLQ), 1);
+    char *el = lindex(FDLQ, 0, NULL);
+    assert_string_equal(el, inf); /* unchanged: it cannot be written any other way */
+    free(el);
+    /* A number beyond 2^53 is written as a number, not cast to a wrong integer. */
+    static const char big[] = "{\"weir\":1,\"body\":\"d\",\"group\":\"g3\",\"sent\":1e300}";
+    rpush(FKEY, big, sizeof(big) - 1);
+    r = fclaim_opts(10, 10, 10, 60000, FDLQ);
+    assert_int_equal((r->elements - 4) / 2, 1);
+    assert_null(strstr(r->element[5]->str, "-9223372036854775808"));
+    freeReplyObject(r);
+}
+
+static void fifo_group_ids_are_checked_as_sqs_checks_them(void **state)
+{
+    keys_for(FKEY);
+    static const char nul[] = "{\"weir\":1,\"body\":\"n\",\"group\":\"a\\u0000b\"}";
+    static const char space[] = "{\"weir\":1,\"body\":\"s\",\"group\":\"a b\"}";
+    static const char num[] = "{\"weir\":1,\"body\":\"s\",\"group\":7}";
+    char longest[256], too_long[256];
+    snprintf(longest, sizeof(longest), "{\"weir\":1,\"body\":\"l\",\"group\":\"%0128d\"}", 0);
+    snprintf(too_long, sizeof(too_long), "{\"weir\":1,\"body\":\"t\",\"group\":\"%0129d\"}", 0);
+    rpush(FKEY, nul, sizeof(nul) - 1);
+    rpush(FKEY, space, sizeof(space) - 1);
+    rpush(FKEY, num, sizeof(num) - 1);
+    rpush(FKEY, longest, strlen(longest));
+    rpush(FKEY, too_long, strlen(too_long));
+    fpush("x!#$%&'()*+,-./:;<=>?@[]^_`{|}~", "punct", "d!1");
+    redisReply *r = fclaim_opts(10, 10, 10, 60000, FDLQ);
+    assert_int_equal(r->element[2]->elements, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_non_null(strstr(r->element[2]->element[i]->str, "\"group\" (MessageGroupId)"));
+    assert_int_equal((r->elements - 4) / 2, 2);
+    freeReplyObject(r);
+    assert_int_equal(cmd_int("LLEN %s", FDLQ), 4);
+}
+
 static void fifo_release_gives_back_to_the_group_head_without_a_receive(void **state)
 {
     keys_for(FKEY);
@@ -1251,7 +1302,8 @@ static void fifo_release_gives_back_to_the_group_head_without_a_receive(void **s
     const char *k[] = {keys.list, keys.inflight, keys.leases, keys.busy, keys.ready};
     const char *a[] = {keys.group_prefix, r->element[4]->str, r->element[6]->str};
     redisReply *rel = eval_on(rc, WEIR_REDIS_RELEASE_FIFO, 5, k, 3, a);
-    assert_int_equal(rel->integer, 2);
+    assert_int_equal(rel->element[0]->integer, 2);
+    assert_int_equal(rel->element[1]->integer, 1); /* A is ready again */
     freeReplyObject(rel);
     freeReplyObject(r);
     r = fclaim(10, 10);
@@ -2043,6 +2095,9 @@ int main(void)
                                test_setup),
         cmocka_unit_test_setup(fifo_release_gives_back_to_the_group_head_without_a_receive,
                                test_setup),
+        cmocka_unit_test_setup(
+            fifo_a_message_that_cannot_be_written_back_is_refused_and_nothing_is_lost, test_setup),
+        cmocka_unit_test_setup(fifo_group_ids_are_checked_as_sqs_checks_them, test_setup),
         cmocka_unit_test_setup(fifo_claiming_costs_the_same_however_many_groups_are_blocked,
                                test_setup),
         cmocka_unit_test(envelope_members_become_record_fields),
