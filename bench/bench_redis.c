@@ -1097,7 +1097,8 @@ static char *post_request(const struct ctx *x, size_t *len, size_t *seq_at)
     make_body(body, wall_us(), 0);
     weir_buf_init(&ev);
     weir_buf_init(&req);
-    if (weir_redis_parse_element(body, BODY_LEN, lease, wall_us() / 1000, &r, &err) != WEIR_OK) {
+    if (weir_redis_parse_element(body, BODY_LEN, lease, wall_us() / 1000, &weir_format_sqs, &r,
+                                 &err) != WEIR_OK) {
         say("the event for the raw POST: %s", err.msg);
         goto done;
     }

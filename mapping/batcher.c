@@ -15,13 +15,12 @@
 #define SCRATCH_KEEP_MAX (256 * 1024)
 
 void weir_batcher_init(struct weir_batcher *bt, const struct weir_batcher_cfg *cfg,
-                       struct weir_mapping *m, weir_batcher_flush_fn flush, void *arg)
+                       weir_batcher_flush_fn flush, void *arg)
 {
     assert(cfg->batch_size >= 1);
     assert(cfg->encoder && cfg->ctx && flush);
     memset(bt, 0, sizeof(*bt));
     bt->cfg = *cfg;
-    bt->m = m;
     bt->flush = flush;
     bt->arg = arg;
     weir_u32map_init(&bt->by_lane);
@@ -79,7 +78,7 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
         b = NULL;
     }
     if (!b) {
-        b = weir_batch_new(bt->m, r->lane);
+        b = weir_batch_new(r->lane);
         b->opened_ms = weir_clock_mono_ms();
         enc->open(&b->event, bt->cfg.ctx);
         weir_u32map_put(&bt->by_lane, r->lane, b);

@@ -27,7 +27,6 @@ typedef void (*weir_batcher_flush_fn)(void *arg, struct weir_batch *b);
 
 struct weir_batcher {
     struct weir_batcher_cfg cfg;
-    struct weir_mapping *m;
     struct weir_u32map by_lane; /* lane -> its open batch */
     struct weir_list open;      /* open batches, oldest first: the order their windows end in */
     size_t pending;             /* records in open batches */
@@ -39,7 +38,7 @@ struct weir_batcher {
 };
 
 void weir_batcher_init(struct weir_batcher *bt, const struct weir_batcher_cfg *cfg,
-                       struct weir_mapping *m, weir_batcher_flush_fn flush, void *arg);
+                       weir_batcher_flush_fn flush, void *arg);
 /* Frees the open batches and their records without flushing. */
 void weir_batcher_deinit(struct weir_batcher *bt);
 /* Adds r to its lane's open batch, taking ownership, and sets r->event_bytes. It may close that

@@ -307,7 +307,7 @@ static size_t give_back_lane(struct weir_mapping *m, struct lane *l, struct weir
  * come back (in the lane's order) before them. b's other verdicts are settled as they are. */
 static void block_lane(struct weir_mapping *m, struct lane *l, struct weir_batch *b)
 {
-    struct weir_batch *run = weir_batch_new(m, l->id);
+    struct weir_batch *run = weir_batch_new(l->id);
     size_t kept = 0;
     for (size_t i = 0; i < b->n; i++) {
         if (b->records[i]->verdict == WEIR_VERDICT_RELEASE)
@@ -444,7 +444,7 @@ static void settle_side(struct weir_mapping *m, struct weir_batch **side)
 static void set_aside(struct weir_mapping *m, struct weir_batch **side, struct weir_record *r)
 {
     if (!*side)
-        *side = weir_batch_new(m, r->lane);
+        *side = weir_batch_new(r->lane);
     weir_batch_take(*side, r);
     if ((*side)->n >= SIDE_SETTLE_MAX)
         settle_side(m, side);
@@ -453,7 +453,7 @@ static void set_aside(struct weir_mapping *m, struct weir_batch **side, struct w
 static void hold_for_release(struct weir_mapping *m, struct weir_record *r)
 {
     if (!m->release)
-        m->release = weir_batch_new(m, 0);
+        m->release = weir_batch_new(0);
     weir_batch_take(m->release, r);
 }
 
@@ -620,6 +620,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
         .component = m->component,
         .base = base,
         .sink = {.ops = &sink_ops, .ctx = m},
+        .format = src->format,
     };
     m->p = src->ops->new (&args, err);
     if (!m->p)
@@ -637,7 +638,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
         .encoder = src->format->encoder,
         .ctx = &m->ctx,
     };
-    weir_batcher_init(&m->bt, &bc, m, on_batch_closed, m);
+    weir_batcher_init(&m->bt, &bc, on_batch_closed, m);
     return m;
 fail:
     weir_mapping_free(m);
@@ -714,7 +715,7 @@ static size_t give_back_unsent(struct weir_mapping *m)
         m->queued--;
         l->ready--;
         forget_batch(m, l, b);
-        struct weir_batch *run = weir_batch_new(m, l->id);
+        struct weir_batch *run = weir_batch_new(l->id);
         move_records(run, b);
         weir_batch_free(b);
         n += give_back_lane(m, l, run);
@@ -723,7 +724,7 @@ static size_t give_back_unsent(struct weir_mapping *m)
     for (size_t i = 0; i < m->lanes.cap; i++) {
         struct lane *l = m->lanes.vals[i];
         if (l && !weir_list_empty(&l->waiting))
-            n += give_back_lane(m, l, weir_batch_new(m, l->id));
+            n += give_back_lane(m, l, weir_batch_new(l->id));
     }
     /* What remains open belongs to lanes with nothing waiting. */
     struct weir_batch *b;

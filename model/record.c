@@ -66,10 +66,9 @@ void weir_record_reject(struct weir_record *r, const char *fmt, ...)
     r->verdict = WEIR_VERDICT_REJECT;
 }
 
-struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane)
+struct weir_batch *weir_batch_new(uint32_t lane)
 {
     struct weir_batch *b = weir_calloc(1, sizeof(*b));
-    b->m = m;
     b->lane = lane;
     weir_buf_init(&b->event);
     weir_list_init(&b->link);

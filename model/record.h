@@ -62,12 +62,9 @@ void weir_record_free(struct weir_record *r);
 void weir_record_reject(struct weir_record *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-struct weir_mapping;
-
 /* A run of records of one lane, with the event built for them. A batch belongs to its mapping
  * until the dispatcher takes it, and comes back to the mapping with a verdict on every record. */
 struct weir_batch {
-    struct weir_mapping *m;
     struct weir_record **records; /* owned */
     size_t n;
     size_t cap;
@@ -79,7 +76,7 @@ struct weir_batch {
     struct weir_list link; /* for whoever holds the batch: the batcher, a lane's queue */
 };
 
-struct weir_batch *weir_batch_new(struct weir_mapping *m, uint32_t lane);
+struct weir_batch *weir_batch_new(uint32_t lane);
 /* Frees the batch and every record still in it. NULL is a no-op. */
 void weir_batch_free(struct weir_batch *b);
 /* Appends r; the batch takes ownership. */

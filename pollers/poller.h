@@ -40,6 +40,7 @@ struct weir_poller_args {
     const char *component; /* "mapping/orders", to prefix its log lines */
     struct event_base *base;
     struct weir_sink sink;
+    const struct weir_event_format *format; /* the row's, for what the poller renders itself */
 };
 
 /* What a running poller tells about its source. */

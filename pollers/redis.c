@@ -419,7 +419,8 @@ static uint64_t lease_seq(const char *lease_id)
 }
 
 weir_status weir_redis_parse_element(const char *el, size_t len, const char *lease_id,
-                                     int64_t now_ms, struct weir_record **out, struct weir_err *err)
+                                     int64_t now_ms, const struct weir_event_format *fmt,
+                                     struct weir_record **out, struct weir_err *err)
 {
     struct weir_record *r = weir_record_new();
     json_t *env = NULL;
@@ -456,7 +457,11 @@ weir_status weir_redis_parse_element(const char *el, size_t len, const char *lea
         opt_int(env, "seq", &fifo_seq, err))
         goto fail;
     json_t *attrs = json_object_get(env, "attributes");
-    if (attrs && weir_format_sqs.render_attrs((const struct json_t *)attrs, &r->attrs_json, err))
+    if (attrs && !fmt->render_attrs) {
+        weir_err_set(err, "\"attributes\" are not supported by the %s event format", fmt->name);
+        goto fail;
+    }
+    if (attrs && fmt->render_attrs((const struct json_t *)attrs, &r->attrs_json, err))
         goto fail;
     r->data_len = json_string_length(body);
     r->data = weir_malloc(r->data_len + 1);
@@ -606,6 +611,7 @@ struct op {
 
 struct weir_poller {
     struct weir_sink sink;
+    const struct weir_event_format *format; /* the row's: renders envelope attributes */
     const struct weir_mapping_cfg *mc;
     const struct weir_redis_settings *rs;
     struct event_base *base;
@@ -643,6 +649,7 @@ struct weir_poller {
 
     struct weir_timer *reap_timer, *idle_timer, *wait_timer;
     struct event *kick_ev;
+    struct event *stopped_ev;       /* calls done once stopped */
     struct weir_timer *flush_timer; /* sends the deletes gathered (DELETE_GATHER_MS) */
     void (*done)(void *arg);
     void *done_arg;
@@ -930,7 +937,8 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
         const redisReply *id = r->element[i], *el = r->element[i + 1];
         struct weir_record *rec = NULL;
         struct weir_err err;
-        if (weir_redis_parse_element(el->str, el->len, id->str, now, &rec, &err) != WEIR_OK) {
+        if (weir_redis_parse_element(el->str, el->len, id->str, now, p->format, &rec, &err) !=
+            WEIR_OK) {
             /* A FIFO queue cannot leave it leased: its group would stay blocked. */
             bool bury_it = p->dlq || p->fifo;
             log_malformed(p, id->str, err.msg, bury_it);
@@ -1437,30 +1445,21 @@ static void conn_lost(struct conn *c)
 
 /* -- stop, kick, free -- */
 
-struct done_call {
-    void (*done)(void *arg);
-    void *arg;
-};
-
-static void on_done_call(evutil_socket_t fd, short what, void *arg)
+static void on_stopped(evutil_socket_t fd, short what, void *arg)
 {
-    struct done_call dc = *(struct done_call *)arg;
-    free(arg);
-    dc.done(dc.arg);
+    struct weir_poller *p = arg;
+    /* The caller may free p from done: nothing of p is touched after it. */
+    p->done(p->done_arg);
 }
 
 static void finish_stop(struct weir_poller *p)
 {
     p->stopped = true;
     weir_info(p->comp, "redis: stopped list=%s", p->keys.list);
-    if (!p->done)
-        return;
-    /* Through the loop: the mapping may free us from done(). */
-    struct done_call *dc = weir_malloc(sizeof(*dc));
-    dc->done = p->done;
-    dc->arg = p->done_arg;
-    struct timeval zero = {0, 0};
-    event_base_once(p->base, -1, EV_TIMEOUT, on_done_call, dc, &zero);
+    /* Through the loop, by an event of p's own: freeing p before it runs cancels it, where a
+     * one-off event would still call done on a mapping already gone. */
+    if (p->done)
+        event_active(p->stopped_ev, EV_TIMEOUT, 0);
 }
 
 static void on_kick(evutil_socket_t fd, short what, void *arg)
@@ -1532,6 +1531,8 @@ static void real_free(struct weir_poller *p)
     weir_timer_free(p->wait.retry);
     if (p->kick_ev)
         event_free(p->kick_ev);
+    if (p->stopped_ev)
+        event_free(p->stopped_ev);
     weir_timer_free(p->flush_timer);
     weir_redis_uri_deinit(&p->uri);
     weir_redis_keys_deinit(&p->keys);
@@ -1559,6 +1560,7 @@ static void redis_free(struct weir_poller *p)
         weir_timer_stop(p->cmd.retry);
         weir_timer_stop(p->wait.retry);
         event_del(p->kick_ev);
+        event_del(p->stopped_ev);
         weir_timer_stop(p->flush_timer);
         struct timeval zero = {0, 0};
         event_base_once(p->base, -1, EV_TIMEOUT, on_deferred_free, p, &zero);
@@ -1596,6 +1598,7 @@ static struct weir_poller *redis_new(const struct weir_poller_args *a, struct we
     const struct weir_redis_settings *rs = mc->settings;
     struct weir_poller *p = weir_calloc(1, sizeof(*p));
     p->sink = a->sink;
+    p->format = a->format;
     p->mc = mc;
     p->rs = rs;
     p->base = a->base;
@@ -1610,6 +1613,7 @@ static struct weir_poller *redis_new(const struct weir_poller_args *a, struct we
     p->idle_timer = weir_timer_new(a->base, on_idle, p);
     p->wait_timer = weir_timer_new(a->base, on_wait_overdue, p);
     p->kick_ev = event_new(a->base, -1, 0, on_kick, p);
+    p->stopped_ev = event_new(a->base, -1, 0, on_stopped, p);
     p->flush_timer = weir_timer_new(a->base, on_flush, p);
     if (weir_redis_uri_parse(mc->source, &p->uri, err) != WEIR_OK)
         goto fail;

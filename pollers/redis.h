@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/status.h"
+#include "model/event.h"
 #include "model/record.h"
 
 /* The keys of a redis:// mapping beside every mapping's (its row's configuration table). */
@@ -288,8 +289,8 @@ bool weir_redis_key_is_fifo(const char *key);
  * list prefix, then pairs: lease id, reason.
  * Moves leased elements that can never be delivered to the end of the target list, with the
  * reason as member "reason" (a plain element becomes an envelope; one that is not JSON, or that
- * holds a number it cannot write back, goes unchanged). In a FIFO queue the element's group is unlocked once it holds no lease. Returns how
- * many moved. */
+ * holds a number it cannot write back, goes unchanged). In a FIFO queue the element's group is
+ * unlocked once it holds no lease. Returns how many moved. */
 #define WEIR_REDIS_LUA_BURY                                                                        \
     WEIR_REDIS_LUA_HELPERS                                                                         \
     "local fifo = ARGV[1] == '1'\n"                                                                \
@@ -326,19 +327,18 @@ bool weir_redis_key_is_fifo(const char *key);
  * within the window, and refusing one that is not an envelope with a valid group (1 to 128 letters,
  * digits or punctuation, as SQS's MessageGroupId; the same for a dedup id) or whose numbers are
  * out of range (to KEYS[9] with the reason). Nothing it pops is lost: each message ends in its
- * group, in KEYS[9], or is a dropped duplicate. A group with messages and no lease is in the ready list exactly once; claiming pops
- * groups from it (O(1), however long the queue or however many groups are blocked), takes up to
- * ARGV[4] messages of each and locks the group (busy: group -> its lease ids) until every one of
- * them is settled.
- * KEYS[1] list, [2] inflight, [3] leases, [4] seq, [5] fifo seq, [6] ready, [7] busy, [8] dedup,
- * [9] where refused messages go (the dead-letter list, or the parked list).
- * ARGV[1] at most this many messages, [2] lease ms, [3] lease id prefix (24 chars), [4] at most
- * this many of one group, [5] at most this many groups, [6] at most this many to move in from
- * the list, [7] group list prefix, [8] dedup window ms, [9] id prefix for messages without an
- * id (24 chars, the queue's own).
- * Returns {server now ms, duplicates dropped, {refusal reasons}, more, id1, element1, ...}:
- * more is 1 when groups are still ready or messages still wait on the list, so a claim that
- * came back short (small groups) is not taken for an empty queue. */
+ * group, in KEYS[9], or is a dropped duplicate. A group with messages and no lease is in the ready
+ * list exactly once; claiming pops groups from it (O(1), however long the queue or however many
+ * groups are blocked), takes up to ARGV[4] messages of each and locks the group (busy: group -> its
+ * lease ids) until every one of them is settled. KEYS[1] list, [2] inflight, [3] leases, [4] seq,
+ * [5] fifo seq, [6] ready, [7] busy, [8] dedup, [9] where refused messages go (the dead-letter
+ * list, or the parked list). ARGV[1] at most this many messages, [2] lease ms, [3] lease id prefix
+ * (24 chars), [4] at most this many of one group, [5] at most this many groups, [6] at most this
+ * many to move in from the list, [7] group list prefix, [8] dedup window ms, [9] id prefix for
+ * messages without an id (24 chars, the queue's own). Returns {server now ms, duplicates dropped,
+ * {refusal reasons}, more, id1, element1, ...}: more is 1 when groups are still ready or messages
+ * still wait on the list, so a claim that came back short (small groups) is not taken for an empty
+ * queue. */
 #define WEIR_REDIS_LUA_CLAIM_FIFO                                                                  \
     WEIR_REDIS_LUA_HELPERS                                                                         \
     "local bad = check_types({[KEYS[1]] = 'list', [KEYS[2]] = 'hash', [KEYS[3]] = 'zset',\n"       \
@@ -657,11 +657,12 @@ int weir_redis_is_envelope(const char *el, size_t len);
 /* Turns one claimed element into a record: lease_id becomes the handle (and the id of a plain
  * element), the counter in its last 12 hex digits the seq, now_ms (server time of the claim) the
  * first receive time unless the envelope carries one; a FIFO envelope's seq the fifo_seq, and its
- * group the lane. deadline_ms is left 0. Attributes are checked and rendered by the SQS format.
+ * group the lane. deadline_ms is left 0. Attributes are checked and rendered by fmt (the source
+ * row's event format, borrowed).
  * On a malformed envelope returns WEIR_ERR with err saying why and *out untouched; otherwise
  * *out is a new record the caller owns. */
 weir_status weir_redis_parse_element(const char *el, size_t len, const char *lease_id,
-                                     int64_t now_ms, struct weir_record **out,
-                                     struct weir_err *err);
+                                     int64_t now_ms, const struct weir_event_format *fmt,
+                                     struct weir_record **out, struct weir_err *err);
 
 #endif

@@ -80,7 +80,7 @@ static void init(struct weir_batcher *bt, struct sink *s, size_t batch_size, int
         .ctx = &ctx,
     };
     memset(s, 0, sizeof(*s));
-    weir_batcher_init(bt, &cfg, NULL, on_flush, s);
+    weir_batcher_init(bt, &cfg, on_flush, s);
 }
 
 /* The closed batch's event parses as an SQS event whose messageIds are exactly the batch's

@@ -58,7 +58,7 @@ static struct weir_disp_policy policy(bool report)
 
 static struct weir_batch *batch_of(size_t n, int64_t deadline_ms)
 {
-    struct weir_batch *b = weir_batch_new(NULL, 0);
+    struct weir_batch *b = weir_batch_new(0);
     for (size_t i = 0; i < n; i++) {
         struct weir_record *r = weir_record_new();
         char id[32];

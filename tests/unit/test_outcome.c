@@ -48,7 +48,7 @@ static const char *const ids[] = {"a", "b", "c", "ab-long"};
 
 static struct weir_batch *batch_of(const char *const *idv, size_t n)
 {
-    struct weir_batch *b = weir_batch_new(NULL, 0);
+    struct weir_batch *b = weir_batch_new(0);
     for (size_t i = 0; i < n; i++) {
         struct weir_record *r = weir_record_new();
         r->id = weir_strdup(idv[i]);

@@ -279,7 +279,7 @@ static struct weir_record *parse_ok(const char *el, size_t len, const char *leas
 {
     struct weir_record *r = NULL;
     struct weir_err err;
-    if (weir_redis_parse_element(el, len, lease, now, &r, &err) != WEIR_OK)
+    if (weir_redis_parse_element(el, len, lease, now, &weir_format_sqs, &r, &err) != WEIR_OK)
         fail_msg("parse of %.*s failed: %s", (int)len, el, err.msg);
     return r;
 }
@@ -576,7 +576,7 @@ static void bury_moves_an_unreadable_element_unchanged(void **state)
     struct weir_record *rec = NULL;
     struct weir_err err;
     assert_int_equal(weir_redis_parse_element(r->element[2]->str, r->element[2]->len,
-                                              r->element[1]->str, 1, &rec, &err),
+                                              r->element[1]->str, 1, &weir_format_sqs, &rec, &err),
                      WEIR_ERR);
     assert_null(rec);
     const char *k[] = {keys.inflight, keys.leases, DLQ, keys.busy, keys.ready};
@@ -793,8 +793,8 @@ static void malformed_envelopes_are_refused_with_the_reason(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct weir_record *r = NULL;
         struct weir_err err = {{0}};
-        weir_status st =
-            weir_redis_parse_element(cases[i].el, strlen(cases[i].el), "l-1", 1, &r, &err);
+        weir_status st = weir_redis_parse_element(cases[i].el, strlen(cases[i].el), "l-1", 1,
+                                                  &weir_format_sqs, &r, &err);
         if (st != WEIR_ERR)
             fail_msg("accepted %s", cases[i].el);
         assert_null(r);
@@ -1521,7 +1521,7 @@ static long long evalsha_calls(void)
 /* Settles got[from..to) with verdict v (the records stay in got[] for the test to read). */
 static void settle(struct rig *g, size_t from, size_t to, enum weir_verdict v)
 {
-    struct weir_batch *b = weir_batch_new(NULL, 0);
+    struct weir_batch *b = weir_batch_new(0);
     for (size_t i = from; i < to; i++) {
         struct weir_record *r = weir_record_new();
         r->handle = weir_strdup(g->m.got[i]->handle);
