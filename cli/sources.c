@@ -1,16 +1,14 @@
 /* The registry of sources handed to config/: each row's configuration view, and filter patterns
- * checked against the row's event format. The CLI is the one place that knows every layer. */
+ * checked against the row's event format. The CLI is the one place that knows every layer; this
+ * file must never hold a source's own rules, which live in its row. */
 #include "cli/sources.h"
 
-#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "mapping/filter.h"
 #include "pollers/poller.h"
-
-/* Far more than the registry holds; a registry that outgrows it stops weir at once. */
-#define MAX_SOURCES 16
 
 static bool check_pattern(const struct weir_cfg_source *cs, const char *text, size_t len,
                           struct weir_cfg_pattern_error *err)
@@ -34,15 +32,15 @@ static bool check_pattern(const struct weir_cfg_source *cs, const char *text, si
 
 const struct weir_cfg_env *weir_cli_cfg_env(void)
 {
-    static const struct weir_cfg_source *rows[MAX_SOURCES + 1];
     static struct weir_cfg_env env;
     if (!env.sources) {
+        /* Made once and kept for the process' life, sized to the registry. */
         size_t n = 0;
-        for (; weir_sources[n]; n++) {
-            assert(n < MAX_SOURCES);
-            rows[n] = &weir_sources[n]->config;
-        }
-        rows[n] = NULL;
+        while (weir_sources[n])
+            n++;
+        const struct weir_cfg_source **rows = weir_calloc(n + 1, sizeof(*rows));
+        for (size_t i = 0; i < n; i++)
+            rows[i] = &weir_sources[i]->config;
         env.sources = rows;
         env.check_pattern = check_pattern;
     }

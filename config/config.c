@@ -27,7 +27,8 @@
 /* AWS allows 5 filters per mapping by default and up to 10 with a raised quota; weir takes 10
  * (mapping/filter.h says the same to the filter). */
 #define MAX_FILTERS 10
-/* Records buffered and in flight per mapping: room for ten full 6 MB events. */
+/* Records buffered and in flight per mapping, counted raw and encoded (about twice the payload):
+ * room for about five full 6 MB events. */
 #define DEFAULT_BUFFERED_MIB 64
 #define AWS_DEFAULT_FILTERS  5
 
@@ -1143,10 +1144,10 @@ static void source_schema_deinit(struct source_schema *ss)
 /* The schema of src's own keys, built on first use. */
 static const struct schema *source_schema_of(struct load *ld, const struct weir_cfg_source *src)
 {
-    struct weir_list *l, *tmp;
-    weir_list_foreach_safe(l, tmp, &ld->schemas)
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &ld->schemas)
     {
-        struct source_schema *ss = weir_list_entry(l, struct source_schema, link);
+        struct source_schema *ss = weir_list_entry(node, struct source_schema, link);
         if (ss->keys == src->keys)
             return &ss->schema;
     }
@@ -1158,9 +1159,9 @@ static const struct schema *source_schema_of(struct load *ld, const struct weir_
 
 static void source_schemas_free(struct load *ld)
 {
-    struct weir_list *l;
-    while ((l = weir_list_pop_front(&ld->schemas))) {
-        struct source_schema *ss = weir_list_entry(l, struct source_schema, link);
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&ld->schemas))) {
+        struct source_schema *ss = weir_list_entry(node, struct source_schema, link);
         source_schema_deinit(ss);
         free(ss);
     }

@@ -74,10 +74,10 @@ void weir_clock_step(int64_t ms)
     /* Due timers fire in due order: activate the earliest first, repeatedly. */
     for (;;) {
         struct weir_timer *first = NULL;
-        struct weir_list *l, *tmp;
-        weir_list_foreach_safe(l, tmp, &fake_timers)
+        struct weir_list *node, *tmp;
+        weir_list_foreach_safe(node, tmp, &fake_timers)
         {
-            struct weir_timer *t = weir_list_entry(l, struct weir_timer, fake_link);
+            struct weir_timer *t = weir_list_entry(node, struct weir_timer, fake_link);
             if (t->due <= fake_mono_ms && (!first || t->due < first->due))
                 first = t;
         }
@@ -91,9 +91,9 @@ void weir_clock_step(int64_t ms)
 void weir_clock_real(void)
 {
     fake = false;
-    struct weir_list *l;
-    while ((l = weir_list_pop_front(&fake_timers))) {
-        struct weir_timer *t = weir_list_entry(l, struct weir_timer, fake_link);
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&fake_timers))) {
+        struct weir_timer *t = weir_list_entry(node, struct weir_timer, fake_link);
         weir_timer_at(t, t->due);
     }
 }

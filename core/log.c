@@ -68,7 +68,7 @@ void weir_log(enum weir_log_level level, const char *component, const char *fmt,
 struct limited_place {
     const char *file; /* __FILE__: a string literal, compared by address */
     int line;
-    char component[96]; /* truncated: a longer component is matched on this much of it */
+    char component[160]; /* "component|who", truncated: a longer one is matched on this much */
     int64_t last_ms;
     unsigned long suppressed;
     bool used;
@@ -77,11 +77,14 @@ struct limited_place {
 static struct limited_place limited[LIMIT_SLOTS];
 
 void weir_log_limited_at(const char *file, int line, enum weir_log_level level,
-                         const char *component, const char *fmt, ...)
+                         const char *component, const char *who, const char *fmt, ...)
 {
     if (!weir_log_enabled(level) || level >= WEIR_LOG_OFF)
         return;
-    const char *comp = component ? component : "";
+    char key[sizeof(limited[0].component)];
+    snprintf(key, sizeof(key), "%s%s%s", component ? component : "", who ? "|" : "",
+             who ? who : "");
+    const char *comp = key;
     int64_t now = weir_clock_mono_ms();
     struct limited_place *slot = NULL, *oldest = &limited[0];
     for (int i = 0; i < LIMIT_SLOTS && !slot; i++) {

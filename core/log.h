@@ -35,10 +35,14 @@ void weir_log(enum weir_log_level level, const char *component, const char *fmt,
  * component, whatever numbers or names the text carries this time. The count goes out with the
  * next line from there that gets through, as suppressed=N. */
 #define weir_log_limited(level, component, ...)                                                    \
-    weir_log_limited_at(__FILE__, __LINE__, level, component, __VA_ARGS__)
+    weir_log_limited_at(__FILE__, __LINE__, level, component, NULL, __VA_ARGS__)
+/* The same, limited separately for each `who` too: one function's line about each of its
+ * mappings (a flood from one must not hide the others). */
+#define weir_log_limited_for(level, component, who, ...)                                           \
+    weir_log_limited_at(__FILE__, __LINE__, level, component, who, __VA_ARGS__)
 void weir_log_limited_at(const char *file, int line, enum weir_log_level level,
-                         const char *component, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+                         const char *component, const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 
 #define weir_trace(c, ...)                                                                         \
     do {                                                                                           \

@@ -242,9 +242,9 @@ void weir_resolver_free(struct weir_resolver *rs)
     if (!rs)
         return;
     assert(!rs->dying);
-    struct weir_list *l, *tmp;
-    weir_list_foreach_safe(l, tmp, &rs->lookups)
-        weir_resolve_cancel(weir_list_entry(l, struct weir_resolve, node));
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &rs->lookups)
+        weir_resolve_cancel(weir_list_entry(node, struct weir_resolve, node));
     if (rs->orphans) {
         /* evdns's cancellations come back through the loop and read the evdns_base: it must
          * live until the last of them has (on_gai, then on_reap). */

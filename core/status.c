@@ -1,4 +1,4 @@
-/* The error out-buffer. */
+/* The error out-buffer: a message a user can act on. Must never allocate or log. */
 #include "core/status.h"
 
 #include <stdarg.h>

@@ -71,9 +71,9 @@ struct weir_function {
     bool notifying;
 };
 
-static struct job *job_of(struct weir_list *l)
+static struct job *job_of(struct weir_list *node)
 {
-    return l ? weir_list_entry(l, struct job, link) : NULL;
+    return node ? weir_list_entry(node, struct job, link) : NULL;
 }
 
 const struct weir_policy *weir_policy_of(enum weir_delivery d)
@@ -233,10 +233,11 @@ static void job_start(struct job *j)
          * could hand these records to another consumer while the function still ran. A batch the
          * function never saw goes back unsent (no receive counted, where the lease still
          * holds); one it saw before (throttled since) comes back as a retry. */
-        weir_log_limited(WEIR_LOG_WARN, fn->component,
-                         "lease too short to invoke the batch; records return to the source "
-                         "mapping=%s records=%zu lease_left_ms=%lld",
-                         j->pol->mapping_name, b->n, (long long)(deadline - weir_clock_mono_ms()));
+        weir_log_limited_for(WEIR_LOG_WARN, fn->component, j->pol->mapping_name,
+                             "lease too short to invoke the batch; records return to the source "
+                             "mapping=%s records=%zu lease_left_ms=%lld",
+                             j->pol->mapping_name, b->n,
+                             (long long)(deadline - weir_clock_mono_ms()));
         weir_batch_set_verdicts(b, b->invocations ? WEIR_VERDICT_RETRY : WEIR_VERDICT_RELEASE);
         job_finish_later(j);
         return;
@@ -330,10 +331,10 @@ void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
         /* The mapping never closes such a batch (a record too large alone is rejected before);
          * should one come, Lambda would refuse it, so it is rejected here, not invoked. Deferred
          * so the caller never sees its callback re-entered. */
-        weir_log_limited(WEIR_LOG_ERROR, fn->component,
-                         "event over the 6 MB invoke limit; records rejected mapping=%s "
-                         "bytes=%zu records=%zu",
-                         pol->mapping_name, b->event.len, b->n);
+        weir_log_limited_for(WEIR_LOG_ERROR, fn->component, pol->mapping_name,
+                             "event over the 6 MB invoke limit; records rejected mapping=%s "
+                             "bytes=%zu records=%zu",
+                             pol->mapping_name, b->event.len, b->n);
         for (size_t i = 0; i < b->n; i++)
             weir_record_reject(b->records[i],
                                "the event of its batch (%zu bytes) is over the "
@@ -369,10 +370,10 @@ void weir_disp_abort(struct weir_function *fn)
     }
 }
 
-static void free_jobs(struct weir_function *fn, struct weir_list *l)
+static void free_jobs(struct weir_function *fn, struct weir_list *list)
 {
     struct job *j;
-    while ((j = job_of(weir_list_pop_front(l)))) {
+    while ((j = job_of(weir_list_pop_front(list)))) {
         if (j->inv)
             fn->ops->cancel(j->inv);
         weir_batch_free(j->b);

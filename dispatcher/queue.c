@@ -32,8 +32,8 @@ static enum weir_policy_next queue_judge(struct weir_attempt *at, struct weir_ba
                   b->n, c->n_failed);
         return WEIR_POLICY_FINISH;
     case WEIR_OUTCOME_THROTTLED: {
-        weir_log_limited(WEIR_LOG_WARN, at->component, "throttled mapping=%s why=\"%s\"", m,
-                         c->why);
+        weir_log_limited_for(WEIR_LOG_WARN, at->component, m, "throttled mapping=%s why=\"%s\"", m,
+                             c->why);
         int64_t backoff = at->backoff_ms ? at->backoff_ms * 2 : THROTTLE_BACKOFF_FIRST_MS;
         if (backoff > THROTTLE_BACKOFF_MAX_MS)
             backoff = THROTTLE_BACKOFF_MAX_MS;
@@ -50,8 +50,9 @@ static enum weir_policy_next queue_judge(struct weir_attempt *at, struct weir_ba
     default:
         /* The whole batch failed: each message comes back after its visibility timeout with its
          * receive count raised, until the redrive policy takes it. */
-        weir_log_limited(WEIR_LOG_WARN, at->component, "%s mapping=%s records=%zu why=\"%s\"",
-                         weir_outcome_name(c->outcome), m, b->n, c->why);
+        weir_log_limited_for(WEIR_LOG_WARN, at->component, m,
+                             "%s mapping=%s records=%zu why=\"%s\"", weir_outcome_name(c->outcome),
+                             m, b->n, c->why);
         weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
         return WEIR_POLICY_FINISH;
     }

@@ -101,17 +101,17 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
 
 void weir_batcher_flush(struct weir_batcher *bt)
 {
-    struct weir_list *l;
-    while ((l = weir_list_first(&bt->open)))
-        close_batch(bt, weir_list_entry(l, struct weir_batch, link));
+    struct weir_list *node;
+    while ((node = weir_list_first(&bt->open)))
+        close_batch(bt, weir_list_entry(node, struct weir_batch, link));
 }
 
 int64_t weir_batcher_due_ms(const struct weir_batcher *bt)
 {
-    struct weir_list *l = weir_list_first(&bt->open);
-    if (!l || bt->cfg.window_ms <= 0)
+    struct weir_list *node = weir_list_first(&bt->open);
+    if (!node || bt->cfg.window_ms <= 0)
         return -1;
-    return weir_list_entry(l, struct weir_batch, link)->opened_ms + bt->cfg.window_ms;
+    return weir_list_entry(node, struct weir_batch, link)->opened_ms + bt->cfg.window_ms;
 }
 
 void weir_batcher_tick(struct weir_batcher *bt)
@@ -134,10 +134,10 @@ size_t weir_batcher_pending_lane(const struct weir_batcher *bt, uint32_t lane)
 
 struct weir_batch *weir_batcher_steal(struct weir_batcher *bt)
 {
-    struct weir_list *l = weir_list_first(&bt->open);
-    if (!l)
+    struct weir_list *node = weir_list_first(&bt->open);
+    if (!node)
         return NULL;
-    struct weir_batch *b = weir_list_entry(l, struct weir_batch, link);
+    struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
     detach(bt, b);
     return b;
 }

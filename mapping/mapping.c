@@ -47,7 +47,7 @@ struct lane {
 };
 
 struct weir_mapping {
-    const struct weir_mapping_cfg *cfg;
+    const struct weir_mapping_cfg *mc;
     char component[96];
     char *region;
     struct event_base *base;
@@ -139,10 +139,11 @@ static size_t room_any(const struct weir_mapping *m)
 {
     if (!m->started || m->stopping)
         return 0;
-    /* The batches that can be invoked now, and read ahead one more for each of them (so a slot
-     * that frees finds its next batch here, not a round trip to the source away), less those
-     * already waiting. Read ahead only where leases leave room for the wait: records read while
-     * the function has no free slot wait with their lease ticking. */
+    /* The batches that can be invoked now, and read ahead one more for each slot this mapping
+     * holds, busy or free (so a slot that frees finds its next batch here, not a round trip to
+     * the source away), less those already waiting. Read ahead only where leases leave room for
+     * the wait: records read while the function has no free slot wait with their lease
+     * ticking. */
     size_t slots =
         m->inflight < m->cap ? min_size(m->cap - m->inflight, weir_function_free_slots(m->fn)) : 0;
     size_t ahead = m->read_ahead ? min_size(m->cap, m->inflight + slots) : 0;
@@ -150,7 +151,7 @@ static size_t room_any(const struct weir_mapping *m)
         return 0;
     size_t batches = slots + ahead - m->queued;
     size_t pending = weir_batcher_pending(&m->bt);
-    size_t size = (size_t)m->cfg->batch_size;
+    size_t size = (size_t)m->mc->batch_size;
     size_t room = batches * size > pending ? batches * size - pending : 0;
     return min_size(room, bytes_room(m));
 }
@@ -162,7 +163,7 @@ static size_t room_lane(const struct weir_mapping *m, uint32_t id)
     if (!m->started || m->stopping)
         return 0;
     const struct lane *l = lane_find(m, id);
-    size_t bound = ORDERED_LANE_BATCHES * (size_t)m->cfg->batch_size;
+    size_t bound = ORDERED_LANE_BATCHES * (size_t)m->mc->batch_size;
     size_t held = l ? l->records : 0;
     return min_size(held < bound ? bound - held : 0, bytes_room(m));
 }
@@ -534,7 +535,7 @@ static void sink_read_done(void *ctx)
         release_pending(m);
         return;
     }
-    if (m->cfg->maximum_batching_window_in_seconds == 0)
+    if (m->mc->maximum_batching_window_in_seconds == 0)
         weir_batcher_flush(&m->bt);
     arm_window(m);
 }
@@ -551,7 +552,7 @@ static const struct weir_sink_ops sink_ops = {
  * (and refuses it for a caller that skipped the check). */
 static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
 {
-    const struct weir_mapping_cfg *cfg = m->cfg;
+    const struct weir_mapping_cfg *mc = m->mc;
     const char *texts[WEIR_FILTER_MAX_PATTERNS];
     size_t lens[WEIR_FILTER_MAX_PATTERNS], bad = 0;
     struct weir_filter_error ferr;
@@ -559,16 +560,16 @@ static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
         weir_err_set(err, "the %s source cannot filter records", m->src->config.name);
         return false;
     }
-    if (cfg->n_filters > WEIR_FILTER_MAX_PATTERNS) {
-        weir_err_set(err, "%zu filters; at most %d", cfg->n_filters, WEIR_FILTER_MAX_PATTERNS);
+    if (mc->n_filters > WEIR_FILTER_MAX_PATTERNS) {
+        weir_err_set(err, "%zu filters; at most %d", mc->n_filters, WEIR_FILTER_MAX_PATTERNS);
         return false;
     }
-    for (size_t i = 0; i < cfg->n_filters; i++) {
-        texts[i] = cfg->filters[i].pattern;
-        lens[i] = cfg->filters[i].pattern_len;
+    for (size_t i = 0; i < mc->n_filters; i++) {
+        texts[i] = mc->filters[i].pattern;
+        lens[i] = mc->filters[i].pattern_len;
     }
     m->filter =
-        weir_filter_new(texts, lens, cfg->n_filters, m->src->format->filter_shape, &bad, &ferr);
+        weir_filter_new(texts, lens, mc->n_filters, m->src->format->filter_shape, &bad, &ferr);
     if (!m->filter) {
         weir_err_set(err, "filter_criteria.filters[%zu].pattern: at %s (offset %zu): %s", bad,
                      ferr.path[0] ? ferr.path : "the top", ferr.offset, ferr.msg);
@@ -577,45 +578,45 @@ static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
     return true;
 }
 
-struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *cfg, const char *region,
+struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *mc, const char *region,
                                       struct weir_function *fn, struct event_base *base,
                                       struct weir_err *err)
 {
-    const struct weir_source *src = cfg->src ? weir_source_of(cfg->src) : NULL;
+    const struct weir_source *src = mc->src ? weir_source_of(mc->src) : NULL;
     if (!src) {
-        weir_err_set(err, "no source handles '%s'", cfg->source);
+        weir_err_set(err, "no source handles '%s'", mc->source);
         return NULL;
     }
-    return weir_mapping_new_with(cfg, src, region, fn, base, err);
+    return weir_mapping_new_with(mc, src, region, fn, base, err);
 }
 
-struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
+struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
                                            const struct weir_source *src, const char *region,
                                            struct weir_function *fn, struct event_base *base,
                                            struct weir_err *err)
 {
     struct weir_mapping *m = weir_calloc(1, sizeof(*m));
-    m->cfg = cfg;
+    m->mc = mc;
     m->base = base;
     m->fn = fn;
     m->src = src;
     m->region = weir_strdup(region);
-    snprintf(m->component, sizeof(m->component), "mapping/%s", cfg->name);
-    m->limit = cfg->maximum_concurrency > 0 ? (size_t)cfg->maximum_concurrency : SCALE_MAX;
+    snprintf(m->component, sizeof(m->component), "mapping/%s", mc->name);
+    m->limit = mc->maximum_concurrency > 0 ? (size_t)mc->maximum_concurrency : SCALE_MAX;
     m->cap = min_size(SCALE_START, m->limit);
-    m->budget = (size_t)(cfg->maximum_buffered_mib > 0 ? cfg->maximum_buffered_mib : 64) << 20;
+    m->budget = (size_t)(mc->maximum_buffered_mib > 0 ? mc->maximum_buffered_mib : 64) << 20;
     m->avg_record_bytes = FIRST_RECORD_BYTES_GUESS;
     /* A record read ahead may wait one invocation for its slot, then take one: its lease must
      * cover both, with a second to spare. Until a record says otherwise, do not read ahead. */
-    m->ahead_lease_ms = 2 * (int64_t)(cfg->fn ? cfg->fn->timeout : 900) * 1000 + 1000;
+    m->ahead_lease_ms = 2 * (int64_t)(mc->fn ? mc->fn->timeout : 900) * 1000 + 1000;
     weir_u32map_init(&m->lanes);
     weir_list_init(&m->ready);
     m->window_timer = weir_timer_new(base, on_window, m);
     m->scale_timer = weir_timer_new(base, on_scale, m);
-    if (cfg->n_filters && !compile_filter(m, err))
+    if (mc->n_filters && !compile_filter(m, err))
         goto fail;
     struct weir_poller_args args = {
-        .mc = cfg,
+        .mc = mc,
         .region = region,
         .component = m->component,
         .base = base,
@@ -629,11 +630,11 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
     m->ctx.source_arn = m->info->source_arn;
     m->ctx.region = m->region;
     m->pol.delivery = src->delivery;
-    m->pol.report_batch_item_failures = cfg->report_batch_item_failures;
-    m->pol.mapping_name = cfg->name;
+    m->pol.report_batch_item_failures = mc->report_batch_item_failures;
+    m->pol.mapping_name = mc->name;
     struct weir_batcher_cfg bc = {
-        .batch_size = (size_t)cfg->batch_size,
-        .window_ms = (int64_t)cfg->maximum_batching_window_in_seconds * 1000,
+        .batch_size = (size_t)mc->batch_size,
+        .window_ms = (int64_t)mc->maximum_batching_window_in_seconds * 1000,
         .max_bytes = WEIR_INVOKE_PAYLOAD_MAX,
         .encoder = src->format->encoder,
         .ctx = &m->ctx,
@@ -647,7 +648,7 @@ fail:
 
 weir_status weir_mapping_start(struct weir_mapping *m)
 {
-    if (!m->cfg->enabled) {
+    if (!m->mc->enabled) {
         weir_info(m->component, "disabled (enabled: false); not reading source=%s",
                   m->src->config.name);
         return WEIR_OK;
@@ -662,9 +663,9 @@ weir_status weir_mapping_start(struct weir_mapping *m)
               "window_s=%d max_concurrency=%zu buffer_mib=%zu report_batch_item_failures=%s "
               "filters=%zu",
               m->src->config.name, weir_function_name(m->fn), weir_delivery_name(m->pol.delivery),
-              m->info->ordered_lanes ? "true" : "false", m->cfg->batch_size,
-              m->cfg->maximum_batching_window_in_seconds, m->limit, m->budget >> 20,
-              m->cfg->report_batch_item_failures ? "true" : "false", m->cfg->n_filters);
+              m->info->ordered_lanes ? "true" : "false", m->mc->batch_size,
+              m->mc->maximum_batching_window_in_seconds, m->limit, m->budget >> 20,
+              m->mc->report_batch_item_failures ? "true" : "false", m->mc->n_filters);
     return WEIR_OK;
 }
 
@@ -795,7 +796,7 @@ void weir_mapping_free(struct weir_mapping *m)
 
 const char *weir_mapping_name(const struct weir_mapping *m)
 {
-    return m->cfg->name;
+    return m->mc->name;
 }
 
 const struct weir_mapping_stats *weir_mapping_stats(const struct weir_mapping *m)

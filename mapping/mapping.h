@@ -17,13 +17,13 @@ struct weir_source;
 
 struct weir_mapping;
 
-/* The mapping of cfg, reading the source cfg->src names. cfg and fn are borrowed and must
+/* The mapping of mc, reading the source mc->src names. mc and fn are borrowed and must
  * outlive the mapping. */
-struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *cfg, const char *region,
+struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *mc, const char *region,
                                       struct weir_function *fn, struct event_base *base,
                                       struct weir_err *err);
 /* The same with the source row given: tests drive the mapping with a fake source. */
-struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *cfg,
+struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
                                            const struct weir_source *src, const char *region,
                                            struct weir_function *fn, struct event_base *base,
                                            struct weir_err *err);

@@ -771,20 +771,20 @@ static void flush_pending(struct weir_poller *p)
     weir_list_init(&queued);
     /* Move the queue aside first: op_submit may queue an op again (connection gone). */
     while (!weir_list_empty(&p->pending)) {
-        struct weir_list *l = weir_list_pop_front(&p->pending);
-        weir_list_push_back(&queued, l);
+        struct weir_list *node = weir_list_pop_front(&p->pending);
+        weir_list_push_back(&queued, node);
     }
     p->n_pending = 0;
-    struct weir_list *l;
-    while ((l = weir_list_pop_front(&queued)))
-        op_submit(p, weir_list_entry(l, struct op, link));
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&queued)))
+        op_submit(p, weir_list_entry(node, struct op, link));
 }
 
 static void drop_pending(struct weir_poller *p)
 {
-    struct weir_list *l;
-    while ((l = weir_list_pop_front(&p->pending)))
-        op_free(weir_list_entry(l, struct op, link));
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&p->pending)))
+        op_free(weir_list_entry(node, struct op, link));
     p->n_pending = 0;
     if (p->deletes) {
         op_free(p->deletes);
@@ -794,7 +794,8 @@ static void drop_pending(struct weir_poller *p)
 
 /* -- malformed elements -- */
 
-static void log_malformed(struct weir_poller *p, const char *lease_id, const char *why, bool buried)
+static void log_malformed(struct weir_poller *p, const char *lease_id, const char *why,
+                          const char *moved_to)
 {
     int64_t now = weir_clock_mono_ms();
     if (now - p->malformed_window_ms >= MALFORMED_WINDOW_MS) {
@@ -810,9 +811,15 @@ static void log_malformed(struct weir_poller *p, const char *lease_id, const cha
         return;
     }
     p->malformed_lines++;
-    weir_error(p->comp, "redis: malformed message list=%s lease=%s error=\"%s\" action=%s",
-               p->keys.list, lease_id, why,
-               buried ? "moved to dead-letter list" : "left leased until its lease ends");
+    if (moved_to)
+        weir_error(p->comp,
+                   "redis: malformed message moved aside list=%s lease=%s error=\"%s\" to=%s",
+                   p->keys.list, lease_id, why, moved_to);
+    else
+        weir_error(p->comp,
+                   "redis: malformed message left leased until its lease ends list=%s lease=%s "
+                   "error=\"%s\"",
+                   p->keys.list, lease_id, why);
 }
 
 /* -- claim -- */
@@ -872,8 +879,7 @@ static void log_fifo_ingest(struct weir_poller *p, const redisReply *r)
                    p->keys.list, dups);
     for (size_t i = 0; i < refused->elements; i++)
         weir_log_limited(WEIR_LOG_ERROR, p->comp,
-                         "redis: message refused by the FIFO queue list=%s reason=\"%.*s\" "
-                         "moved_to=%s",
+                         "redis: message refused by the FIFO queue list=%s reason=\"%.*s\" to=%s",
                          p->keys.list, (int)refused->element[i]->len, refused->element[i]->str,
                          p->dlq ? p->dlq : p->keys.parked);
 }
@@ -941,7 +947,7 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
             WEIR_OK) {
             /* A FIFO queue cannot leave it leased: its group would stay blocked. */
             bool bury_it = p->dlq || p->fifo;
-            log_malformed(p, id->str, err.msg, bury_it);
+            log_malformed(p, id->str, err.msg, !bury_it ? NULL : p->dlq ? p->dlq : p->keys.parked);
             if (bury_it) {
                 if (!bury)
                     bury = bury_op(p);

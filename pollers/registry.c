@@ -1,5 +1,6 @@
 /* The registry of sources: one row per source, each describing itself (pollers/poller.h).
- * Adding a source is one new file in pollers/ and one row here. */
+ * Adding a source is one new file in pollers/ and one row here; this file must never hold a
+ * source's own code or rules. */
 #include <stddef.h>
 
 #include "pollers/poller.h"

@@ -761,6 +761,28 @@ static void log_limited_does_not_suppress_another_place_or_component(void **stat
     assert_log_line(lines[3], W0_MS, "warn", "weir", "receive failed attempt=3");
 }
 
+/* One call site, as the dispatcher's lines about each mapping of a function. */
+static void flood_for(const char *mapping, int attempt)
+{
+    weir_log_limited_for(WEIR_LOG_WARN, "function/resize", mapping, "throttled mapping=%s n=%d",
+                         mapping, attempt);
+}
+
+static void log_limited_for_limits_each_who_apart(void **state)
+{
+    struct capture c;
+    capture_begin(&c);
+    for (int i = 0; i < 100; i++)
+        flood_for("orders", i);
+    flood_for("refunds", 100); /* a flood about orders does not hide refunds */
+    flood_for("refunds", 101);
+    char *out = capture_end(&c);
+    char *lines[4];
+    assert_int_equal(split_lines(out, lines, 4), 2);
+    assert_log_line(lines[0], W0_MS, "warn", "function/resize", "throttled mapping=orders n=0");
+    assert_log_line(lines[1], W0_MS, "warn", "function/resize", "throttled mapping=refunds n=100");
+}
+
 static void log_limited_reports_exactly_the_suppressed_count_after_the_window(void **state)
 {
     struct capture c;
@@ -1232,6 +1254,7 @@ int main(void)
         LOG_TEST(log_line_is_level_time_component_then_text_with_key_values),
         LOG_TEST(log_limited_prints_one_line_per_place_and_component_per_window),
         LOG_TEST(log_limited_does_not_suppress_another_place_or_component),
+        LOG_TEST(log_limited_for_limits_each_who_apart),
         LOG_TEST(log_limited_reports_exactly_the_suppressed_count_after_the_window),
         LOG_TEST(log_limited_limits_a_component_longer_than_the_limiter_keeps),
         LOG_TEST(log_unlimited_is_never_suppressed),
