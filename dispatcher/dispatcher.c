@@ -25,6 +25,9 @@
  * this much more: one that outlived its lease could see its records given to another consumer
  * (in a FIFO queue: its message group to another invocation) while it still ran. */
 #define LEASE_MARGIN_MS 200
+/* Unless the lease was never that long (a visibility timeout about the function's timeout, which
+ * AWS allows): then what a batch claimed this long ago would still have. */
+#define LEASE_FRESH_MS 1000
 
 struct endpoint {
     struct weir_target *t;
@@ -228,7 +231,11 @@ static void job_start(struct job *j)
     struct weir_function *fn = j->fn;
     struct weir_batch *b = j->b;
     int64_t deadline = weir_batch_deadline(b);
-    if (deadline && weir_clock_mono_ms() + j->at.function_timeout_ms + LEASE_MARGIN_MS > deadline) {
+    int64_t need = j->at.function_timeout_ms + LEASE_MARGIN_MS;
+    int64_t lease = weir_batch_lease_ms(b);
+    if (lease && lease - LEASE_FRESH_MS < need)
+        need = lease - LEASE_FRESH_MS > LEASE_MARGIN_MS ? lease - LEASE_FRESH_MS : LEASE_MARGIN_MS;
+    if (deadline && weir_clock_mono_ms() + need > deadline) {
         /* Too little lease left for a whole invocation (the batch waited for a slot): the source
          * could hand these records to another consumer while the function still ran. A batch the
          * function never saw goes back unsent (no receive counted, where the lease still

@@ -122,6 +122,17 @@ int64_t weir_batch_deadline(const struct weir_batch *b)
     return d;
 }
 
+int64_t weir_batch_lease_ms(const struct weir_batch *b)
+{
+    int64_t l = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        int64_t rl = b->records[i]->lease_ms;
+        if (rl && (!l || rl < l))
+            l = rl;
+    }
+    return l;
+}
+
 size_t weir_batch_count(const struct weir_batch *b, enum weir_verdict v)
 {
     size_t n = 0;

@@ -51,6 +51,7 @@ struct weir_record {
     int64_t sent_ms;        /* wall ms the producer sent it (SentTimestamp) */
     int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
     int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
+    int64_t lease_ms;         /* how long that lease was when taken; 0 = none */
     size_t event_bytes;       /* bytes its element adds to an event; set when it is batched */
     enum weir_verdict verdict;
 };
@@ -87,6 +88,8 @@ long weir_batch_find(const struct weir_batch *b, const char *id, size_t id_len);
 void weir_batch_set_verdicts(struct weir_batch *b, enum weir_verdict v);
 /* Earliest record deadline in the batch (0 when no record has one). */
 int64_t weir_batch_deadline(const struct weir_batch *b);
+/* Shortest lease a record of the batch was taken with (0 when none has one). */
+int64_t weir_batch_lease_ms(const struct weir_batch *b);
 /* How many of the batch's records have verdict v. */
 size_t weir_batch_count(const struct weir_batch *b, enum weir_verdict v);
 

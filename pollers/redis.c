@@ -957,6 +957,7 @@ static void on_claim(struct weir_poller *p, struct op *op, redisReply *r)
             continue;
         }
         rec->deadline_ms = deadline;
+        rec->lease_ms = p->lease_ms;
         if (p->fifo && rec->group_id)
             rec->lane = weir_lane_of(rec->group_id, strlen(rec->group_id));
         p->sink.ops->deliver(p->sink.ctx, rec);
@@ -1584,11 +1585,8 @@ static int64_t lease_ms_of(const struct weir_mapping_cfg *mc)
     int64_t window = mc->maximum_batching_window_in_seconds;
     int64_t fn_timeout = mc->fn ? mc->fn->timeout : 0;
     /* Reference 2.1: when the window and the function timeout together pass the visibility
-     * timeout, AWS uses window + timeout + 30 s, so a batch is not redelivered mid-invocation.
-     * weir does so when they reach it too: a lease exactly one function timeout long could never
-     * cover an invocation that waited even a moment for its slot (the dispatcher then gives the
-     * batch back rather than let it outlive its lease). */
-    if (window + fn_timeout >= vis)
+     * timeout, AWS uses window + timeout + 30 s, so a batch is not redelivered mid-invocation. */
+    if (window + fn_timeout > vis)
         vis = window + fn_timeout + 30;
     return vis * 1000;
 }

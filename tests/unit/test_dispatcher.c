@@ -269,6 +269,28 @@ static void batch_whose_lease_ended_is_not_invoked(void **state)
     weir_function_free(fn);
 }
 
+static void a_lease_about_the_function_timeout_still_invokes_a_fresh_batch(void **state)
+{
+    struct weir_function_cfg c = fn_cfg(-1, 0, 1); /* timeout 3 s */
+    struct weir_disp_policy pol = policy(false);
+    struct weir_function *fn = weir_function_new_with(&c, &fake_ops, base, NULL);
+    /* A 3 s visibility timeout for a 3 s function (AWS allows it): a batch claimed a moment ago
+     * is invoked, or nothing ever would be. */
+    struct weir_batch *b = batch_of(1, weir_clock_mono_ms() + 2900);
+    b->records[0]->lease_ms = 3000;
+    weir_disp_submit(fn, b, &pol, on_done, NULL);
+    assert_int_equal(n_invs, 1);
+    complete(0, WEIR_TRANSPORT_OK, 200, "{}");
+    /* One that waited past what a second-old claim would have is not. */
+    b = batch_of(1, weir_clock_mono_ms() + 1900);
+    b->records[0]->lease_ms = 3000;
+    weir_disp_submit(fn, b, &pol, on_done, NULL);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(n_invs, 1);
+    assert_int_equal(returned[1]->records[0]->verdict, WEIR_VERDICT_RELEASE);
+    weir_function_free(fn);
+}
+
 static void an_invocation_starts_only_while_the_lease_covers_its_whole_timeout(void **state)
 {
     struct weir_function_cfg c = fn_cfg(-1, 0, 1); /* timeout 3 s */
@@ -347,6 +369,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(batch_whose_lease_ended_is_not_invoked, setup, teardown),
         cmocka_unit_test_setup_teardown(
             an_invocation_starts_only_while_the_lease_covers_its_whole_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_lease_about_the_function_timeout_still_invokes_a_fresh_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(event_over_6mb_is_refused_without_invoking, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(abort_returns_running_as_retry_and_waiting_as_release,
