@@ -823,10 +823,10 @@ static void claimer_deinit(struct claimer *k)
 }
 
 /* Index of the first lease id in a claim reply: {now, id1, element1, ...}, or for a FIFO queue
- * {now, duplicates, {refusals}, id1, element1, ...}. */
+ * {now, duplicates, {refusals}, more, id1, element1, ...}. */
 static size_t claimer_first(const struct claimer *k)
 {
-    return k->fifo ? 3 : 1;
+    return k->fifo ? 4 : 1;
 }
 
 static redisReply *fifo_claim(struct claimer *k, int batch)
