@@ -426,6 +426,26 @@ wait_connected() {
         fail "weir pid $pid did not connect to redis within ${timeout}s"
 }
 
+# kill9_at_records CONFIG RECORDS AT...: for each AT, waits until the record file holds AT
+# records, kills the last weir started with SIGKILL and starts a new one on CONFIG. At least one
+# kill must hit messages leased on $QUEUE, or the test found nothing to test and fails.
+kill9_at_records() {
+    local config=$1 rec=$2 at n hits=0 kills=0
+    shift 2
+    for at in "$@"; do
+        wait_until '[[ $(count_records "'"$rec"'") -ge '"$at"' ]]' 60 ||
+            fail "only $(count_records "$rec") records before the kill at $at"
+        kill9_weir
+        kills=$((kills + 1))
+        n=$(inflight "$QUEUE")
+        note "killed after $(count_records "$rec") records; $n messages were leased"
+        [[ $n -gt 0 ]] && hits=$((hits + 1))
+        start_weir "$config"
+    done
+    [[ $hits -gt 0 ]] || fail "no kill happened while messages were leased: nothing was tested"
+    ok "$hits of $kills kills hit messages in flight"
+}
+
 kill9_weir() {
     local pid=${1:-$WEIR_PID}
     unset "_WEIRS[$pid]"
