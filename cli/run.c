@@ -1,6 +1,7 @@
-/* The runtime of `weir run`: one libevent loop owning every function and mapping, and the
- * shutdown sequence (stop reading, finish or give back what is in flight within a bound, exit).
- * It must never implement source, dispatch or target behaviour itself. */
+/* The runtime of `weir run`: one libevent loop owning every function, mapping, the state store
+ * with the functions' asynchronous queues, and the Invoke API; and the shutdown sequence (stop
+ * reading and listening, finish or give back what is in flight within a bound, exit). It must
+ * never implement source, dispatch or target behaviour itself. */
 #include "cli/run.h"
 
 #include <curl/curl.h>
@@ -11,35 +12,69 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "dispatcher/dispatcher.h"
 #include "mapping/mapping.h"
+#include "pollers/poller.h"
+#include "store/async.h"
+#include "store/store.h"
 
 /* After the in-flight bound passes, running invocations are aborted; after this much more,
  * weir exits even if a server never answered (its leases expire and nothing is lost). */
 #define SHUTDOWN_GRACE_AFTER_ABORT_S 5
+/* While another weir holds the state directory, ask again this often. */
+#define STORE_RETRY_MS 1000
 
 struct runtime {
     const struct weir_config *cfg;
     struct event_base *base;
     struct weir_function **fns;
     struct weir_mapping **maps;
+    bool *map_started;
+    bool needs_store;
+    struct weir_store *store;
+    struct weir_async_store *astore;
+    struct weir_async_queue **queues;
+    struct weir_api *api;
+    struct weir_timer *store_retry;
+    bool store_waiting_logged;
     size_t n_maps_running;
+    size_t n_first_stage; /* mappings and the API still stopping */
+    size_t n_queues_running;
     bool stopping;
     int exit_code;
     struct event *sigterm, *sigint;
     struct event *abort_timer, *give_up_timer;
 };
 
-static void on_mapping_stopped(void *arg)
+static void on_queue_stopped(void *arg)
 {
     struct runtime *rt = arg;
-    if (--rt->n_maps_running == 0) {
+    if (--rt->n_queues_running == 0) {
         weir_info(NULL, "stopped");
         event_base_loopbreak(rt->base);
     }
+}
+
+/* Mappings and the API feed the asynchronous queues: once they have stopped, the queues stop. */
+static void on_first_stage_stopped(void *arg)
+{
+    struct runtime *rt = arg;
+    if (--rt->n_first_stage > 0)
+        return;
+    if (rt->n_queues_running == 0) {
+        weir_info(NULL, "stopped");
+        event_base_loopbreak(rt->base);
+        return;
+    }
+    size_t n = rt->n_queues_running;
+    for (size_t i = 0; i < n; i++)
+        if (rt->queues && rt->queues[i])
+            weir_async_queue_stop(rt->queues[i], on_queue_stopped, rt);
 }
 
 static int max_function_timeout(const struct weir_config *cfg)
@@ -87,17 +122,103 @@ static void begin_shutdown(struct runtime *rt, const char *why)
     event_add(rt->abort_timer, &tv);
     tv.tv_sec = bound + SHUTDOWN_GRACE_AFTER_ABORT_S;
     event_add(rt->give_up_timer, &tv);
-    if (rt->n_maps_running == 0) {
-        event_base_loopbreak(rt->base);
-        return;
-    }
+    weir_timer_stop(rt->store_retry);
+    /* Counted whole before any stop begins: a stop may finish inside its own call. */
+    rt->n_first_stage = 1 + rt->n_maps_running + (rt->api ? 1 : 0);
     for (size_t i = 0; i < rt->cfg->n_mappings; i++)
-        weir_mapping_stop(rt->maps[i], on_mapping_stopped, rt);
+        if (rt->map_started[i])
+            weir_mapping_stop(rt->maps[i], on_first_stage_stopped, rt);
+    if (rt->api)
+        weir_api_stop(rt->api, on_first_stage_stopped, rt);
+    on_first_stage_stopped(rt);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     begin_shutdown(arg, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static bool mapping_needs_store(const struct weir_mapping_cfg *mc)
+{
+    const struct weir_source *src = mc->src ? weir_source_of(mc->src) : NULL;
+    return src && src->delivery == WEIR_DELIVERY_ASYNC;
+}
+
+static weir_status start_mapping(struct runtime *rt, size_t i)
+{
+    if (weir_mapping_start(rt->maps[i]) != WEIR_OK) {
+        weir_error(NULL, "mapping could not start mapping=%s", rt->cfg->mappings[i].name);
+        return WEIR_ERR;
+    }
+    rt->map_started[i] = true;
+    rt->n_maps_running++;
+    return WEIR_OK;
+}
+
+/* The state store is open: the queues, the API, and the mappings that need them start. */
+static weir_status start_stored(struct runtime *rt)
+{
+    const struct weir_config *cfg = rt->cfg;
+    struct weir_err err = {{0}};
+    rt->astore = weir_async_store_sqlite(rt->store);
+    rt->queues = weir_calloc(cfg->n_functions, sizeof(*rt->queues));
+    for (size_t i = 0; i < cfg->n_functions; i++) {
+        rt->queues[i] = weir_async_queue_new(rt->fns[i], rt->astore, cfg->region, &err);
+        if (!rt->queues[i]) {
+            weir_error(NULL, "cannot set up the asynchronous queue function=%s error=\"%s\"",
+                       cfg->functions[i].name, err.msg);
+            return WEIR_ERR;
+        }
+        rt->n_queues_running++;
+        weir_async_queue_start(rt->queues[i]);
+    }
+    if (cfg->api.enabled) {
+        rt->api = weir_api_new(&cfg->api, rt->base, rt->fns, cfg->n_functions, cfg->region, &err);
+        if (!rt->api) {
+            weir_error(NULL, "%s", err.msg);
+            return WEIR_ERR;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_mappings; i++)
+        if (mapping_needs_store(&cfg->mappings[i]) && start_mapping(rt, i) != WEIR_OK)
+            return WEIR_ERR;
+    return WEIR_OK;
+}
+
+static void on_store_retry(void *arg);
+
+/* Opens the state store; while another weir holds it, waits (and says so once). */
+static weir_status open_store(struct runtime *rt)
+{
+    struct weir_err err = {{0}};
+    weir_status st = weir_store_open(rt->cfg->state_dir, rt->base, &rt->store, &err);
+    if (st == WEIR_AGAIN) {
+        if (!rt->store_waiting_logged)
+            weir_warn(NULL,
+                      "waiting: %s; its asynchronous queues, the API and bucket mappings "
+                      "start once it is released",
+                      err.msg);
+        rt->store_waiting_logged = true;
+        weir_timer_after(rt->store_retry, STORE_RETRY_MS);
+        return WEIR_OK;
+    }
+    if (st != WEIR_OK) {
+        weir_error(NULL, "%s", err.msg);
+        return WEIR_ERR;
+    }
+    weir_info(NULL, "state store open path=%s", weir_store_path(rt->store));
+    return start_stored(rt);
+}
+
+static void on_store_retry(void *arg)
+{
+    struct runtime *rt = arg;
+    if (rt->stopping)
+        return;
+    if (open_store(rt) != WEIR_OK) {
+        rt->exit_code = 1;
+        event_base_loopbreak(rt->base);
+    }
 }
 
 static struct weir_function *find_function(struct runtime *rt, const char *name)
@@ -135,6 +256,9 @@ int weir_run(const struct weir_config *cfg)
     }
     rt.fns = weir_calloc(cfg->n_functions ? cfg->n_functions : 1, sizeof(*rt.fns));
     rt.maps = weir_calloc(cfg->n_mappings ? cfg->n_mappings : 1, sizeof(*rt.maps));
+    rt.map_started = weir_calloc(cfg->n_mappings ? cfg->n_mappings : 1, sizeof(*rt.map_started));
+    rt.store_retry = weir_timer_new(rt.base, on_store_retry, &rt);
+    rt.needs_store = cfg->api.enabled;
     for (size_t i = 0; i < cfg->n_functions; i++) {
         rt.fns[i] = weir_function_new(&cfg->functions[i], rt.base, &err);
         if (!rt.fns[i]) {
@@ -162,26 +286,44 @@ int weir_run(const struct weir_config *cfg)
     rt.abort_timer = evtimer_new(rt.base, on_abort, &rt);
     rt.give_up_timer = evtimer_new(rt.base, on_give_up, &rt);
     for (size_t i = 0; i < cfg->n_mappings; i++) {
-        if (weir_mapping_start(rt.maps[i]) != WEIR_OK) {
-            weir_error(NULL, "mapping could not start mapping=%s", cfg->mappings[i].name);
+        if (mapping_needs_store(&cfg->mappings[i])) {
+            rt.needs_store = true;
+            continue; /* started once the store is open */
+        }
+        if (start_mapping(&rt, i) != WEIR_OK) {
             rt.exit_code = 1;
             goto out;
         }
-        rt.n_maps_running++;
     }
-    if (!cfg->n_mappings)
-        weir_warn(NULL, "the configuration has no mappings: nothing to do until stopped");
+    if (rt.needs_store && open_store(&rt) != WEIR_OK) {
+        rt.exit_code = 1;
+        goto out;
+    }
+    if (!cfg->n_mappings && !cfg->api.enabled)
+        weir_warn(NULL, "the configuration has no mappings and no api: nothing to do until "
+                        "stopped");
     weir_info(NULL, "running version=%s functions=%zu mappings=%zu pid=%ld", WEIR_VERSION,
               cfg->n_functions, cfg->n_mappings, (long)getpid());
     event_base_dispatch(rt.base);
 out:
+    /* The store first: what it still has to run calls back into the API, the queues and the
+     * mappings, which must still be there. Then what nothing calls back any more. */
+    weir_store_free(rt.store);
+    weir_api_free(rt.api);
+    for (size_t i = 0; rt.queues && i < cfg->n_functions; i++)
+        weir_async_queue_free(rt.queues[i]);
+    if (rt.astore)
+        rt.astore->ops->free(rt.astore);
     for (size_t i = 0; rt.maps && i < cfg->n_mappings; i++)
         weir_mapping_free(rt.maps[i]);
     for (size_t i = 0; rt.fns && i < cfg->n_functions; i++)
         weir_function_free(rt.fns[i]);
+    weir_timer_free(rt.store_retry);
     /* What the frees above handed to the loop (a name lookup cancelled mid-flight) ends now. */
     if (rt.base)
         event_base_loop(rt.base, EVLOOP_NONBLOCK);
+    free(rt.queues);
+    free(rt.map_started);
     free(rt.maps);
     free(rt.fns);
     struct event *evs[] = {rt.sigterm, rt.sigint, rt.abort_timer, rt.give_up_timer};

@@ -1,11 +1,13 @@
-/* The registry of sources handed to config/: each row's configuration view, and filter patterns
- * checked against the row's event format. The CLI is the one place that knows every layer; this
- * file must never hold a source's own rules, which live in its row. */
+/* The registry of sources handed to config/: each row's configuration view, filter patterns
+ * checked against the row's event format, destination URIs checked by their rows. The CLI is the
+ * one place that knows every layer; this file must never hold a source's own rules, which live in
+ * its row. */
 #include "cli/sources.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "connectors/destination.h"
 #include "core/mem.h"
 #include "mapping/filter.h"
 #include "pollers/poller.h"
@@ -30,6 +32,15 @@ static bool check_pattern(const struct weir_cfg_source *cs, const char *text, si
     return false;
 }
 
+static bool check_destination(const char *uri, char *why, size_t len)
+{
+    struct weir_err err = {{0}};
+    if (weir_destination_check(uri, &err) == WEIR_OK)
+        return true;
+    snprintf(why, len, "%s", err.msg);
+    return false;
+}
+
 const struct weir_cfg_env *weir_cli_cfg_env(void)
 {
     static struct weir_cfg_env env;
@@ -43,6 +54,7 @@ const struct weir_cfg_env *weir_cli_cfg_env(void)
             rows[i] = &weir_sources[i]->config;
         env.sources = rows;
         env.check_pattern = check_pattern;
+        env.check_destination = check_destination;
     }
     return &env;
 }

@@ -30,7 +30,13 @@
 /* Records buffered and in flight per mapping, counted raw and encoded (about twice the payload):
  * room for about five full 6 MB events. */
 #define DEFAULT_BUFFERED_MIB 64
-#define AWS_DEFAULT_FILTERS  5
+/* Relative to the directory weir runs in. */
+#define DEFAULT_STATE_DIR "weir-state"
+/* Loopback only: the Invoke API checks no signature, so it is not for other hosts by default. */
+#define DEFAULT_API_PORT    9070
+#define DEFAULT_API_LISTEN  "127.0.0.1:9070"
+#define WEIR_CFG_WHY_MAX    256
+#define AWS_DEFAULT_FILTERS 5
 
 /* ---- the report -------------------------------------------------------------------------- */
 
@@ -635,6 +641,82 @@ static void set_object(struct load *ld, const struct field *f, const struct weir
     walk(ld, f->sub, v, prefix, obj);
 }
 
+/* ---- destinations, delays, the API's address ----------------------------------------------- */
+
+static void set_destination(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                            const char *path, void *obj)
+{
+    char safe[256], why[WEIR_CFG_WHY_MAX];
+    char *s = want_string(ld, v, path, 1);
+    if (!s)
+        return;
+    *(char **)((char *)obj + f->off) = s;
+    if (ld->env->check_destination && !ld->env->check_destination(s, why, sizeof(why))) {
+        weir_log_redact_uri(s, safe, sizeof(safe));
+        err_at(ld, v, "%s \"%s\": %s", path, safe, why);
+    }
+}
+
+/* A sequence of one or two delays in seconds: the first retry's, then the second's (a single
+ * value is used for both). */
+static void set_delays(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj)
+{
+    char got[320], elem[160];
+    int *delays = (int *)((char *)obj + f->off);
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind != WEIR_CFGNODE_SEQ || v->n < 1 || v->n > 2) {
+        err_at(ld, v,
+               "%s must be a sequence of 1 or 2 integers (seconds before the first and "
+               "the second retry), got %s",
+               path, describe(v, got, sizeof(got)));
+        return;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        struct field one = {
+            .key = f->key, .min = f->min, .max = f->max, .off = f->off + i * sizeof(int)};
+        snprintf(elem, sizeof(elem), "%s[%zu]", path, i);
+        set_int(ld, &one, v->vals[i], elem, obj);
+    }
+    if (v->n == 1)
+        delays[1] = delays[0];
+}
+
+/* "host:port", "[v6]:port" or ":port" (loopback). */
+static void set_listen(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                       const char *path, void *obj)
+{
+    struct weir_api_cfg *api = &((struct weir_config *)obj)->api;
+    char *s = want_string(ld, v, path, 1);
+    if (!s)
+        return;
+    free(api->listen);
+    api->listen = s;
+    const char *colon = strrchr(s, ':');
+    const char *host = s, *host_end = colon;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':') {
+            err_at(ld, v, "%s \"%s\" must be host:port, [ipv6]:port or :port", path, s);
+            return;
+        }
+        host = s + 1;
+        host_end = close;
+        colon = close + 1;
+    }
+    long long port;
+    if (!colon || !parse_int(colon + 1, &port) || port < 0 || port > 65535) {
+        err_at(ld, v, "%s \"%s\" must be host:port with a port 0..65535 (0: any free port)", path,
+               s);
+        return;
+    }
+    free(api->host);
+    api->host =
+        host == host_end ? weir_strdup("127.0.0.1") : weir_strndup(host, (size_t)(host_end - host));
+    api->port = (int)port;
+}
+
 /* ---- filter_criteria --------------------------------------------------------------------- */
 
 /* Byte offset in the text of the character at (line, col), both 1-based; col counts characters
@@ -874,6 +956,36 @@ static void set_filter_criteria(struct load *ld, const struct field *f,
         .key = k, .set = set_int, .min = lo, .max = hi, .off = o                                   \
     }
 
+static const struct field on_success_fields[] = {
+    {.key = "destination", .set = set_destination, .required = true, .off = FN(async.on_success)},
+};
+static const struct schema on_success_schema = {on_success_fields, LEN(on_success_fields)};
+static const struct field on_failure_fields[] = {
+    {.key = "destination", .set = set_destination, .required = true, .off = FN(async.on_failure)},
+};
+static const struct schema on_failure_schema = {on_failure_fields, LEN(on_failure_fields)};
+static const struct field destination_config_fields[] = {
+    {.key = "on_success", .set = set_object, .sub = &on_success_schema},
+    {.key = "on_failure", .set = set_object, .sub = &on_failure_schema},
+};
+static const struct schema destination_config_schema = {destination_config_fields,
+                                                        LEN(destination_config_fields)};
+static const struct field async_fields[] = {
+    INT("maximum_retry_attempts", FN(async.maximum_retry_attempts), 0, 2),
+    INT("maximum_event_age_in_seconds", FN(async.maximum_event_age_in_seconds), 60, 21600),
+    {.key = "retry_delays_in_seconds",
+     .set = set_delays,
+     .min = 0,
+     .max = 3600,
+     .off = FN(async.retry_delays_in_seconds)},
+    {.key = "destination_config", .set = set_object, .sub = &destination_config_schema},
+};
+static const struct schema async_schema = {async_fields, LEN(async_fields)};
+static const struct field dead_letter_fields[] = {
+    {.key = "target_arn", .set = set_destination, .required = true, .off = FN(dead_letter_target)},
+};
+static const struct schema dead_letter_schema = {dead_letter_fields, LEN(dead_letter_fields)};
+
 static const struct field function_fields[] = {
     {.key = "name", .set = set_name, .required = true, .off = FN(name)},
     {.key = "url", .set = set_urls, .off = FN(urls), .off_n = FN(n_urls)},
@@ -881,6 +993,8 @@ static const struct field function_fields[] = {
     INT("timeout", FN(timeout), 1, 900),
     INT("reserved_concurrency", FN(reserved_concurrency), 0, 1000),
     {.key = "single_flight", .set = set_bool, .off = FN(single_flight)},
+    {.key = "async", .set = set_object, .sub = &async_schema},
+    {.key = "dead_letter_config", .set = set_object, .sub = &dead_letter_schema},
 };
 static const struct schema function_schema = {function_fields, LEN(function_fields)};
 
@@ -919,12 +1033,44 @@ static void set_functions(struct load *ld, const struct field *f, const struct w
 static void set_mappings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
                          const char *path, void *obj);
 
+static void set_api(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                    const char *path, void *obj);
+
+static const struct field api_fields[] = {
+    {.key = "listen", .set = set_listen},
+};
+static const struct schema api_schema = {api_fields, LEN(api_fields)};
+
 static const struct field root_fields[] = {
     {.key = "region", .set = set_string, .min = 1, .off = offsetof(struct weir_config, region)},
+    {.key = "state_dir",
+     .set = set_string,
+     .min = 1,
+     .off = offsetof(struct weir_config, state_dir)},
+    {.key = "api", .set = set_api},
     {.key = "functions", .set = set_functions, .required = true},
     {.key = "mappings", .set = set_mappings},
 };
 static const struct schema root_schema = {root_fields, LEN(root_fields)};
+
+/* `api:` turns the Invoke API on; `api: {}` or an empty `api:` takes the default address. */
+static void set_api(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                    const char *path, void *obj)
+{
+    char got[320];
+    struct weir_config *cfg = obj;
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    cfg->api.enabled = true;
+    if (weir_cfgtree_is_null(v))
+        return;
+    if (v->kind != WEIR_CFGNODE_MAP) {
+        err_at(ld, v, "%s must be a mapping ({listen: \"127.0.0.1:9070\"}), got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    walk(ld, &api_schema, v, "api.", obj);
+}
 
 /* ---- the walk ---------------------------------------------------------------------------- */
 
@@ -1011,6 +1157,8 @@ static void report_unknown(struct load *ld, const struct schema *const *schemas,
     size_t plen = strlen(prefix);
     if (plen && ld->place[0])
         snprintf(where, sizeof(where), "in %.*s of %s", (int)(plen - 1), prefix, ld->place);
+    else if (plen)
+        snprintf(where, sizeof(where), "in %.*s", (int)(plen - 1), prefix);
     else if (ld->place[0])
         snprintf(where, sizeof(where), "in %s", ld->place);
     else
@@ -1208,6 +1356,10 @@ static void set_functions(struct load *ld, const struct field *f, const struct w
         size_t errors = ld->rep->n;
         fc->timeout = 3;
         fc->reserved_concurrency = -1;
+        fc->async.maximum_retry_attempts = 2;
+        fc->async.maximum_event_age_in_seconds = 21600;
+        fc->async.retry_delays_in_seconds[0] = 60;
+        fc->async.retry_delays_in_seconds[1] = 120;
         fc->pos = (struct weir_cfg_pos){.file = cfg->file, .line = node->line, .col = node->col};
         ld->kind = "function";
         snprintf(ld->place, sizeof(ld->place), "function #%zu", i + 1);
@@ -1360,6 +1512,9 @@ void weir_config_free(struct weir_config *cfg)
         free(fc->name);
         strv_free(fc->urls);
         strv_free(fc->command);
+        free(fc->async.on_success);
+        free(fc->async.on_failure);
+        free(fc->dead_letter_target);
         keys_free(fc->keys, fc->n_keys);
     }
     free(cfg->functions);
@@ -1378,6 +1533,9 @@ void weir_config_free(struct weir_config *cfg)
     }
     free(cfg->mappings);
     free(cfg->region);
+    free(cfg->state_dir);
+    free(cfg->api.listen);
+    free(cfg->api.host);
     free(cfg->file);
     free(cfg);
 }
@@ -1403,6 +1561,13 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
         source_schemas_free(&ld);
         if (!cfg->region)
             cfg->region = weir_strdup("us-east-1");
+        if (!cfg->state_dir)
+            cfg->state_dir = weir_strdup(DEFAULT_STATE_DIR);
+        if (cfg->api.enabled && !cfg->api.listen) {
+            cfg->api.listen = weir_strdup(DEFAULT_API_LISTEN);
+            cfg->api.host = weir_strdup("127.0.0.1");
+            cfg->api.port = DEFAULT_API_PORT;
+        }
     }
     weir_cfgtree_free(root);
 

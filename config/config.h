@@ -20,6 +20,16 @@ struct weir_cfg_keypos {
     struct weir_cfg_pos pos;
 };
 
+/* A function's asynchronous invocation settings: AWS's event invoke config, and the delays
+ * before its retries (AWS's are about 1 and 2 minutes; tests shorten them). */
+struct weir_async_cfg {
+    int maximum_retry_attempts;       /* 0..2, default 2 */
+    int maximum_event_age_in_seconds; /* 60..21600, default 21600 */
+    int retry_delays_in_seconds[2];   /* before the first and the second retry; 60, 120 */
+    char *on_success;                 /* destination_config.on_success.destination, or NULL */
+    char *on_failure;                 /* destination_config.on_failure.destination, or NULL */
+};
+
 struct weir_function_cfg {
     char *name;
     char **urls; /* HTTP endpoints (a pool); NULL-terminated; NULL when `command` is used */
@@ -29,6 +39,10 @@ struct weir_function_cfg {
     int timeout;              /* seconds, 1..900, default 3 */
     int reserved_concurrency; /* -1 = unset, else 0..1000 */
     bool single_flight;       /* each endpoint takes one invocation at a time (Lambda RIE) */
+    struct weir_async_cfg async;
+    char *dead_letter_target; /* dead_letter_config.target_arn: a destination URI, or NULL */
+    bool raw_url; /* never from a file: POST to the URL as written, even a bare one (an HTTP
+                     destination built in code), instead of adding the Invoke path */
     struct weir_cfg_pos pos;
     struct weir_cfg_keypos *keys;
     size_t n_keys;
@@ -65,9 +79,19 @@ struct weir_mapping_cfg {
     size_t n_keys;
 };
 
+/* The control plane's HTTP server (the Invoke API). */
+struct weir_api_cfg {
+    bool enabled; /* the file has an `api` section */
+    char *listen; /* "host:port" as written, default "127.0.0.1:9070" */
+    char *host;   /* its host part, brackets removed */
+    int port;     /* 0..65535; 0 takes a free port (the log says which) */
+};
+
 struct weir_config {
-    char *file;   /* the name errors are reported against */
-    char *region; /* awsRegion in events and ARNs, default "us-east-1" */
+    char *file;      /* the name errors are reported against */
+    char *region;    /* awsRegion in events and ARNs, default "us-east-1" */
+    char *state_dir; /* durable state (the asynchronous queue, catalogs), default "weir-state" */
+    struct weir_api_cfg api;
     struct weir_function_cfg *functions;
     size_t n_functions;
     struct weir_mapping_cfg *mappings;
@@ -147,6 +171,9 @@ struct weir_cfg_env {
      * are kept unchecked (the mapping refuses them when it starts). */
     bool (*check_pattern)(const struct weir_cfg_source *src, const char *text, size_t len,
                           struct weir_cfg_pattern_error *err);
+    /* Whether uri names a destination weir can write to (a Redis list, a directory, an HTTP
+     * endpoint); fills err.msg when not. NULL: destinations are kept unchecked. */
+    bool (*check_destination)(const char *uri, char *err, size_t err_len);
 };
 
 /* The row whose scheme matches uri's, or NULL. */

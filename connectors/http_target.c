@@ -477,7 +477,7 @@ static char *build_url(const struct weir_function_cfg *fc, const char *raw, cons
         goto done;
     }
     uc = curl_url_get(u, CURLUPART_PATH, &path, 0);
-    if (uc != CURLUE_OK || path[0] == '\0' || strcmp(path, "/") == 0) {
+    if (!fc->raw_url && (uc != CURLUE_OK || path[0] == '\0' || strcmp(path, "/") == 0)) {
         char invoke[512];
         snprintf(invoke, sizeof(invoke), INVOKE_PATH_FMT, fc->name);
         uc = curl_url_set(u, CURLUPART_PATH, invoke, CURLU_URLENCODE);

@@ -72,6 +72,7 @@ struct weir_function {
     struct watcher *watchers;
     size_t n_watchers;
     bool notifying;
+    struct weir_async_queue *async; /* borrowed: the runtime owns it */
 };
 
 static struct job *job_of(struct weir_list *node)
@@ -83,6 +84,7 @@ const struct weir_policy *weir_policy_of(enum weir_delivery d)
 {
     static const struct weir_policy *const rows[WEIR_DELIVERY_COUNT] = {
         [WEIR_DELIVERY_QUEUE] = &weir_policy_queue,
+        [WEIR_DELIVERY_ASYNC] = &weir_policy_async,
     };
     return (unsigned)d < WEIR_DELIVERY_COUNT ? rows[d] : NULL;
 }
@@ -90,6 +92,26 @@ const struct weir_policy *weir_policy_of(enum weir_delivery d)
 const char *weir_function_name(const struct weir_function *fn)
 {
     return fn->cfg->name;
+}
+
+const struct weir_function_cfg *weir_function_config(const struct weir_function *fn)
+{
+    return fn->cfg;
+}
+
+struct event_base *weir_function_base(const struct weir_function *fn)
+{
+    return fn->base;
+}
+
+void weir_function_set_async(struct weir_function *fn, struct weir_async_queue *q)
+{
+    fn->async = q;
+}
+
+struct weir_async_queue *weir_function_async(const struct weir_function *fn)
+{
+    return fn->async;
 }
 
 struct weir_function *weir_function_new(const struct weir_function_cfg *cfg,
@@ -287,6 +309,25 @@ static void on_delay_done(void *arg)
     start_waiting(j->fn);
 }
 
+static void keep_response(struct weir_batch *b, struct weir_invoke_result *res,
+                          const struct weir_classified *c)
+{
+    struct weir_response *out = &b->response;
+    out->ran = c->outcome != WEIR_OUTCOME_THROTTLED;
+    out->status = res->transport == WEIR_TRANSPORT_OK ? res->status : 0;
+    snprintf(out->function_error, sizeof(out->function_error), "%s",
+             c->outcome == WEIR_OUTCOME_OK || c->outcome == WEIR_OUTCOME_PARTIAL ? ""
+             : res->function_error[0] ? res->function_error
+                                      : "Unhandled");
+    snprintf(out->why, sizeof(out->why), "%s",
+             c->outcome == WEIR_OUTCOME_OK || c->outcome == WEIR_OUTCOME_PARTIAL ? "" : c->why);
+    /* The body moves over; the result is done with it. */
+    struct weir_buf swap = out->payload;
+    out->payload = res->body;
+    res->body = swap;
+    weir_buf_reset(&res->body);
+}
+
 static void on_invoked(void *arg, struct weir_invoke_result *res)
 {
     struct job *j = arg;
@@ -299,6 +340,8 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
 
     struct weir_classified c;
     weir_outcome_classify(res, b, j->pol->report_batch_item_failures, &c);
+    if (j->policy->keeps_response)
+        keep_response(b, res, &c);
     weir_debug(fn->component, "invoked mapping=%s request_id=%s outcome=%s elapsed_ms=%ld",
                j->pol->mapping_name, j->request_id, weir_outcome_name(c.outcome),
                (long)(res->elapsed_us / 1000));
@@ -322,12 +365,23 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
 void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
                       const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg)
 {
+    const struct weir_policy *row = weir_policy_of(pol->delivery);
+    assert(row);
+    if (row->accept)
+        row->accept(fn, b, pol, done, arg);
+    else
+        weir_disp_submit_row(fn, b, pol, row, done, arg);
+}
+
+void weir_disp_submit_row(struct weir_function *fn, struct weir_batch *b,
+                          const struct weir_disp_policy *pol, const struct weir_policy *row,
+                          weir_disp_done_fn done, void *arg)
+{
     struct job *j = weir_calloc(1, sizeof(*j));
     j->fn = fn;
     j->b = b;
     j->pol = pol;
-    j->policy = weir_policy_of(pol->delivery);
-    assert(j->policy);
+    j->policy = row;
     j->at.pol = pol;
     j->at.component = fn->component;
     j->at.function_timeout_ms = (int64_t)fn->cfg->timeout * 1000;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/status.h"
 #include "model/record.h"
@@ -35,6 +36,8 @@ struct weir_function *weir_function_new_with(const struct weir_function_cfg *cfg
 /* Cancels whatever is still running (its batches are not called back). NULL is a no-op. */
 void weir_function_free(struct weir_function *fn);
 const char *weir_function_name(const struct weir_function *fn);
+const struct weir_function_cfg *weir_function_config(const struct weir_function *fn);
+struct event_base *weir_function_base(const struct weir_function *fn);
 
 /* How many more invocations the function could start now (bounded by reserved concurrency and
  * single-flight endpoints; a large number when unbounded). */
@@ -51,5 +54,63 @@ void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
  * its done callback. Records of an aborted invocation are RETRY (the function may have run them);
  * records never sent (waiting, or backing off after a throttle) are RELEASE. */
 void weir_disp_abort(struct weir_function *fn);
+
+/* ---- one synchronous invocation (direct.c) -------------------------------------------------
+ * The Invoke API's RequestResponse: the payload goes to the function once, as it is, and its
+ * answer comes back as it is. */
+
+/* resp: borrowed for the call. */
+typedef void (*weir_disp_answer_fn)(void *arg, const struct weir_response *resp);
+
+/* Invokes fn once with payload (copied); answer(arg, resp) follows from the loop. A function
+ * with no free slot is not waited for: resp->ran is false and resp->status 429. */
+void weir_disp_invoke(struct weir_function *fn, const char *payload, size_t len,
+                      weir_disp_answer_fn answer, void *arg);
+
+/* ---- the asynchronous invocation queue (async.c) -------------------------------------------
+ * Per function, as AWS keeps one: events accepted (the Invoke API's Event, a bucket mapping's
+ * batches) wait durably in a store, are invoked when due, retried after function errors with
+ * the configured delays and after throttles with backoff, aged out, and end at the function's
+ * destinations. */
+
+struct weir_async_store;
+struct weir_async_queue;
+
+struct weir_async_stats {
+    uint64_t accepted;
+    uint64_t attempts;
+    uint64_t succeeded;
+    uint64_t retried;   /* after a function error */
+    uint64_t throttled; /* attempts the function never ran */
+    uint64_t retries_exhausted;
+    uint64_t event_age_exceeded;
+    uint64_t delivered; /* records and dead letters written to destinations */
+    uint64_t delivery_failures;
+    size_t working; /* events taken from the store and not yet written back */
+};
+
+/* Gives fn its queue on store (borrowed; both must outlive the queue) and creates the
+ * destinations fn's configuration names. region: for ARNs in records. NULL with err on failure. */
+struct weir_async_queue *weir_async_queue_new(struct weir_function *fn,
+                                              struct weir_async_store *store, const char *region,
+                                              struct weir_err *err);
+/* Starts invoking what is due (events left by an earlier run first). */
+void weir_async_queue_start(struct weir_async_queue *q);
+/* Takes nothing more; once every event it holds is written back (invocations finish, or are
+ * aborted with weir_disp_abort), calls done(arg). */
+void weir_async_queue_stop(struct weir_async_queue *q, void (*done)(void *arg), void *arg);
+/* NULL is a no-op. */
+void weir_async_queue_free(struct weir_async_queue *q);
+const struct weir_async_stats *weir_async_queue_stats(const struct weir_async_queue *q);
+
+/* Called once the event is durably accepted (st WEIR_OK) or could not be (error says why).
+ * request_id: the event's id (x-amzn-RequestId, requestContext.requestId). */
+typedef void (*weir_async_accepted_fn)(void *arg, weir_status st, const char *error,
+                                       const char *request_id);
+
+/* Accepts payload (copied) for asynchronous invocation of fn. origin names the sender in logs
+ * ("api"). done follows from the loop, never from inside the call. */
+void weir_async_accept(struct weir_function *fn, const char *origin, const char *payload,
+                       size_t len, weir_async_accepted_fn done, void *arg);
 
 #endif

@@ -26,6 +26,14 @@ enum weir_policy_next {
 
 struct weir_policy {
     const char *name;
+    /* How a submitted batch begins. NULL: it is invoked (queued for a slot of the function).
+     * The async row stores it in the function's durable queue instead, and hands it back done
+     * once stored; the queue invokes it later through its own row. */
+    void (*accept)(struct weir_function *fn, struct weir_batch *b,
+                   const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg);
+    /* Keep each invocation's answer in b->response (the Invoke API replies with it, the async
+     * queue's destinations carry it). */
+    bool keeps_response;
     /* Judges one invocation of b whose outcome was c: sets every record's verdict and returns
      * FINISH, or returns AGAIN with *delay_ms. Logs what it decided, at the level it deserves. */
     enum weir_policy_next (*judge)(struct weir_attempt *at, struct weir_batch *b,
@@ -34,8 +42,24 @@ struct weir_policy {
 
 /* SQS: per-message receive counts; throttles retried while the lease lasts (queue.c). */
 extern const struct weir_policy weir_policy_queue;
+/* A mapping's batches become events in the function's asynchronous queue (async.c). */
+extern const struct weir_policy weir_policy_async;
+/* Rows no mapping names, for the dispatcher's own callers: one attempt of an asynchronous event,
+ * whose outcome the queue acts on (async.c); one synchronous invocation, its answer handed back
+ * as it is (the Invoke API's RequestResponse, direct.c). */
+extern const struct weir_policy weir_policy_async_attempt;
+extern const struct weir_policy weir_policy_direct;
 
 /* The row of delivery kind d. */
 const struct weir_policy *weir_policy_of(enum weir_delivery d);
+
+/* weir_disp_submit with the row given, for the rows no mapping names. */
+void weir_disp_submit_row(struct weir_function *fn, struct weir_batch *b,
+                          const struct weir_disp_policy *pol, const struct weir_policy *row,
+                          weir_disp_done_fn done, void *arg);
+
+/* The function's asynchronous queue, NULL when it has none (no state store). */
+struct weir_async_queue *weir_function_async(const struct weir_function *fn);
+void weir_function_set_async(struct weir_function *fn, struct weir_async_queue *q);
 
 #endif

@@ -24,6 +24,7 @@ const char *weir_delivery_name(enum weir_delivery d)
 {
     static const char *const names[WEIR_DELIVERY_COUNT] = {
         [WEIR_DELIVERY_QUEUE] = "queue",
+        [WEIR_DELIVERY_ASYNC] = "async",
     };
     return (unsigned)d < WEIR_DELIVERY_COUNT ? names[d] : "?";
 }
@@ -71,6 +72,7 @@ struct weir_batch *weir_batch_new(uint32_t lane)
     struct weir_batch *b = weir_calloc(1, sizeof(*b));
     b->lane = lane;
     weir_buf_init(&b->event);
+    weir_buf_init(&b->response.payload);
     weir_list_init(&b->link);
     return b;
 }
@@ -83,6 +85,7 @@ void weir_batch_free(struct weir_batch *b)
         weir_record_free(b->records[i]);
     free(b->records);
     weir_buf_deinit(&b->event);
+    weir_buf_deinit(&b->response.payload);
     free(b);
 }
 

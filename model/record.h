@@ -4,6 +4,7 @@
 #ifndef WEIR_RECORD_H
 #define WEIR_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,6 +64,16 @@ void weir_record_free(struct weir_record *r);
 void weir_record_reject(struct weir_record *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* What a function answered one invocation, kept for the policies that hand it on: the Invoke
+ * API's reply, the asynchronous queue's destination records and dead letters. */
+struct weir_response {
+    bool ran;                /* the function was reached; false: it never ran (throttled) */
+    long status;             /* HTTP status (exec: 200 on exit 0); 0 when nothing answered */
+    char function_error[64]; /* "Unhandled" when the function failed, else "" */
+    char why[256];           /* the outcome's reason when it was not a success, else "" */
+    struct weir_buf payload; /* the response body */
+};
+
 /* A run of records of one lane, with the event built for them. A batch belongs to its mapping
  * until the dispatcher takes it, and comes back to the mapping with a verdict on every record. */
 struct weir_batch {
@@ -74,7 +85,8 @@ struct weir_batch {
     struct weir_buf event; /* the encoded AWS event JSON, complete once the batch is closed */
     size_t bytes;          /* what its records count against the mapping's byte budget */
     uint32_t invocations;  /* invocations made for this batch so far */
-    struct weir_list link; /* for whoever holds the batch: the batcher, a lane's queue */
+    struct weir_response response; /* the last invocation's answer, when its policy keeps it */
+    struct weir_list link;         /* for whoever holds the batch: the batcher, a lane's queue */
 };
 
 struct weir_batch *weir_batch_new(uint32_t lane);
@@ -97,6 +109,8 @@ size_t weir_batch_count(const struct weir_batch *b, enum weir_verdict v);
  * names its kind; adding one is a row and its functions in dispatcher/. */
 enum weir_delivery {
     WEIR_DELIVERY_QUEUE, /* SQS: per-message receive counts; failed messages come back later */
+    WEIR_DELIVERY_ASYNC, /* S3: each batch is an event accepted into the function's durable
+                            asynchronous queue; done for the source once it is stored */
     WEIR_DELIVERY_COUNT
 };
 

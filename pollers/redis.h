@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/redis_uri.h"
 #include "core/status.h"
 #include "model/event.h"
 #include "model/record.h"
@@ -603,21 +604,6 @@ enum weir_redis_script {
 const char *weir_redis_script_text(enum weir_redis_script s);
 /* "claim", "reclaim", ... for logs. */
 const char *weir_redis_script_name(enum weir_redis_script s);
-
-/* A parsed source URI: redis://[[user]:password@]host[:port][/db]/<list-key>. */
-struct weir_redis_uri {
-    char *host;
-    int port;       /* default 6379 */
-    int db;         /* default 0 */
-    char *user;     /* NULL when not given */
-    char *password; /* NULL when not given */
-    char *key;      /* the list, percent-decoded */
-};
-
-/* Parses uri into u (owned strings; weir_redis_uri_deinit frees them). On failure err says what
- * is wrong (without the password) and u holds nothing. */
-weir_status weir_redis_uri_parse(const char *uri, struct weir_redis_uri *u, struct weir_err *err);
-void weir_redis_uri_deinit(struct weir_redis_uri *u);
 
 /* weir's bookkeeping keys beside a queue list (docs/redis-queue.md). Owned strings.
  * Leased elements wait in a hash, not in a processing list: settling one from a list is LREM,

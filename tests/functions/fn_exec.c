@@ -104,15 +104,15 @@ int main(void)
         weir_buf_append(&in, chunk, (size_t)n);
     }
     json_error_t jerr;
-    json_t *event = json_loadb(in.data ? in.data : "", in.len, 0, &jerr);
+    json_t *event = json_loadb(in.data ? in.data : "", in.len, JSON_DECODE_ANY, &jerr);
     weir_buf_deinit(&in);
-    json_t *records = json_object_get(event, "Records");
-    if (!json_is_array(records)) {
+    if (!event) {
         record_write("BADREQUEST\n", 11);
-        print("{\"errorMessage\":\"not an event with Records\","
+        print("{\"errorMessage\":\"not a JSON event\","
               "\"errorType\":\"InvalidRequestContentException\"}");
         return 2;
     }
+    json_t *records = fn_event_records(event);
 
     struct weir_buf lines;
     weir_buf_init(&lines);
@@ -161,6 +161,7 @@ int main(void)
         rc = 2;
     }
     json_decref(failing);
+    json_decref(records);
     json_decref(event);
     return rc;
 }

@@ -342,16 +342,15 @@ static void on_request(struct evhttp_request *req, void *arg)
     size_t len = evbuffer_get_length(in);
     const char *data = (const char *)evbuffer_pullup(in, -1);
     json_error_t jerr;
-    json_t *event = json_loadb(data ? data : "", len, 0, &jerr);
-    json_t *records = json_object_get(event, "Records");
-    if (!json_is_array(records)) {
-        json_decref(event);
+    json_t *event = json_loadb(data ? data : "", len, JSON_DECODE_ANY, &jerr);
+    if (!event) {
         record_write("BADREQUEST\n", 11);
         reply_now(req, 400,
-                  "{\"errorMessage\":\"not an event with Records\","
+                  "{\"errorMessage\":\"not a JSON event\","
                   "\"errorType\":\"InvalidRequestContentException\"}");
         return;
     }
+    json_t *records = fn_event_records(event);
 
     struct weir_buf lines;
     weir_buf_init(&lines);
@@ -368,6 +367,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     weir_buf_init(&a->body);
     decide(a, failing, request_fails);
     json_decref(failing);
+    json_decref(records);
     json_decref(event);
 
     g.in_flight++;

@@ -426,6 +426,44 @@ wait_connected() {
         fail "weir pid $pid did not connect to redis within ${timeout}s"
 }
 
+# ---- the Invoke API ------------------------------------------------------------------------
+
+INVOKE_LOAD=$WEIR_BUILD_DIR/invoke_load
+# The real AWS CLI v2 (Debian's awscli), not whatever `aws` comes first on PATH.
+AWS_CLI=/usr/bin/aws
+API_PORT=
+
+# api_port [PID]: waits until weir PID (default: the last started) listens for the Invoke API
+# and sets API_PORT to the port it took (configs use listen: 127.0.0.1:0).
+api_port() {
+    local pid=${1:-$WEIR_PID} log
+    log=${_WEIRS[$pid]:-}
+    [[ -n $log ]] || fail "api_port: weir pid $pid is not running"
+    wait_until 'grep -q "api: listening" "$log"' 60 || fail "weir pid $pid never listened"
+    API_PORT=$(sed -n 's/.*api: listening address=[^ ]*:\([0-9][0-9]*\) .*/\1/p' "$log" | tail -1)
+    [[ -n $API_PORT ]] || fail "no port in weir pid $pid's listening line"
+}
+
+# lambda ARGS...: the AWS CLI's `aws lambda ARGS` against weir's API, with throwaway
+# credentials (weir does not check signatures) and no retries, so an error shows as it came.
+lambda() {
+    need "$AWS_CLI"
+    AWS_ACCESS_KEY_ID=weir AWS_SECRET_ACCESS_KEY=weir AWS_DEFAULT_REGION=us-east-1 \
+        AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= \
+        AWS_MAX_ATTEMPTS=1 AWS_RETRY_MODE=standard \
+        "$AWS_CLI" lambda --endpoint-url "http://127.0.0.1:$API_PORT" "$@"
+}
+
+# post_events FUNCTION N PREFIX [CONCURRENCY]: N Event invocations, bodies {"id":"PREFIX-000001"}
+# and on; every one must be accepted (202).
+post_events() {
+    need "$INVOKE_LOAD"
+    local out
+    out=$("$INVOKE_LOAD" --port "$API_PORT" --function "$1" --count "$2" --prefix "$3" \
+        --concurrency "${4:-8}") || fail "invoke_load: $out"
+    note "posted $2 events: $out"
+}
+
 # kill9_at_records CONFIG RECORDS AT...: for each AT, waits until the record file holds AT
 # records, kills the last weir started with SIGKILL and starts a new one on CONFIG. At least one
 # kill must hit messages leased on $QUEUE, or the test found nothing to test and fails.

@@ -1196,6 +1196,107 @@ static void maximum_buffered_mib_defaults_to_64_and_takes_1_to_1048576(void **st
                "mapping 'm': maximum_buffered_mib 1048577 is out of range 1..1048576");
 }
 
+static void async_settings_default_to_aws_and_read_every_key(void **state)
+{
+    struct weir_config *cfg = expect_ok(FN_HEAD);
+    const struct weir_function_cfg *fc = &cfg->functions[0];
+    assert_int_equal(fc->async.maximum_retry_attempts, 2);
+    assert_int_equal(fc->async.maximum_event_age_in_seconds, 21600);
+    assert_int_equal(fc->async.retry_delays_in_seconds[0], 60);
+    assert_int_equal(fc->async.retry_delays_in_seconds[1], 120);
+    assert_null(fc->async.on_success);
+    assert_null(fc->async.on_failure);
+    assert_null(fc->dead_letter_target);
+    assert_string_equal(cfg->state_dir, "weir-state");
+    assert_false(cfg->api.enabled);
+    weir_config_free(cfg);
+
+    cfg = expect_ok(FN_HEAD "    async:\n"
+                            "      maximum_retry_attempts: 0\n"
+                            "      maximum_event_age_in_seconds: 60\n"
+                            "      retry_delays_in_seconds: [1, 2]\n"
+                            "      destination_config:\n"
+                            "        on_success: {destination: 'redis://127.0.0.1:6379/0/ok'}\n"
+                            "        on_failure: {destination: 'file:///var/lib/weir/failed'}\n"
+                            "    dead_letter_config: {target_arn: 'http://127.0.0.1:8080/dlq'}\n"
+                            "state_dir: /var/lib/weir\n");
+    fc = &cfg->functions[0];
+    assert_int_equal(fc->async.maximum_retry_attempts, 0);
+    assert_int_equal(fc->async.maximum_event_age_in_seconds, 60);
+    assert_int_equal(fc->async.retry_delays_in_seconds[0], 1);
+    assert_int_equal(fc->async.retry_delays_in_seconds[1], 2);
+    assert_string_equal(fc->async.on_success, "redis://127.0.0.1:6379/0/ok");
+    assert_string_equal(fc->async.on_failure, "file:///var/lib/weir/failed");
+    assert_string_equal(fc->dead_letter_target, "http://127.0.0.1:8080/dlq");
+    assert_string_equal(cfg->state_dir, "/var/lib/weir");
+    weir_config_free(cfg);
+
+    /* One delay is used for both retries. */
+    cfg = expect_ok(FN_HEAD "    async: {retry_delays_in_seconds: [5]}\n");
+    assert_int_equal(cfg->functions[0].async.retry_delays_in_seconds[0], 5);
+    assert_int_equal(cfg->functions[0].async.retry_delays_in_seconds[1], 5);
+    weir_config_free(cfg);
+}
+
+static void async_settings_refuse_what_aws_refuses(void **state)
+{
+    expect_one(FN_HEAD "    async: {maximum_retry_attempts: 3}\n", "t.yaml:4:37: ",
+               "function 'a': async.maximum_retry_attempts 3 is out of range 0..2");
+    expect_one(FN_HEAD "    async: {maximum_event_age_in_seconds: 59}\n",
+               "t.yaml:4:43: ", "async.maximum_event_age_in_seconds 59 is out of range 60..21600");
+    expect_one(FN_HEAD "    async: {maximum_event_age_in_seconds: 21601}\n",
+               "t.yaml:4:43: ", "out of range 60..21600");
+    expect_one(FN_HEAD "    async: {retry_delays_in_seconds: [1, 2, 3]}\n", "t.yaml:4:38: ",
+               "async.retry_delays_in_seconds must be a sequence of 1 or 2 integers");
+    expect_one(FN_HEAD "    async: {retry_delays_in_seconds: [1, 3601]}\n",
+               "t.yaml:4:42: ", "async.retry_delays_in_seconds[1] 3601 is out of range 0..3600");
+    expect_one(FN_HEAD "    async: {destination_config: {on_failure: {}}}\n", "t.yaml:4:46: ",
+               "missing required key 'async.destination_config.on_failure.destination'");
+    expect_one(FN_HEAD "    async: {destination_config: {on_falure: {destination: x}}}\n",
+               "t.yaml:4:34: ", "did you mean 'on_failure'?");
+    expect_one(FN_HEAD "    dead_letter_config: {}\n",
+               "t.yaml:4:25: ", "missing required key 'dead_letter_config.target_arn'");
+}
+
+static void destinations_are_checked_by_their_scheme(void **state)
+{
+    expect_one(FN_HEAD "    dead_letter_config: {target_arn: 'sqs://queue'}\n", "t.yaml:4:38: ",
+               "dead_letter_config.target_arn \"sqs://queue\": not a destination weir knows; "
+               "write one of: redis://");
+    expect_one(FN_HEAD "    dead_letter_config: {target_arn: 'redis://127.0.0.1:6379/0/'}\n",
+               "t.yaml:4:38: ", "missing list key");
+    expect_one(FN_HEAD "    dead_letter_config: {target_arn: 'file://relative/dir'}\n",
+               "t.yaml:4:38: ", "file:///absolute/path");
+    expect_one(FN_HEAD "    dead_letter_config: {target_arn: 'http:///nohost'}\n",
+               "t.yaml:4:38: ", "needs a host");
+    /* A password in a destination never reaches a message. */
+    expect_one(FN_HEAD "    dead_letter_config: {target_arn: 'redis://:s3cret@h/0/'}\n",
+               "t.yaml:4:38: ", "redis://:***@h/0/");
+}
+
+static void api_section_turns_the_invoke_api_on(void **state)
+{
+    struct weir_config *cfg = expect_ok(FN_HEAD "api:\n");
+    assert_true(cfg->api.enabled);
+    assert_string_equal(cfg->api.listen, "127.0.0.1:9070");
+    assert_string_equal(cfg->api.host, "127.0.0.1");
+    assert_int_equal(cfg->api.port, 9070);
+    weir_config_free(cfg);
+    cfg = expect_ok(FN_HEAD "api: {listen: '[::1]:0'}\n");
+    assert_string_equal(cfg->api.host, "::1");
+    assert_int_equal(cfg->api.port, 0);
+    weir_config_free(cfg);
+    cfg = expect_ok(FN_HEAD "api: {listen: ':8000'}\n");
+    assert_string_equal(cfg->api.host, "127.0.0.1");
+    assert_int_equal(cfg->api.port, 8000);
+    weir_config_free(cfg);
+    expect_one(FN_HEAD "api: {listen: 'localhost'}\n",
+               "t.yaml:4:15: ", "api.listen \"localhost\" must be host:port");
+    expect_one(FN_HEAD "api: {listen: '127.0.0.1:65536'}\n", "t.yaml:4:15: ", "port 0..65535");
+    expect_one(FN_HEAD "api: {port: 1}\n", "t.yaml:4:7: ", "unknown key 'port' in api");
+    expect_one(FN_HEAD "api: 9070\n", "t.yaml:4:6: ", "api must be a mapping");
+}
+
 static void source_defaults_apply_when_a_mapping_writes_none_of_its_keys(void **state)
 {
     struct weir_config *cfg = expect_ok(FN_HEAD MAP_HEAD);
@@ -1285,6 +1386,10 @@ int main(void)
         cmocka_unit_test(maximum_buffered_mib_defaults_to_64_and_takes_1_to_1048576),
         cmocka_unit_test(source_defaults_apply_when_a_mapping_writes_none_of_its_keys),
         cmocka_unit_test(without_an_env_every_source_is_an_unknown_scheme),
+        cmocka_unit_test(async_settings_default_to_aws_and_read_every_key),
+        cmocka_unit_test(async_settings_refuse_what_aws_refuses),
+        cmocka_unit_test(destinations_are_checked_by_their_scheme),
+        cmocka_unit_test(api_section_turns_the_invoke_api_on),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
