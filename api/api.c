@@ -38,6 +38,8 @@
 #define INVOKE_PREFIX "/2015-03-31/functions/"
 #define INVOKE_SUFFIX "/invocations"
 #define MAX_NAME      64
+/* Stopping, answers still being written after this long go to clients that left. */
+#define FLUSH_GRACE_S 1
 
 struct weir_api {
     const struct weir_api_cfg *cfg;
@@ -49,32 +51,60 @@ struct weir_api {
     size_t n_fns;
     const char *region;
     struct weir_list calls; /* requests being carried out */
+    bool stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
+    struct event *flush_timer;
 };
 
-/* One request being carried out. */
+/* One request being carried out. evhttp reads nothing more from its connection until it is
+ * answered, so req stays valid until then; a client that left is found out by the answer's
+ * write, and evhttp frees the request then. A call ends when its answer has been written (so a
+ * stop waits for answers to reach their clients), or, while stopping, a grace period after it
+ * was answered when the write never finishes (the client went away). */
 struct call {
     struct weir_api *api;
-    struct evhttp_request *req; /* NULL once its client has gone: nobody to answer */
+    struct evhttp_request *req; /* NULL once answered */
     char request_id[37];
     char function[MAX_NAME + 1];
     struct weir_list link;
 };
 
-static void check_stopped(struct weir_api *api)
+static void stop_done(struct weir_api *api)
 {
-    if (api->stopped && weir_list_empty(&api->calls)) {
-        void (*done)(void *) = api->stopped;
-        api->stopped = NULL;
-        done(api->stopped_arg);
-    }
+    void (*done)(void *) = api->stopped;
+    api->stopped = NULL;
+    if (api->flush_timer)
+        event_del(api->flush_timer);
+    done(api->stopped_arg);
 }
 
-static void on_client_gone(struct evhttp_connection *evcon, void *arg)
+static void on_flush_grace(evutil_socket_t fd, short what, void *arg)
 {
-    struct call *c = arg;
-    c->req = NULL;
+    struct weir_api *api = arg;
+    if (api->stopped)
+        stop_done(api); /* what is still being written goes to clients that left */
+}
+
+static void check_stopped(struct weir_api *api)
+{
+    if (!api->stopped)
+        return;
+    if (weir_list_empty(&api->calls)) {
+        stop_done(api);
+        return;
+    }
+    struct weir_list *node;
+    for (node = api->calls.next; node != &api->calls; node = node->next)
+        if (weir_list_entry(node, struct call, link)->req)
+            return; /* still being carried out */
+    /* Every call is answered; the answers are being written. */
+    if (!api->flush_timer)
+        api->flush_timer = evtimer_new(api->base, on_flush_grace, api);
+    if (!evtimer_pending(api->flush_timer, NULL)) {
+        struct timeval tv = {.tv_sec = FLUSH_GRACE_S};
+        evtimer_add(api->flush_timer, &tv);
+    }
 }
 
 static struct call *call_new(struct weir_api *api, struct evhttp_request *req)
@@ -84,7 +114,6 @@ static struct call *call_new(struct weir_api *api, struct evhttp_request *req)
     c->req = req;
     weir_uuid4(c->request_id);
     weir_list_push_back(&api->calls, &c->link);
-    evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_client_gone, c);
     return c;
 }
 
@@ -96,11 +125,28 @@ static void call_free(struct call *c)
     check_stopped(api);
 }
 
-static void reply(struct evhttp_request *req, const char *request_id, int code, const char *why,
-                  const char *body, size_t len)
+static void on_sent(struct evhttp_request *req, void *arg)
+{
+    call_free(arg);
+}
+
+/* The call is answered (what reply writes next): it ends once the answer is written. */
+static struct evhttp_request *answering(struct call *c)
+{
+    struct evhttp_request *req = c->req;
+    c->req = NULL;
+    evhttp_request_set_on_complete_cb(req, on_sent, c);
+    return req;
+}
+
+static void reply(const struct weir_api *api, struct evhttp_request *req, const char *request_id,
+                  int code, const char *why, const char *body, size_t len)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "x-amzn-RequestId", request_id);
+    /* Stopping: every answer closes its connection, so kept-alive clients go away. */
+    if (api->stopping)
+        evhttp_add_header(h, "Connection", "close");
     if (len)
         evhttp_add_header(h, "Content-Type", "application/json");
     struct evbuffer *out = evbuffer_new();
@@ -112,11 +158,12 @@ static void reply(struct evhttp_request *req, const char *request_id, int code, 
 
 /* Answers with an AWS error (reference 5.3). Both spellings of the message key, as botocore
  * reads either and the exceptions differ. */
-static void reply_error(struct evhttp_request *req, const char *request_id, int code,
-                        const char *exception, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-static void reply_error(struct evhttp_request *req, const char *request_id, int code,
-                        const char *exception, const char *type, const char *fmt, ...)
+static void reply_error(const struct weir_api *api, struct evhttp_request *req,
+                        const char *request_id, int code, const char *exception, const char *type,
+                        const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void reply_error(const struct weir_api *api, struct evhttp_request *req,
+                        const char *request_id, int code, const char *exception, const char *type,
+                        const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -137,7 +184,7 @@ static void reply_error(struct evhttp_request *req, const char *request_id, int 
     evhttp_add_header(h, "X-Amzn-ErrorType", exception);
     if (code == 429)
         evhttp_add_header(h, "Retry-After", "1");
-    reply(req, request_id, code, exception, b.data, b.len);
+    reply(api, req, request_id, code, exception, b.data, b.len);
     weir_buf_deinit(&b);
 }
 
@@ -177,17 +224,19 @@ static bool valid_name(const char *name)
 static void on_answer(void *arg, const struct weir_response *resp)
 {
     struct call *c = arg;
-    struct evhttp_request *req = c->req;
-    if (req)
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-    if (!req) {
-        weir_debug(COMPONENT, "invoke answered after its client left request_id=%s function=%s",
-                   c->request_id, c->function);
-    } else if (!resp->ran && resp->status == 429) {
-        reply_error(req, c->request_id, 429, "TooManyRequestsException", "User",
+    struct weir_api *api = c->api;
+    weir_debug(COMPONENT, "invoked request_id=%s function=%s status=%ld function_error=%s",
+               c->request_id, c->function, resp->status,
+               resp->function_error[0] ? resp->function_error : "-");
+    /* c is not touched once the answer is sent: it ends when the answer is written. */
+    char request_id[37];
+    memcpy(request_id, c->request_id, sizeof(request_id));
+    struct evhttp_request *req = answering(c);
+    if (!resp->ran && resp->status == 429) {
+        reply_error(api, req, request_id, 429, "TooManyRequestsException", "User",
                     "Rate Exceeded. (%s)", resp->why);
     } else if (!resp->ran) {
-        reply_error(req, c->request_id, 502, "ResourceNotReadyException", "Service",
+        reply_error(api, req, request_id, 502, "ResourceNotReadyException", "Service",
                     "The function could not be reached: %s", resp->why);
     } else {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -205,16 +254,13 @@ static void on_answer(void *arg, const struct weir_response *resp)
             }
         }
         if (body.len)
-            reply(req, c->request_id, 200, "OK", body.data, body.len);
+            reply(api, req, request_id, 200, "OK", body.data, body.len);
         else
-            reply(req, c->request_id, 200, "OK", resp->payload.data ? resp->payload.data : "",
+            reply(api, req, request_id, 200, "OK", resp->payload.data ? resp->payload.data : "",
                   resp->payload.len);
         weir_buf_deinit(&body);
-        weir_debug(COMPONENT, "invoked request_id=%s function=%s status=%ld function_error=%s",
-                   c->request_id, c->function, resp->status,
-                   resp->function_error[0] ? resp->function_error : "-");
     }
-    call_free(c);
+    check_stopped(api);
 }
 
 /* ---- Event -------------------------------------------------------------------------------- */
@@ -222,16 +268,16 @@ static void on_answer(void *arg, const struct weir_response *resp)
 static void on_accepted(void *arg, weir_status st, const char *error, const char *request_id)
 {
     struct call *c = arg;
-    struct evhttp_request *req = c->req;
-    if (req) {
-        evhttp_connection_set_closecb(evhttp_request_get_connection(req), NULL, NULL);
-        if (st == WEIR_OK)
-            reply(req, request_id, 202, "Accepted", NULL, 0);
-        else
-            reply_error(req, c->request_id, 500, "ServiceException", "Service",
-                        "The event could not be stored: %s", error);
-    }
-    call_free(c);
+    struct weir_api *api = c->api;
+    char own_id[37];
+    memcpy(own_id, c->request_id, sizeof(own_id));
+    struct evhttp_request *req = answering(c);
+    if (st == WEIR_OK)
+        reply(api, req, request_id, 202, "Accepted", NULL, 0);
+    else
+        reply_error(api, req, own_id, 500, "ServiceException", "Service",
+                    "The event could not be stored: %s", error);
+    check_stopped(api);
 }
 
 /* ---- the route ---------------------------------------------------------------------------- */
@@ -255,7 +301,7 @@ static void on_invoke(struct weir_api *api, struct evhttp_request *req, const ch
     evhttp_clear_headers(&query);
 
     if (!valid_name(name)) {
-        reply_error(req, request_id, 400, "InvalidParameterValueException", "User",
+        reply_error(api, req, request_id, 400, "InvalidParameterValueException", "User",
                     "1 validation error detected: Value '%s' at 'functionName' failed to satisfy "
                     "constraint: Member must be 1..64 characters of A-Z a-z 0-9 _ -",
                     name);
@@ -263,7 +309,7 @@ static void on_invoke(struct weir_api *api, struct evhttp_request *req, const ch
     }
     struct weir_function *fn = find_function(api, name);
     if (!fn || (qual[0] && strcmp(qual, "$LATEST") != 0)) {
-        reply_error(req, request_id, 404, "ResourceNotFoundException", "User",
+        reply_error(api, req, request_id, 404, "ResourceNotFoundException", "User",
                     "Function not found: arn:aws:lambda:%s:000000000000:function:%s%s%s",
                     api->region, name, qual[0] ? ":" : "", qual);
         return;
@@ -275,7 +321,7 @@ static void on_invoke(struct weir_api *api, struct evhttp_request *req, const ch
         type = "RequestResponse";
     bool is_event = !strcmp(type, "Event"), is_dry = !strcmp(type, "DryRun");
     if (!is_event && !is_dry && strcmp(type, "RequestResponse") != 0) {
-        reply_error(req, request_id, 400, "InvalidParameterValueException", "User",
+        reply_error(api, req, request_id, 400, "InvalidParameterValueException", "User",
                     "1 validation error detected: Value '%s' at 'invocationType' failed to "
                     "satisfy constraint: Member must satisfy enum value set: [Event, "
                     "RequestResponse, DryRun]",
@@ -286,7 +332,7 @@ static void on_invoke(struct weir_api *api, struct evhttp_request *req, const ch
     size_t len = evbuffer_get_length(body);
     size_t limit = is_event ? ASYNC_PAYLOAD_MAX : SYNC_PAYLOAD_MAX;
     if (len > limit) {
-        reply_error(req, request_id, 413, "RequestTooLargeException", "User",
+        reply_error(api, req, request_id, 413, "RequestTooLargeException", "User",
                     "Request must be smaller than %zu bytes for the InvokeFunction operation",
                     limit);
         return;
@@ -297,14 +343,14 @@ static void on_invoke(struct weir_api *api, struct evhttp_request *req, const ch
     json_error_t jerr;
     json_t *parsed = json_loadb(payload, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     if (!parsed) {
-        reply_error(req, request_id, 400, "InvalidRequestContentException", "User",
+        reply_error(api, req, request_id, 400, "InvalidRequestContentException", "User",
                     "Could not parse request body into json: %s (at byte %d)", jerr.text,
                     jerr.position);
         return;
     }
     json_decref(parsed);
     if (is_dry) {
-        reply(req, request_id, 204, "No Content", NULL, 0);
+        reply(api, req, request_id, 204, "No Content", NULL, 0);
         return;
     }
     struct call *c = call_new(api, req);
@@ -324,6 +370,14 @@ static void on_request(struct evhttp_request *req, void *arg)
     char request_id[37];
     if (!path)
         path = "/";
+    if (api->stopping) {
+        /* A kept-alive client's next request after the stop began: not taken, so nothing starts
+         * that the stop would not wait for. The client may send it again elsewhere. */
+        weir_uuid4(request_id);
+        reply_error(api, req, request_id, 503, "ServiceException", "Service",
+                    "weir is stopping; send the request again");
+        return;
+    }
     if (!strcmp(path, "/healthz") && cmd == EVHTTP_REQ_GET) {
         struct evbuffer *out = evbuffer_new();
         evbuffer_add_printf(out, "ok\n");
@@ -347,7 +401,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
     }
     weir_uuid4(request_id);
-    reply_error(req, request_id, 404, "UnknownOperationException", "User",
+    reply_error(api, req, request_id, 404, "UnknownOperationException", "User",
                 "weir serves POST " INVOKE_PREFIX "{FunctionName}" INVOKE_SUFFIX
                 " and GET /healthz; not %s %s",
                 cmd == EVHTTP_REQ_GET    ? "GET"
@@ -411,6 +465,7 @@ int weir_api_port(const struct weir_api *api)
 
 void weir_api_stop(struct weir_api *api, void (*done)(void *arg), void *arg)
 {
+    api->stopping = true;
     if (api->sock) {
         evhttp_del_accept_socket(api->http, api->sock);
         api->sock = NULL;
@@ -427,12 +482,10 @@ void weir_api_free(struct weir_api *api)
     /* Calls still out (a shutdown that gave up) are never answered: the runtime frees what
      * would call them back (the store, the functions) first. */
     struct weir_list *node;
-    while ((node = weir_list_pop_front(&api->calls))) {
-        struct call *c = weir_list_entry(node, struct call, link);
-        if (c->req)
-            evhttp_connection_set_closecb(evhttp_request_get_connection(c->req), NULL, NULL);
-        free(c);
-    }
+    while ((node = weir_list_pop_front(&api->calls)))
+        free(weir_list_entry(node, struct call, link));
+    if (api->flush_timer)
+        event_free(api->flush_timer);
     if (api->http)
         evhttp_free(api->http);
     free(api);

@@ -43,38 +43,23 @@ struct runtime {
     struct weir_timer *store_retry;
     bool store_waiting_logged;
     size_t n_maps_running;
-    size_t n_first_stage; /* mappings and the API still stopping */
     size_t n_queues_running;
+    size_t n_stopping; /* parts not yet stopped, once stopping began */
     bool stopping;
     int exit_code;
     struct event *sigterm, *sigint;
     struct event *abort_timer, *give_up_timer;
 };
 
-static void on_queue_stopped(void *arg)
+/* Everything that stops (mappings, the API, the asynchronous queues) counts itself out here;
+ * the last one ends the loop. */
+static void on_part_stopped(void *arg)
 {
     struct runtime *rt = arg;
-    if (--rt->n_queues_running == 0) {
-        weir_info(NULL, "stopped");
-        event_base_loopbreak(rt->base);
-    }
-}
-
-/* Mappings and the API feed the asynchronous queues: once they have stopped, the queues stop. */
-static void on_first_stage_stopped(void *arg)
-{
-    struct runtime *rt = arg;
-    if (--rt->n_first_stage > 0)
+    if (--rt->n_stopping > 0)
         return;
-    if (rt->n_queues_running == 0) {
-        weir_info(NULL, "stopped");
-        event_base_loopbreak(rt->base);
-        return;
-    }
-    size_t n = rt->n_queues_running;
-    for (size_t i = 0; i < n; i++)
-        if (rt->queues && rt->queues[i])
-            weir_async_queue_stop(rt->queues[i], on_queue_stopped, rt);
+    weir_info(NULL, "stopped");
+    event_base_loopbreak(rt->base);
 }
 
 static int max_function_timeout(const struct weir_config *cfg)
@@ -123,14 +108,19 @@ static void begin_shutdown(struct runtime *rt, const char *why)
     tv.tv_sec = bound + SHUTDOWN_GRACE_AFTER_ABORT_S;
     event_add(rt->give_up_timer, &tv);
     weir_timer_stop(rt->store_retry);
-    /* Counted whole before any stop begins: a stop may finish inside its own call. */
-    rt->n_first_stage = 1 + rt->n_maps_running + (rt->api ? 1 : 0);
+    /* All at once: the queues take nothing more but still store what the mappings and the API
+     * hand them while those finish. Counted whole before any stop begins, since a stop may
+     * finish inside its own call. */
+    rt->n_stopping = 1 + rt->n_maps_running + (rt->api ? 1 : 0) + rt->n_queues_running;
     for (size_t i = 0; i < rt->cfg->n_mappings; i++)
         if (rt->map_started[i])
-            weir_mapping_stop(rt->maps[i], on_first_stage_stopped, rt);
+            weir_mapping_stop(rt->maps[i], on_part_stopped, rt);
     if (rt->api)
-        weir_api_stop(rt->api, on_first_stage_stopped, rt);
-    on_first_stage_stopped(rt);
+        weir_api_stop(rt->api, on_part_stopped, rt);
+    for (size_t i = 0; rt->queues && i < rt->cfg->n_functions; i++)
+        if (rt->queues[i])
+            weir_async_queue_stop(rt->queues[i], on_part_stopped, rt);
+    on_part_stopped(rt);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -142,6 +132,21 @@ static bool mapping_needs_store(const struct weir_mapping_cfg *mc)
 {
     const struct weir_source *src = mc->src ? weir_source_of(mc->src) : NULL;
     return src && src->delivery == WEIR_DELIVERY_ASYNC;
+}
+
+static struct weir_function *find_function(struct runtime *rt, const char *name);
+
+static weir_status create_mapping(struct runtime *rt, size_t i)
+{
+    const struct weir_mapping_cfg *mc = &rt->cfg->mappings[i];
+    struct weir_err err = {{0}};
+    rt->maps[i] = weir_mapping_new(mc, rt->cfg->region, find_function(rt, mc->function), rt->base,
+                                   rt->store, &err);
+    if (!rt->maps[i]) {
+        weir_error(NULL, "cannot set up the mapping mapping=%s error=\"%s\"", mc->name, err.msg);
+        return WEIR_ERR;
+    }
+    return WEIR_OK;
 }
 
 static weir_status start_mapping(struct runtime *rt, size_t i)
@@ -179,9 +184,12 @@ static weir_status start_stored(struct runtime *rt)
             return WEIR_ERR;
         }
     }
-    for (size_t i = 0; i < cfg->n_mappings; i++)
-        if (mapping_needs_store(&cfg->mappings[i]) && start_mapping(rt, i) != WEIR_OK)
+    for (size_t i = 0; i < cfg->n_mappings; i++) {
+        if (!mapping_needs_store(&cfg->mappings[i]))
+            continue;
+        if (create_mapping(rt, i) != WEIR_OK || start_mapping(rt, i) != WEIR_OK)
             return WEIR_ERR;
+    }
     return WEIR_OK;
 }
 
@@ -268,13 +276,9 @@ int weir_run(const struct weir_config *cfg)
             goto out;
         }
     }
+    /* Mappings that keep state in the store are made once it is open (start_stored). */
     for (size_t i = 0; i < cfg->n_mappings; i++) {
-        const struct weir_mapping_cfg *mc = &cfg->mappings[i];
-        rt.maps[i] =
-            weir_mapping_new(mc, cfg->region, find_function(&rt, mc->function), rt.base, &err);
-        if (!rt.maps[i]) {
-            weir_error(NULL, "cannot set up the mapping mapping=%s error=\"%s\"", mc->name,
-                       err.msg);
+        if (!mapping_needs_store(&cfg->mappings[i]) && create_mapping(&rt, i) != WEIR_OK) {
             rt.exit_code = 1;
             goto out;
         }

@@ -418,6 +418,8 @@ static void set_name(struct load *ld, const struct field *f, const struct weir_c
     snprintf(ld->place, sizeof(ld->place), "%s '%s'", ld->kind, s);
 }
 
+static void strv_free(char **v);
+
 /* Gives each key of a source its default in settings (strings: none). */
 static void settings_defaults(const struct weir_cfg_key *keys, size_t n, void *settings)
 {
@@ -439,6 +441,8 @@ static void settings_free(const struct weir_cfg_key *keys, size_t n, void *setti
         const struct weir_cfg_key *k = &keys[i];
         if (k->type == WEIR_CFG_STRING)
             free(*(char **)((char *)settings + k->offset));
+        else if (k->type == WEIR_CFG_STRINGS)
+            strv_free(*(char ***)((char *)settings + k->offset));
         else if (k->type == WEIR_CFG_OBJECT)
             settings_free(k->sub, k->n_sub, settings);
     }
@@ -593,6 +597,35 @@ static void set_argv(struct load *ld, const struct field *f, const struct weir_c
         return;
     }
     store_strings(ld, f, v, path, obj, false);
+}
+
+/* A sequence of strings, each at least f->min long, at most f->max of them (0: any number). */
+static void set_strings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                        const char *path, void *obj)
+{
+    char got[320], elem[160];
+    if (v->kind == WEIR_CFGNODE_BAD)
+        return;
+    if (v->kind != WEIR_CFGNODE_SEQ) {
+        err_at(ld, v, "%s must be a sequence of strings, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    if (f->max > 0 && v->n > (size_t)f->max) {
+        err_at(ld, v, "%s takes at most %d entries, got %zu", path, f->max, v->n);
+        return;
+    }
+    char **list = weir_calloc(v->n + 1, sizeof(*list));
+    size_t n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        snprintf(elem, sizeof(elem), "%s[%zu]", path, i);
+        char *s = want_string(ld, v->vals[i], elem, (size_t)f->min);
+        if (s)
+            list[n++] = s;
+    }
+    strv_free(*(char ***)((char *)obj + f->off));
+    *(char ***)((char *)obj + f->off) = list;
+    *(size_t *)((char *)obj + f->off_n) = n;
 }
 
 static void set_response_types(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
@@ -1236,6 +1269,8 @@ struct source_schema {
 
 static void set_string(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
                        const char *path, void *obj);
+static void set_strings(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                        const char *path, void *obj);
 static void set_int(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
                     const char *path, void *obj);
 static void set_bool(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
@@ -1267,6 +1302,10 @@ static void source_schema_build(struct source_schema *ss, const struct weir_cfg_
             break;
         case WEIR_CFG_STRING:
             f->set = set_string;
+            break;
+        case WEIR_CFG_STRINGS:
+            f->set = set_strings;
+            f->off_n = k->offset_n;
             break;
         case WEIR_CFG_OBJECT: {
             struct source_schema *sub = &ss->subs[ss->n_subs++];

@@ -108,7 +108,13 @@ struct weir_cfg_report {
  * The CLI hands config/ the registry of sources; each row describes its own keys, defaults,
  * ranges and rules, so config/ knows no source by name. */
 
-enum weir_cfg_type { WEIR_CFG_INT, WEIR_CFG_BOOL, WEIR_CFG_STRING, WEIR_CFG_OBJECT };
+enum weir_cfg_type {
+    WEIR_CFG_INT,
+    WEIR_CFG_BOOL,
+    WEIR_CFG_STRING,
+    WEIR_CFG_STRINGS, /* a sequence of strings: char ** (NULL-terminated) and its length */
+    WEIR_CFG_OBJECT
+};
 
 /* One configuration key of a source (Fluent Bit's config_map): its value goes at `offset` in the
  * source's own settings struct. An OBJECT is a nested mapping whose keys fill the same struct. */
@@ -116,7 +122,9 @@ struct weir_cfg_key {
     const char *name;
     enum weir_cfg_type type;
     size_t offset;
-    int min, max;                   /* INT: the range, inclusive; STRING: the least length */
+    size_t offset_n;                /* STRINGS: where the length goes (a size_t) */
+    int min, max;                   /* INT: the range, inclusive; STRING(S): the least length;
+                                       STRINGS: max is the most entries (0: no limit) */
     int def;                        /* INT and BOOL: the default (STRING: none, NULL) */
     const struct weir_cfg_key *sub; /* OBJECT: its keys */
     size_t n_sub;
@@ -134,6 +142,11 @@ struct weir_cfg_key {
 #define WEIR_CFG_KEY_STRING(k, st, member, min_len)                                                \
     {                                                                                              \
         .name = k, .type = WEIR_CFG_STRING, .offset = offsetof(st, member), .min = min_len         \
+    }
+#define WEIR_CFG_KEY_STRINGS(k, st, member, member_n, min_len, most)                               \
+    {                                                                                              \
+        .name = k, .type = WEIR_CFG_STRINGS, .offset = offsetof(st, member),                       \
+        .offset_n = offsetof(st, member_n), .min = min_len, .max = most                            \
     }
 #define WEIR_CFG_KEY_OBJECT(k, keys)                                                               \
     {                                                                                              \

@@ -66,7 +66,7 @@ static void write_one(int dirfd, struct write_job *j)
 {
     char tmp[200];
     snprintf(tmp, sizeof(tmp), ".%s.tmp", j->name);
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(j->error, sizeof(j->error), "%s/%s: cannot create: %s", j->dir, tmp,
                  strerror(errno));
@@ -152,9 +152,12 @@ static void write_done(struct weir_worker_job *w)
     free(j);
 }
 
-/* "<UTC time>-<id>.json", the id reduced to characters safe in any file name. */
+/* "<UTC time>-<id>-<n>.json", the id reduced to characters safe in any file name; n counts
+ * every file this process names, so two destinations writing one message (a failure record and
+ * a dead letter) to one directory in the same millisecond never take one name. */
 static void file_name(const char *id, char *out, size_t len)
 {
+    static unsigned long named; /* the loop's only */
     char when[25];
     weir_clock_iso8601(weir_clock_wall_ms(), when);
     for (char *c = when; *c; c++)
@@ -165,7 +168,7 @@ static void file_name(const char *id, char *out, size_t len)
     for (const char *c = id; *c && n < sizeof(safe) - 1; c++)
         safe[n++] = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.' ? *c : '_';
     safe[n] = '\0';
-    snprintf(out, len, "%s-%s.json", when, n ? safe : "message");
+    snprintf(out, len, "%s-%s-%lu.json", when, n ? safe : "message", ++named);
 }
 
 static void dir_put(struct weir_destination *base, const struct weir_message *msg,

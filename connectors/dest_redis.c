@@ -37,8 +37,8 @@ struct redis_dest {
     struct weir_resolver *resolver;
     struct weir_resolve *lookup;
     redisAsyncContext *ac;
-    bool connected;
-    struct weir_list waiting; /* puts made while connecting */
+    bool ready;               /* AUTH and SELECT answered: RPUSH goes to the right db */
+    struct weir_list waiting; /* puts made before ready */
     struct weir_list failed;  /* puts to report failed from the loop's next turn */
     struct event *report;
     bool down_logged;
@@ -123,20 +123,13 @@ static void send_put(struct redis_dest *d, struct put *put)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct redis_dest *d = ac->data;
-    if (!d)
+    if (!d || status == REDIS_OK)
         return;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this returns. */
-        d->ac = NULL;
-        weir_log_limited(WEIR_LOG_WARN, COMPONENT, "cannot connect destination=%s error=\"%s\"",
-                         d->safe, ac->errstr);
-        fail_waiting(d, ac->errstr);
-        return;
-    }
-    d->connected = true;
-    if (d->down_logged)
-        weir_info(COMPONENT, "connected destination=%s", d->safe);
-    d->down_logged = false;
+    /* hiredis frees the context after this returns. */
+    d->ac = NULL;
+    weir_log_limited(WEIR_LOG_WARN, COMPONENT, "cannot connect destination=%s error=\"%s\"",
+                     d->safe, ac->errstr);
+    fail_waiting(d, ac->errstr);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -145,23 +138,52 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (!d || d->ac != ac)
         return;
     d->ac = NULL;
-    d->connected = false;
+    d->ready = false;
     if (status != REDIS_OK && !d->down_logged) {
         weir_warn(COMPONENT, "connection lost destination=%s error=\"%s\"", d->safe, ac->errstr);
         d->down_logged = true;
     }
+    fail_waiting(d, ac->errstr[0] ? ac->errstr : "disconnected");
+}
+
+/* The answer to AUTH (final false) or SELECT (final true). Nothing is pushed before SELECT has
+ * answered: a push pipelined behind a SELECT that fails would land in database 0. */
+static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct redis_dest *d = ac->data;
+    redisReply *r = reply;
+    bool final = privdata != NULL;
+    if (!d || !r)
+        return; /* gone; on_disconnect fails what waits */
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[300];
+        snprintf(why, sizeof(why), "%s refused: %.200s", final ? "SELECT" : "AUTH", r->str);
+        weir_log_limited(WEIR_LOG_ERROR, COMPONENT,
+                         "destination refused us destination=%s "
+                         "error=\"%s\"",
+                         d->safe, why);
+        fail_waiting(d, why);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (!final)
+        return;
+    d->ready = true;
+    if (d->down_logged)
+        weir_info(COMPONENT, "connected destination=%s", d->safe);
+    d->down_logged = false;
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&d->waiting)))
+        send_put(d, weir_list_entry(node, struct put, link));
 }
 
 static void handshake(struct redis_dest *d)
 {
-    /* Queued before any RPUSH on this connection; an error answer to either shows in the
-     * answer to the RPUSH that follows (NOAUTH, or a write to the wrong db never happens since
-     * SELECT precedes it in order). */
     if (d->uri.password && d->uri.user)
-        redisAsyncCommand(d->ac, NULL, NULL, "AUTH %s %s", d->uri.user, d->uri.password);
+        redisAsyncCommand(d->ac, on_handshake, NULL, "AUTH %s %s", d->uri.user, d->uri.password);
     else if (d->uri.password)
-        redisAsyncCommand(d->ac, NULL, NULL, "AUTH %s", d->uri.password);
-    redisAsyncCommand(d->ac, NULL, NULL, "SELECT %d", d->uri.db);
+        redisAsyncCommand(d->ac, on_handshake, NULL, "AUTH %s", d->uri.password);
+    redisAsyncCommand(d->ac, on_handshake, d, "SELECT %d", d->uri.db);
 }
 
 static void on_resolved(const char *addr, const struct weir_err *err, void *arg)
@@ -185,9 +207,6 @@ static void on_resolved(const char *addr, const struct weir_err *err, void *arg)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     handshake(d);
-    struct weir_list *node;
-    while ((node = weir_list_pop_front(&d->waiting)))
-        send_put(d, weir_list_entry(node, struct put, link));
 }
 
 static void redis_put(struct weir_destination *base, const struct weir_message *msg,
@@ -201,12 +220,12 @@ static void redis_put(struct weir_destination *base, const struct weir_message *
     weir_list_init(&put->link);
     weir_buf_init(&put->data);
     weir_message_render(msg, &put->data);
-    if (d->ac) {
-        send_put(d, put); /* hiredis queues it until connected */
+    if (d->ready) {
+        send_put(d, put);
         return;
     }
     weir_list_push_back(&d->waiting, &put->link);
-    if (!d->lookup)
+    if (!d->ac && !d->lookup)
         d->lookup = weir_resolve_start(d->resolver, d->uri.host, d->uri.port, on_resolved, d);
 }
 

@@ -75,11 +75,13 @@ static void *thread_main(void *arg)
             if (wrote < 0 && errno == EINTR)
                 continue;
             if (wrote < 0)
-                abort(); /* the loop's end is open until the thread is joined */
+                abort(); /* the loop's end is open until it has read to the end */
             at += wrote;
             left -= (size_t)wrote;
         }
     }
+    /* The end of the returns: free reads up to here. */
+    close(w->to_loop[1]);
     return NULL;
 }
 
@@ -189,14 +191,18 @@ void weir_worker_free(struct weir_worker *w)
         event_del(w->writable);
     if (w->to_thread[1] >= 0)
         close(w->to_thread[1]); /* the thread reads to the end, runs what it got, and exits */
-    if (w->started)
-        pthread_join(w->thread, NULL);
-    if (w->to_loop[0] >= 0) {
+    if (w->started) {
+        /* Read the returns while the thread still writes them, to the end it marks by closing
+         * its side: waiting for the thread first could leave it blocked on a full pipe. */
+        int flags = fcntl(w->to_loop[0], F_GETFL);
+        fcntl(w->to_loop[0], F_SETFL, flags & ~O_NONBLOCK);
         struct weir_worker_job *jobs[GROUP_MAX];
         size_t n;
-        while ((n = read_jobs(w->to_loop[0], jobs, GROUP_MAX, false)) > 0)
+        while ((n = read_jobs(w->to_loop[0], jobs, GROUP_MAX, true)) > 0)
             for (size_t i = 0; i < n; i++)
                 finish(w, jobs[i]);
+        pthread_join(w->thread, NULL);
+        w->to_loop[1] = -1; /* closed by the thread */
     }
     struct weir_list *node;
     while ((node = weir_list_pop_front(&w->unsent)))

@@ -63,7 +63,10 @@ struct work {
     struct weir_async_queue *q;
     struct weir_async_event *ev;
     unsigned puts_out;
-    struct weir_list link; /* in q->works */
+    bool removing;            /* its last write to the store was the removal */
+    int64_t write_backoff_ms; /* after a write the store refused */
+    struct weir_timer *retry; /* that write again */
+    struct weir_list link;    /* in q->works */
 };
 
 struct accept {
@@ -92,43 +95,77 @@ static bool check_stopped(struct weir_async_queue *q)
     return true;
 }
 
-static void work_finished(struct weir_async_queue *q, struct work *w)
+static void work_free(struct work *w)
 {
     weir_list_remove(&w->link);
+    weir_timer_free(w->retry);
     weir_async_event_free(w->ev);
     free(w);
+}
+
+static void work_finished(struct weir_async_queue *q, struct work *w)
+{
+    work_free(w);
     q->stats.working--;
     if (!check_stopped(q))
         pump(q);
-}
-
-static void on_written(void *arg, weir_status st, const char *error)
-{
-    struct work *w = arg;
-    if (st != WEIR_OK)
-        /* The row stays as it was, marked taken: the next start of weir takes it again. */
-        weir_log_limited(WEIR_LOG_ERROR, w->q->comp,
-                         "async: cannot write an event back to the store; it is taken again "
-                         "when weir restarts request_id=%s error=\"%s\"",
-                         w->ev->request_id, error);
-    work_finished(w->q, w);
-}
-
-/* Writes the event's new state back; it is taken again when due. */
-static void write_back(struct work *w)
-{
-    w->q->store->ops->update(w->q->store, w->ev, on_written, w);
-}
-
-static void remove_event(struct work *w)
-{
-    w->q->store->ops->remove(w->q->store, w->ev, on_written, w);
 }
 
 static int64_t next_backoff(int64_t last, int64_t first, int64_t max)
 {
     int64_t next = last ? last * 2 : first;
     return next > max ? max : next;
+}
+
+static void write_again(void *arg);
+
+static void on_written(void *arg, weir_status st, const char *error)
+{
+    struct work *w = arg;
+    struct weir_async_queue *q = w->q;
+    if (st == WEIR_OK || q->stopping) {
+        /* Stopping with a write refused: the row stays as it was, marked taken, and the next
+         * start takes it again. */
+        if (st != WEIR_OK)
+            weir_log_limited(WEIR_LOG_ERROR, q->comp,
+                             "async: cannot write an event back to the store; it is taken "
+                             "again when weir starts request_id=%s error=\"%s\"",
+                             w->ev->request_id, error);
+        work_finished(q, w);
+        return;
+    }
+    /* The store refused (a full disk, an I/O error): the same write again, later; the event
+     * stays taken meanwhile, so nothing else picks it up. */
+    w->write_backoff_ms = next_backoff(w->write_backoff_ms, SINK_RETRY_FIRST_MS, SINK_RETRY_MAX_MS);
+    weir_log_limited(WEIR_LOG_ERROR, q->comp,
+                     "async: cannot write an event back to the store; trying again "
+                     "request_id=%s delay_ms=%lld error=\"%s\"",
+                     w->ev->request_id, (long long)w->write_backoff_ms, error);
+    if (!w->retry)
+        w->retry = weir_timer_new(q->base, write_again, w);
+    weir_timer_after(w->retry, w->write_backoff_ms);
+}
+
+/* Writes the event's new state back; it is taken again when due. */
+static void write_back(struct work *w)
+{
+    w->removing = false;
+    w->q->store->ops->update(w->q->store, w->ev, on_written, w);
+}
+
+static void remove_event(struct work *w)
+{
+    w->removing = true;
+    w->q->store->ops->remove(w->q->store, w->ev, on_written, w);
+}
+
+static void write_again(void *arg)
+{
+    struct work *w = arg;
+    if (w->removing)
+        remove_event(w);
+    else
+        write_back(w);
 }
 
 /* ---- the records destinations get -------------------------------------------------------- */
@@ -556,29 +593,13 @@ static struct accept *accept_new(struct weir_async_queue *q, const char *origin,
     return a;
 }
 
-struct refusal {
-    weir_async_accepted_fn done;
-    void *arg;
-};
-
-static void on_refused(evutil_socket_t fd, short what, void *arg)
-{
-    struct refusal *r = arg;
-    r->done(r->arg, WEIR_ERR, "the function has no asynchronous queue (no state store)", "");
-    free(r);
-}
-
 void weir_async_accept(struct weir_function *fn, const char *origin, const char *payload,
                        size_t len, weir_async_accepted_fn done, void *arg)
 {
     struct weir_async_queue *q = weir_function_async(fn);
-    if (!q) {
-        struct refusal *r = weir_calloc(1, sizeof(*r));
-        r->done = done;
-        r->arg = arg;
-        event_base_once(weir_function_base(fn), -1, EV_TIMEOUT, on_refused, r, NULL);
-        return;
-    }
+    /* weir run gives every function its queue before anything can accept events. */
+    if (!q)
+        abort();
     struct accept *a = accept_new(q, origin, payload, len);
     a->done = done;
     a->arg = arg;
@@ -679,6 +700,14 @@ void weir_async_queue_stop(struct weir_async_queue *q, void (*done)(void *arg), 
     weir_function_unwatch(q->fn, on_slot_free, q);
     q->stopped = done;
     q->stopped_arg = arg;
+    /* A write waiting to be tried again is given up: its row stays taken for the next start. */
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &q->works)
+    {
+        struct work *w = weir_list_entry(node, struct work, link);
+        if (w->retry && weir_timer_armed(w->retry))
+            work_finished(q, w);
+    }
     check_stopped(q);
 }
 
@@ -703,10 +732,7 @@ void weir_async_queue_free(struct weir_async_queue *q)
     /* Work still out (a shutdown that gave up): nothing calls it back any more, since the
      * runtime freed the store first and frees the functions, whose attempts it is, next. Its
      * rows stay marked taken; the next start takes them again. */
-    while ((node = weir_list_pop_front(&q->works))) {
-        struct work *w = weir_list_entry(node, struct work, link);
-        weir_async_event_free(w->ev);
-        free(w);
-    }
+    while ((node = weir_list_first(&q->works)))
+        work_free(weir_list_entry(node, struct work, link));
     free(q);
 }

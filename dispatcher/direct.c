@@ -1,7 +1,6 @@
 /* The direct row: one synchronous invocation whose answer goes back to the caller as it is (the
  * Invoke API's RequestResponse). No retry, no verdict beyond "answered": what to make of a
  * function error is the caller's. Must never keep a batch after its answer. */
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,6 @@
 struct direct_call {
     weir_disp_answer_fn answer;
     void *arg;
-    struct weir_batch *b; /* refused at once: answered from the loop's next turn */
 };
 
 static const struct weir_disp_policy direct_policy = {
@@ -48,12 +46,6 @@ static void on_answered(void *arg, struct weir_batch *b)
     free(call);
 }
 
-static void on_refused(evutil_socket_t fd, short what, void *arg)
-{
-    struct direct_call *call = arg;
-    on_answered(call, call->b);
-}
-
 void weir_disp_invoke(struct weir_function *fn, const char *payload, size_t len,
                       weir_disp_answer_fn answer, void *arg)
 {
@@ -71,8 +63,7 @@ void weir_disp_invoke(struct weir_function *fn, const char *payload, size_t len,
         b->response.status = 429;
         snprintf(b->response.why, sizeof(b->response.why),
                  "the function is at its concurrency limit");
-        call->b = b;
-        event_base_once(weir_function_base(fn), -1, EV_TIMEOUT, on_refused, call, NULL);
+        weir_disp_finish_later(fn, b, &direct_policy, on_answered, call);
         return;
     }
     weir_disp_submit_row(fn, b, &direct_policy, &weir_policy_direct, on_answered, call);

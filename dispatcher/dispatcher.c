@@ -321,6 +321,18 @@ static void keep_response(struct weir_batch *b, struct weir_invoke_result *res,
                                       : "Unhandled");
     snprintf(out->why, sizeof(out->why), "%s",
              c->outcome == WEIR_OUTCOME_OK || c->outcome == WEIR_OUTCOME_PARTIAL ? "" : c->why);
+    if (res->transport == WEIR_TRANSPORT_TOO_LARGE) {
+        /* What was read of it is cut, not JSON: the error Lambda answers instead. */
+        out->status = 200;
+        snprintf(out->function_error, sizeof(out->function_error), "Unhandled");
+        weir_buf_reset(&out->payload);
+        weir_buf_printf(&out->payload,
+                        "{\"errorMessage\":\"Response payload size exceeded maximum allowed "
+                        "payload size (%d bytes).\",\"errorType\":\"Function."
+                        "ResponseSizeTooLarge\"}",
+                        WEIR_RESPONSE_MAX);
+        return;
+    }
     /* The body moves over; the result is done with it. */
     struct weir_buf swap = out->payload;
     out->payload = res->body;
@@ -406,6 +418,19 @@ void weir_disp_submit_row(struct weir_function *fn, struct weir_batch *b,
     }
     weir_list_push_back(&fn->waiting, &j->link);
     start_waiting(fn);
+}
+
+void weir_disp_finish_later(struct weir_function *fn, struct weir_batch *b,
+                            const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg)
+{
+    struct job *j = weir_calloc(1, sizeof(*j));
+    j->fn = fn;
+    j->b = b;
+    j->pol = pol;
+    j->done = done;
+    j->arg = arg;
+    weir_list_init(&j->link);
+    job_finish_later(j);
 }
 
 void weir_disp_abort(struct weir_function *fn)

@@ -108,8 +108,9 @@ const struct weir_async_stats *weir_async_queue_stats(const struct weir_async_qu
 typedef void (*weir_async_accepted_fn)(void *arg, weir_status st, const char *error,
                                        const char *request_id);
 
-/* Accepts payload (copied) for asynchronous invocation of fn. origin names the sender in logs
- * ("api"). done follows from the loop, never from inside the call. */
+/* Accepts payload (copied) for asynchronous invocation of fn, which must have its queue.
+ * origin names the sender in logs ("api"). done follows from the loop, never from inside the
+ * call. */
 void weir_async_accept(struct weir_function *fn, const char *origin, const char *payload,
                        size_t len, weir_async_accepted_fn done, void *arg);
 

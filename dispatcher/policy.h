@@ -58,6 +58,11 @@ void weir_disp_submit_row(struct weir_function *fn, struct weir_batch *b,
                           const struct weir_disp_policy *pol, const struct weir_policy *row,
                           weir_disp_done_fn done, void *arg);
 
+/* Hands b back through done from the loop's next turn, never invoked (its verdicts as set).
+ * Cancelled, without done, when fn is freed first. */
+void weir_disp_finish_later(struct weir_function *fn, struct weir_batch *b,
+                            const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg);
+
 /* The function's asynchronous queue, NULL when it has none (no state store). */
 struct weir_async_queue *weir_function_async(const struct weir_function *fn);
 void weir_function_set_async(struct weir_function *fn, struct weir_async_queue *q);

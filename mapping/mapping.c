@@ -580,20 +580,20 @@ static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
 
 struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *mc, const char *region,
                                       struct weir_function *fn, struct event_base *base,
-                                      struct weir_err *err)
+                                      struct weir_store *store, struct weir_err *err)
 {
     const struct weir_source *src = mc->src ? weir_source_of(mc->src) : NULL;
     if (!src) {
         weir_err_set(err, "no source handles '%s'", mc->source);
         return NULL;
     }
-    return weir_mapping_new_with(mc, src, region, fn, base, err);
+    return weir_mapping_new_with(mc, src, region, fn, base, store, err);
 }
 
 struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
                                            const struct weir_source *src, const char *region,
                                            struct weir_function *fn, struct event_base *base,
-                                           struct weir_err *err)
+                                           struct weir_store *store, struct weir_err *err)
 {
     struct weir_mapping *m = weir_calloc(1, sizeof(*m));
     m->mc = mc;
@@ -622,6 +622,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
         .base = base,
         .sink = {.ops = &sink_ops, .ctx = m},
         .format = src->format,
+        .store = store,
     };
     m->p = src->ops->new (&args, err);
     if (!m->p)
@@ -629,6 +630,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->info = src->ops->info(m->p);
     m->ctx.source_arn = m->info->source_arn;
     m->ctx.region = m->region;
+    m->ctx.mapping_name = mc->name;
     m->pol.delivery = src->delivery;
     m->pol.report_batch_item_failures = mc->report_batch_item_failures;
     m->pol.mapping_name = mc->name;

@@ -14,19 +14,21 @@ struct event_base;
 struct weir_mapping_cfg;
 struct weir_function;
 struct weir_source;
+struct weir_store;
 
 struct weir_mapping;
 
-/* The mapping of mc, reading the source mc->src names. mc and fn are borrowed and must
- * outlive the mapping. */
+/* The mapping of mc, reading the source mc->src names. mc, fn and store are borrowed and must
+ * outlive the mapping. store: weir's durable state, handed to a source that keeps some there
+ * (the bucket's catalog); NULL when it is not open. */
 struct weir_mapping *weir_mapping_new(const struct weir_mapping_cfg *mc, const char *region,
                                       struct weir_function *fn, struct event_base *base,
-                                      struct weir_err *err);
+                                      struct weir_store *store, struct weir_err *err);
 /* The same with the source row given: tests drive the mapping with a fake source. */
 struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
                                            const struct weir_source *src, const char *region,
                                            struct weir_function *fn, struct event_base *base,
-                                           struct weir_err *err);
+                                           struct weir_store *store, struct weir_err *err);
 /* Starts the poller (a disabled mapping logs and stays idle). */
 weir_status weir_mapping_start(struct weir_mapping *m);
 /* Graceful stop: reads no more, gives back records not yet sent, waits for batches in flight,

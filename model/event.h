@@ -18,8 +18,9 @@
 
 /* What an event needs beyond its records. Borrowed strings. */
 struct weir_event_ctx {
-    const char *source_arn; /* eventSourceARN */
-    const char *region;     /* awsRegion */
+    const char *source_arn;   /* eventSourceARN; S3: the bucket's ARN */
+    const char *region;       /* awsRegion */
+    const char *mapping_name; /* S3: s3.configurationId, the notification's name */
 };
 
 struct weir_encoder {
@@ -75,5 +76,7 @@ struct weir_event_format {
 
 /* SQS Records[] (reference section 4.3): mapping/format_sqs.c. */
 extern const struct weir_event_format weir_format_sqs;
+/* S3 event notification Records[] (reference section 4.5): mapping/format_s3.c. */
+extern const struct weir_event_format weir_format_s3;
 
 #endif

@@ -47,6 +47,8 @@ void weir_record_free(struct weir_record *r)
         return;
     free(r->data);
     free(r->id);
+    free(r->event_name);
+    free(r->etag);
     free(r->handle);
     free(r->group_id);
     free(r->dedup_id);

@@ -45,6 +45,9 @@ struct weir_record {
     char *dedup_id;         /* SQS MessageDeduplicationId */
     char *attrs_json;       /* messageAttributes as the event shows them (a JSON object), or NULL */
     char *reason;           /* REJECT: why, for the dead-letter entry and the log */
+    char *event_name;       /* S3: "ObjectCreated:Put", "ObjectRemoved:Delete" */
+    char *etag;             /* S3: the MD5 of the object's content, 32 hex digits */
+    int64_t object_size;    /* S3: the object's size in bytes (a delete has none) */
     uint64_t seq;           /* source order: list sequence, offset, LSN */
     uint64_t fifo_seq;      /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
     uint32_t lane;          /* ordering lane; records of one batch share it */

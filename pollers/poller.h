@@ -16,6 +16,7 @@
 #include "model/record.h"
 
 struct event_base;
+struct weir_store;
 
 /* Where a poller's records go: handed to it when it is created. */
 struct weir_sink_ops {
@@ -41,6 +42,8 @@ struct weir_poller_args {
     struct event_base *base;
     struct weir_sink sink;
     const struct weir_event_format *format; /* the row's, for what the poller renders itself */
+    struct weir_store *store; /* weir's durable state (store/store.h), NULL when not open; a
+                                 source that keeps state there (the bucket's catalog) needs it */
 };
 
 /* What a running poller tells about its source. */

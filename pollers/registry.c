@@ -6,9 +6,11 @@
 #include "pollers/poller.h"
 
 extern const struct weir_source weir_source_redis;
+extern const struct weir_source weir_source_bucket;
 
 const struct weir_source *const weir_sources[] = {
     &weir_source_redis,
+    &weir_source_bucket,
     NULL,
 };
 

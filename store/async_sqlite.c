@@ -281,9 +281,14 @@ static void op_done(struct weir_store_job *job)
     struct op *op = weir_list_entry(job, struct op, job);
     const char *error = job->status == WEIR_OK ? NULL : job->error;
     if (op->kind == OP_TAKE) {
+        /* A take that did not commit took nothing: what it read is not the caller's. */
         struct weir_list *node;
-        while ((node = weir_list_pop_front(&op->events)))
-            weir_list_push_back(op->into, node);
+        while ((node = weir_list_pop_front(&op->events))) {
+            if (job->status == WEIR_OK)
+                weir_list_push_back(op->into, node);
+            else
+                weir_async_event_free(weir_list_entry(node, struct weir_async_event, link));
+        }
         op->take_done(op->arg, job->status, error, op->into, op->next_due_ms);
     } else if (op->kind == OP_PUT) {
         /* The events go back to the caller's list as they came. */

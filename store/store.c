@@ -19,8 +19,9 @@
 #include "core/mem.h"
 
 /* Raise it with every change to the schema below, and migrate from the older numbers in
- * migrate(). */
-#define SCHEMA_VERSION 1
+ * migrate(). Version 2 only added a table, which CREATE ... IF NOT EXISTS brings to version 1
+ * databases. */
+#define SCHEMA_VERSION 2
 
 static const char schema_sql[] =
     /* The asynchronous invocation queue (dispatcher/async.c through store/async_sqlite.c): one
@@ -43,7 +44,19 @@ static const char schema_sql[] =
     " last_error TEXT,"
     " last_response BLOB"
     ");"
-    "CREATE INDEX IF NOT EXISTS async_events_due ON async_events(function, taken, due_ms, id);";
+    "CREATE INDEX IF NOT EXISTS async_events_due ON async_events(function, taken, due_ms, id);"
+    /* The bucket source's catalog (store/catalog.c): what was announced of each object, so
+     * changes made while weir was down, or lost to an inotify overflow, are found (version 2). */
+    "CREATE TABLE IF NOT EXISTS bucket_objects ("
+    " bucket TEXT NOT NULL," /* the bucket's directory */
+    " key TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " mtime_ns INTEGER NOT NULL,"
+    " ino INTEGER NOT NULL,"
+    " etag TEXT NOT NULL,"
+    " sequencer INTEGER NOT NULL,"
+    " PRIMARY KEY (bucket, key)"
+    ") WITHOUT ROWID;";
 
 #define STMT_CACHE 32
 

@@ -43,15 +43,17 @@ static bool fn_record_fails(const struct fn_fail_rule *rule, const char *body, c
     return true;
 }
 
-/* The records of an event: its Records[] (SQS, S3), or, for an event without them (what the
- * Invoke API queues for an asynchronous invocation), one record standing for the whole event:
- * its messageId the event's "id" member when it is a string, its body the event as compact JSON.
- * A new reference. */
-static json_t *fn_event_records(json_t *event)
+/* The records of an event: its Records[] (SQS, S3), or, with any_event, for an event without
+ * them (what the Invoke API queues for an asynchronous invocation), one record standing for the
+ * whole event: its messageId the event's "id" member when it is a string, its body the event as
+ * compact JSON. A new reference; NULL when the event has no Records and any_event is false. */
+static json_t *fn_event_records(json_t *event, bool any_event)
 {
     json_t *records = json_object_get(event, "Records");
     if (json_is_array(records))
         return json_incref(records);
+    if (!any_event)
+        return NULL;
     char *text = json_dumps(event, JSON_COMPACT | JSON_ENCODE_ANY);
     const char *id = json_string_value(json_object_get(event, "id"));
     json_t *one = json_pack("{s:s, s:s}", "messageId", id ? id : "-", "body", text ? text : "");
@@ -85,6 +87,12 @@ static bool fn_event_scan(json_t *records, const struct fn_fail_rule *rule, long
     {
         const char *id = json_string_value(json_object_get(r, "messageId"));
         const char *body = json_string_value(json_object_get(r, "body"));
+        json_t *s3 = json_object_get(r, "s3");
+        if (!id && s3) {
+            /* An S3 record: its object's key (as the event writes it) and its event name. */
+            id = json_string_value(json_object_get(json_object_get(s3, "object"), "key"));
+            body = json_string_value(json_object_get(r, "eventName"));
+        }
         const char *receives = json_string_value(
             json_object_get(json_object_get(r, "attributes"), "ApproximateReceiveCount"));
         const char *group = fn_record_group(r);

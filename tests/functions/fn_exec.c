@@ -106,13 +106,15 @@ int main(void)
     json_error_t jerr;
     json_t *event = json_loadb(in.data ? in.data : "", in.len, JSON_DECODE_ANY, &jerr);
     weir_buf_deinit(&in);
-    if (!event) {
+    const char *any = getenv("FN_ANY_EVENT");
+    json_t *records = event ? fn_event_records(event, any && !strcmp(any, "1")) : NULL;
+    if (!records) {
+        json_decref(event);
         record_write("BADREQUEST\n", 11);
-        print("{\"errorMessage\":\"not a JSON event\","
+        print("{\"errorMessage\":\"not an event with Records\","
               "\"errorType\":\"InvalidRequestContentException\"}");
         return 2;
     }
-    json_t *records = fn_event_records(event);
 
     struct weir_buf lines;
     weir_buf_init(&lines);

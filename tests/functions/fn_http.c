@@ -75,13 +75,15 @@ static struct {
     long delay_ms;
     bool single_flight;
     bool log_path;
+    bool any_event;           /* --any-event: an event without Records is one record */
     int record_fd;            /* -1: no --record */
+    int events_fd;            /* -1: no --events */
     json_t *groups_in_flight; /* message group -> requests holding it */
     long seq;                 /* requests received */
     int in_flight;            /* requests received and not answered yet */
     char *big_error;
     char *huge;
-} g = {.record_fd = -1};
+} g = {.record_fd = -1, .events_fd = -1};
 
 /* One answer, possibly sent later (--delay-ms). */
 struct answer {
@@ -102,15 +104,15 @@ static void usage(void)
     fprintf(stderr,
             "usage: fn_http --listen HOST:PORT [--record FILE] [--mode M]\n"
             "               [--fail-match S] [--fail-receives K] [--fail-fifo] [--delay-ms N]\n"
-            "               [--single-flight] [--log-path]\n");
+            "               [--single-flight] [--log-path] [--any-event] [--events FILE]\n");
     exit(2);
 }
 
 /* One write(2) on an O_APPEND fd, so processes sharing the file never interleave lines. */
-static void record_write(const char *data, size_t len)
+static void fd_write(int fd, const char *data, size_t len)
 {
-    while (g.record_fd >= 0 && len > 0) {
-        ssize_t n = write(g.record_fd, data, len);
+    while (fd >= 0 && len > 0) {
+        ssize_t n = write(fd, data, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -120,6 +122,11 @@ static void record_write(const char *data, size_t len)
         data += n;
         len -= (size_t)n;
     }
+}
+
+static void record_write(const char *data, size_t len)
+{
+    fd_write(g.record_fd, data, len);
 }
 
 /* A FIFO queue never has two batches of one message group at the function at once, across every
@@ -342,15 +349,24 @@ static void on_request(struct evhttp_request *req, void *arg)
     size_t len = evbuffer_get_length(in);
     const char *data = (const char *)evbuffer_pullup(in, -1);
     json_error_t jerr;
+    if (g.events_fd >= 0 && len) {
+        /* The event as it came, one line (weir writes events without newlines). */
+        char *line = weir_malloc(len + 1);
+        memcpy(line, data, len);
+        line[len] = '\n';
+        fd_write(g.events_fd, line, len + 1);
+        free(line);
+    }
     json_t *event = json_loadb(data ? data : "", len, JSON_DECODE_ANY, &jerr);
-    if (!event) {
+    json_t *records = event ? fn_event_records(event, g.any_event) : NULL;
+    if (!records) {
+        json_decref(event);
         record_write("BADREQUEST\n", 11);
         reply_now(req, 400,
-                  "{\"errorMessage\":\"not a JSON event\","
+                  "{\"errorMessage\":\"not an event with Records\","
                   "\"errorType\":\"InvalidRequestContentException\"}");
         return;
     }
-    json_t *records = fn_event_records(event);
 
     struct weir_buf lines;
     weir_buf_init(&lines);
@@ -387,7 +403,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 int main(int argc, char **argv)
 {
-    const char *listen = NULL, *record = NULL;
+    const char *listen = NULL, *record = NULL, *events = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -397,6 +413,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "--log-path") == 0) {
             g.log_path = true;
+            continue;
+        }
+        if (strcmp(a, "--any-event") == 0) {
+            g.any_event = true;
             continue;
         }
         if (strcmp(a, "--fail-fifo") == 0) {
@@ -410,6 +430,8 @@ int main(int argc, char **argv)
             listen = v;
         } else if (strcmp(a, "--record") == 0) {
             record = v;
+        } else if (strcmp(a, "--events") == 0) {
+            events = v;
         } else if (strcmp(a, "--mode") == 0) {
             size_t k;
             for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
@@ -447,6 +469,13 @@ int main(int argc, char **argv)
         g.record_fd = open(record, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (g.record_fd < 0) {
             fprintf(stderr, "fn_http: %s: %s\n", record, strerror(errno));
+            return 1;
+        }
+    }
+    if (events) {
+        g.events_fd = open(events, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (g.events_fd < 0) {
+            fprintf(stderr, "fn_http: %s: %s\n", events, strerror(errno));
             return 1;
         }
     }
@@ -498,5 +527,7 @@ int main(int argc, char **argv)
     free(g.huge);
     if (g.record_fd >= 0)
         close(g.record_fd);
+    if (g.events_fd >= 0)
+        close(g.events_fd);
     return 0;
 }

@@ -184,6 +184,9 @@ _cleanup() {
     fi
     if [[ $rc == 0 && $_FAILED == 0 && ${WEIR_KEEP_TMP:-0} != 1 ]]; then
         rm -rf "$T"
+        [[ -n $_SHM ]] && rm -rf "$_SHM"
+    elif [[ -n $_SHM && $_SHM != "$T"/* ]]; then
+        echo "---- tmpfs dir kept: $_SHM"
     fi
     rmdir "$T" 2>/dev/null # nothing in it to look at
     exit "$rc"
@@ -424,6 +427,39 @@ wait_connected() {
     [[ -n $log ]] || fail "wait_connected: weir pid $pid is not running"
     wait_until 'grep -q "redis: connected" "$log"' "$timeout" ||
         fail "weir pid $pid did not connect to redis within ${timeout}s"
+}
+
+# ---- buckets -------------------------------------------------------------------------------
+
+_SHM=
+# tmpfs_dir: a directory on tmpfs (/dev/shm) for this test, removed with the test's temp dir:
+# many-file tests run there, since ext4 slows down after mass deletes. Falls back to $T.
+tmpfs_dir() {
+    if [[ -z $_SHM ]]; then
+        if [[ -d /dev/shm && -w /dev/shm ]]; then
+            _SHM=$(mktemp -d "/dev/shm/weir-$TEST_NAME.XXXXXX")
+        else
+            _SHM=$T/shm
+            mkdir -p "$_SHM"
+        fi
+    fi
+    printf '%s' "$_SHM"
+}
+
+# wait_caught_up [PID]: waits until that weir's bucket mappings have scanned their buckets.
+wait_caught_up() {
+    local pid=${1:-$WEIR_PID} log
+    log=${_WEIRS[$pid]:-}
+    [[ -n $log ]] || fail "wait_caught_up: weir pid $pid is not running"
+    wait_until 'grep -q "bucket: caught up" "$log"' 60 || fail "weir pid $pid never caught up"
+}
+
+# announced EVENT FILE...: the keys the functions got EVENT (ObjectCreated:Put, ...) for, one
+# line per announcement.
+announced() {
+    local ev=$1
+    shift
+    records "$@" | awk -F'\t' -v e="$ev" '$3 == e { print $1 }'
 }
 
 # ---- the Invoke API ------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 # starts again with the function reachable, and must not invoke it.
 source "$(dirname "$0")/lib.sh"
 
-start_fn_http --record "$T/rec"
+start_fn_http --record "$T/rec" --any-event
 
 config() { # config URL
     cat >"$T/weir.yaml" <<YAML

@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 
 start_redis
-start_fn_http --record "$T/rec" --mode error --fail-match fail
+start_fn_http --record "$T/rec" --mode error --fail-match fail --any-event
 
 cat >"$T/weir.yaml" <<YAML
 functions:

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 
 # A slow function, so that a backlog builds up in the queue.
-start_fn_http --record "$T/rec" --delay-ms 1
+start_fn_http --record "$T/rec" --delay-ms 1 --any-event
 
 cat >"$T/weir.yaml" <<YAML
 functions:

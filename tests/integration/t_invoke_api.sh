@@ -7,10 +7,13 @@
 # "..", an unknown invocation type. weir serves on and stops cleanly afterwards.
 source "$(dirname "$0")/lib.sh"
 
-start_fn_http --record "$T/rec"
+start_fn_http --record "$T/rec" --any-event
 OK_URL=$FN_URL
-start_fn_http --record "$T/rec_broken" --mode error
+start_fn_http --record "$T/rec_broken" --mode error --any-event
 BROKEN_URL=$FN_URL
+# An HTTP endpoint as a destination: it records each record POSTed to it.
+start_fn_http --record "$T/rec_hook" --any-event
+HOOK_URL=$FN_URL
 
 cat >"$T/weir.yaml" <<YAML
 functions:
@@ -19,6 +22,11 @@ functions:
     async:
       destination_config:
         on_success: {destination: "file://$T/ok"}
+  - name: hooked
+    url: $OK_URL
+    async:
+      destination_config:
+        on_success: {destination: "$HOOK_URL/weir/success"}
   - name: broken
     url: $BROKEN_URL
     async:
@@ -48,6 +56,16 @@ rec=$(cat "$T"/ok/*.json)
     'arn:aws:lambda:us-east-1:000000000000:function:hello:$LATEST' ]] || fail "functionArn: $rec"
 [[ $(jq -c .responsePayload <<<"$rec") == '{}' ]] || fail "responsePayload: $rec"
 ok "Event: 202, invoked once, success record with the request and response payloads"
+
+# An HTTP destination gets the record POSTed to the URL as written.
+out=$(lambda invoke --function-name hooked --invocation-type Event \
+    --cli-binary-format raw-in-base64-out --payload '{"id":"ev-hook"}' "$T/hook.out")
+[[ $(jq -r .StatusCode <<<"$out") == 202 ]] || fail "Event to hooked: $out"
+wait_until '[[ $(count_records "$T/rec_hook") -ge 1 ]]' 30 || fail "the HTTP destination got nothing"
+rec=$(records "$T/rec_hook" | cut -f3)
+[[ $(jq -r .requestContext.condition <<<"$rec") == Success ]] || fail "HTTP destination got: $rec"
+[[ $(jq -r .requestPayload.id <<<"$rec") == ev-hook ]] || fail "HTTP destination got: $rec"
+ok "an HTTP on_success destination got the success record"
 
 # ---- RequestResponse ----
 out=$(lambda invoke --function-name hello --cli-binary-format raw-in-base64-out \

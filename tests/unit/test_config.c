@@ -635,7 +635,7 @@ static void every_error_is_reported_in_file_order(void **state)
     assert_string_equal(rep.errors[1], "t.yaml:3:5: unknown key 'tmeout' in function 'a'; did "
                                        "you mean 'timeout'?");
     assert_string_equal(rep.errors[2], "t.yaml:6:13: mapping 'm': source has an unknown scheme "
-                                       "'sqs'; known schemes: redis://");
+                                       "'sqs'; known schemes: redis://, file://");
     assert_string_equal(rep.errors[3], "t.yaml:7:15: mapping 'm': no function named 'nope'");
     assert_string_equal(rep.errors[4],
                         "t.yaml:8:17: mapping 'm': batch_size 0 is out of range 1..10000");

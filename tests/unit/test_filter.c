@@ -857,7 +857,7 @@ static int mapping_teardown(void **state)
 static void start_mapping(void)
 {
     struct weir_err err;
-    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, &err);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, NULL, &err);
     assert_non_null(m);
     assert_int_equal(weir_mapping_start(m), WEIR_OK);
 }
@@ -947,7 +947,7 @@ static void a_source_that_cannot_filter_refuses_the_mapping(void **state)
 {
     struct weir_err err;
     fake_format.filter_shape = NULL;
-    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, &err);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, NULL, &err);
     fake_format.filter_shape = weir_format_sqs.filter_shape;
     assert_null(m);
     assert_non_null(strstr(err.msg, "cannot filter"));
@@ -958,7 +958,7 @@ static void a_bad_pattern_that_skipped_the_config_check_is_refused(void **state)
     struct weir_err err;
     filters[0].pattern = "{\"body\": [{\"nope\": 1}]}";
     filters[0].pattern_len = strlen(filters[0].pattern);
-    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, &err);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, NULL, &err);
     assert_null(m);
     assert_non_null(strstr(err.msg, "filter_criteria.filters[0].pattern"));
     assert_non_null(strstr(err.msg, "unknown operator \"nope\""));

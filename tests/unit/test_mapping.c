@@ -60,7 +60,7 @@ static void make_enabled(int batch_size, int window_s, int max_concurrency, int 
     mcfg.enabled = enabled;
     mcfg.report_batch_item_failures = true;
     fn = weir_function_new_with(&fcfg, &fake_ops, base, NULL);
-    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, NULL);
+    m = weir_mapping_new_with(&mcfg, &fake_source, "us-east-1", fn, base, NULL, NULL);
     assert_non_null(m);
     assert_int_equal(weir_mapping_start(m), WEIR_OK);
 }

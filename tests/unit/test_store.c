@@ -135,6 +135,63 @@ static void worker_free_finishes_every_job_submitted(void **state)
         assert_true(jobs[i].done);
 }
 
+static void count_run(void *ctx, struct weir_worker_job **jobs, size_t n)
+{
+    *(size_t *)ctx += n;
+}
+
+static size_t finished;
+
+static void count_done(struct weir_worker_job *w)
+{
+    finished++;
+    free(w);
+}
+
+static void worker_free_never_waits_on_a_full_pipe(void **state)
+{
+    /* More results than the pipe back to the loop holds (64 KiB, 8192 pointers), and the loop
+     * never turned to read them: free must read them itself while the thread writes. */
+    size_t ran = 0;
+    struct weir_err err = {{0}};
+    struct weir_worker *w = weir_worker_new(base, "test", count_run, &ran, &err);
+    finished = 0;
+    for (int i = 0; i < 30000; i++) {
+        struct weir_worker_job *job = weir_calloc(1, sizeof(*job));
+        job->done = count_done;
+        weir_worker_submit(w, job);
+    }
+    weir_worker_free(w);
+    assert_int_equal(finished, 30000);
+}
+
+static struct weir_worker *resubmitting;
+
+static void resubmit_done(struct weir_worker_job *w)
+{
+    finished++;
+    /* A done callback that submits more while the worker is being freed. */
+    if (finished < 5) {
+        struct weir_worker_job *job = weir_calloc(1, sizeof(*job));
+        job->done = resubmit_done;
+        weir_worker_submit(resubmitting, job);
+    }
+    free(w);
+}
+
+static void worker_free_finishes_what_its_callbacks_submit(void **state)
+{
+    size_t ran = 0;
+    struct weir_err err = {{0}};
+    resubmitting = weir_worker_new(base, "test", count_run, &ran, &err);
+    finished = 0;
+    struct weir_worker_job *job = weir_calloc(1, sizeof(*job));
+    job->done = resubmit_done;
+    weir_worker_submit(resubmitting, job);
+    weir_worker_free(resubmitting);
+    assert_int_equal(finished, 5);
+}
+
 /* ---- the database ------------------------------------------------------------------------- */
 
 static struct weir_store *open_store(void)
@@ -447,6 +504,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(worker_runs_jobs_in_order_and_calls_done_on_the_loop, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(worker_free_finishes_every_job_submitted, setup, teardown),
+        cmocka_unit_test_setup_teardown(worker_free_never_waits_on_a_full_pipe, setup, teardown),
+        cmocka_unit_test_setup_teardown(worker_free_finishes_what_its_callbacks_submit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(store_creates_the_directory_and_a_wal_database, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(store_is_held_by_one_process_at_a_time, setup, teardown),
