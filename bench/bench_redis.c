@@ -37,6 +37,7 @@
 #include <event2/http.h>
 #include <hiredis/hiredis.h>
 
+#include "bench/common.h"
 #include "core/buf.h"
 #include "core/mem.h"
 #include "core/status.h"
@@ -74,39 +75,7 @@ struct options {
     long fifo_groups;
 };
 
-/* ---- time and processes ---------------------------------------------------------------------- */
-
-static int64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void sleep_us(int64_t us)
-{
-    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
+/* ---- the children killed on a signal ------------------------------------------------------- */
 
 /* Children are killed from the signal handler too, so an interrupted run leaves no server. */
 static volatile pid_t redis_pid_g = -1;
@@ -120,111 +89,6 @@ static void on_signal(int sig)
         kill(redis_pid_g, SIGKILL);
     signal(sig, SIG_DFL);
     raise(sig);
-}
-
-/* Waits up to timeout_us for pid; returns its wait status, or -1 if it is still running. */
-static int wait_child(pid_t pid, int64_t timeout_us)
-{
-    int64_t deadline = mono_us() + timeout_us;
-    for (;;) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return st;
-        if (r < 0)
-            return 0;
-        if (mono_us() > deadline)
-            return -1;
-        sleep_us(2000);
-    }
-}
-
-/* Starts argv[0] with stdout and stderr to log_path; the child dies with the benchmark. */
-static pid_t spawn(char *const argv[], const char *log_path)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        execvp(argv[0], argv);
-        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
-    return pid;
-}
-
-/* utime + stime of a process or thread, in seconds, from its /proc stat file. */
-static double cpu_seconds(const char *stat_path)
-{
-    char buf[1024];
-    FILE *f = fopen(stat_path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    /* The command name may hold spaces: fields are counted after its closing parenthesis. */
-    char *p = strrchr(buf, ')');
-    if (!p)
-        return 0;
-    unsigned long utime = 0, stime = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return 0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double pid_cpu(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    return cpu_seconds(path);
-}
-
-/* VmHWM (peak resident set) of pid in kB, or -1. */
-static long peak_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
 }
 
 /* ---- redis-server ---------------------------------------------------------------------------- */
@@ -709,32 +573,6 @@ static struct nullfn_view nullfn_read(struct nullfn *f)
 }
 
 /* ---- figures --------------------------------------------------------------------------------- */
-
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-struct pct {
-    double p50_ms, p99_ms, max_ms;
-    long n;
-};
-
-/* Nearest-rank percentiles of v (sorted in place). */
-static struct pct percentiles(int64_t *v, long n)
-{
-    struct pct p = {0};
-    if (n <= 0)
-        return p;
-    qsort(v, (size_t)n, sizeof *v, cmp_i64);
-    long i50 = (n * 50 + 99) / 100 - 1, i99 = (n * 99 + 99) / 100 - 1;
-    p.p50_ms = (double)v[i50] / 1000.0;
-    p.p99_ms = (double)v[i99] / 1000.0;
-    p.max_ms = (double)v[n - 1] / 1000.0;
-    p.n = n;
-    return p;
-}
 
 /* What a run compares weir with. */
 enum run_kind {
@@ -1648,18 +1486,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 }
 
 /* The 1-minute load average, so a reader can tell a quiet machine from a busy one. */
-static double loadavg(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1)
-            l = -1;
-        fclose(f);
-    }
-    return l;
-}
-
 static const char *goal(bool met)
 {
     return met ? "goal met" : "goal missed";

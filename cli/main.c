@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/redrive.h"
 #include "cli/run.h"
 #include "cli/sources.h"
 #include "config/config.h"
@@ -22,6 +23,9 @@ static const char usage_text[] =
     "Usage:\n"
     "  weir run -c FILE [--log-level LEVEL]   run the mappings in FILE until SIGTERM/SIGINT\n"
     "  weir check -c FILE                     validate FILE; print every error; exit 2 if any\n"
+    "  weir redrive -c FILE --from URI [--function NAME] [--rate N] [--limit N]\n"
+    "                                         send a failure destination's records back into\n"
+    "                                         the asynchronous queue (docs/async.md)\n"
     "  weir version                           print the version\n"
     "  weir help | --help                     this text\n"
     "\n"
@@ -141,6 +145,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "redrive") == 0)
+        return weir_redrive_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("weir %s\n", WEIR_VERSION);
         return 0;

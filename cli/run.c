@@ -262,6 +262,14 @@ int weir_run(const struct weir_config *cfg)
         rt.exit_code = 1;
         goto out;
     }
+    /* Caught from here on: a stop signal while weir is still setting up stops it cleanly once
+     * the loop runs, rather than killing it. */
+    rt.sigterm = evsignal_new(rt.base, SIGTERM, on_signal, &rt);
+    rt.sigint = evsignal_new(rt.base, SIGINT, on_signal, &rt);
+    event_add(rt.sigterm, NULL);
+    event_add(rt.sigint, NULL);
+    rt.abort_timer = evtimer_new(rt.base, on_abort, &rt);
+    rt.give_up_timer = evtimer_new(rt.base, on_give_up, &rt);
     rt.fns = weir_calloc(cfg->n_functions ? cfg->n_functions : 1, sizeof(*rt.fns));
     rt.maps = weir_calloc(cfg->n_mappings ? cfg->n_mappings : 1, sizeof(*rt.maps));
     rt.map_started = weir_calloc(cfg->n_mappings ? cfg->n_mappings : 1, sizeof(*rt.map_started));
@@ -283,12 +291,6 @@ int weir_run(const struct weir_config *cfg)
             goto out;
         }
     }
-    rt.sigterm = evsignal_new(rt.base, SIGTERM, on_signal, &rt);
-    rt.sigint = evsignal_new(rt.base, SIGINT, on_signal, &rt);
-    event_add(rt.sigterm, NULL);
-    event_add(rt.sigint, NULL);
-    rt.abort_timer = evtimer_new(rt.base, on_abort, &rt);
-    rt.give_up_timer = evtimer_new(rt.base, on_give_up, &rt);
     for (size_t i = 0; i < cfg->n_mappings; i++) {
         if (mapping_needs_store(&cfg->mappings[i])) {
             rt.needs_store = true;

@@ -23,8 +23,8 @@
 #include "store/async.h"
 
 /* Events taken from the store and not yet finished, per function, at most: the function's free
- * slots decide how many are invoked at once; this bounds them when its concurrency is not. */
-#define WORKING_MAX 64
+ * slots decide how many are invoked at once, the others wait for a slot in memory. */
+#define WORKING_MAX 1024
 /* AWS: a throttled event is retried after 1 s at first, then ever later, up to 5 minutes. */
 #define THROTTLE_FIRST_MS 1000
 #define THROTTLE_MAX_MS   (5 * 60 * 1000)
@@ -528,11 +528,13 @@ static void pump(struct weir_async_queue *q)
         q->take_again = true; /* something became due while that take ran */
         return;
     }
-    size_t slots = weir_function_free_slots(q->fn);
-    size_t room = q->stats.working < WORKING_MAX ? WORKING_MAX - q->stats.working : 0;
-    size_t want = slots < room ? slots : room;
-    if (want == 0)
-        return; /* a slot freeing calls pump again */
+    /* With a slot free, a take fills the room up to WORKING_MAX: the events beyond the free
+     * slots wait at the function for theirs, so each round trip to the store brings many. */
+    /* Takes wait until half the room is free, so each brings many: a take reads past every
+     * event held, and one per finished event would cost more than the events. */
+    if (q->stats.working > WORKING_MAX / 2 || weir_function_free_slots(q->fn) == 0)
+        return; /* an event finishing, or a slot freeing, calls pump again */
+    size_t want = WORKING_MAX - q->stats.working;
     q->taking = true;
     q->take_again = false;
     weir_timer_stop(q->timer);

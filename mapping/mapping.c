@@ -144,8 +144,10 @@ static size_t room_any(const struct weir_mapping *m)
      * the source away), less those already waiting. Read ahead only where leases leave room for
      * the wait: records read while the function has no free slot wait with their lease
      * ticking. */
-    size_t slots =
-        m->inflight < m->cap ? min_size(m->cap - m->inflight, weir_function_free_slots(m->fn)) : 0;
+    /* A batch that is only stored (async) takes no slot of the function. */
+    size_t free_slots =
+        weir_delivery_invokes(m->pol.delivery) ? weir_function_free_slots(m->fn) : SIZE_MAX;
+    size_t slots = m->inflight < m->cap ? min_size(m->cap - m->inflight, free_slots) : 0;
     size_t ahead = m->read_ahead ? min_size(m->cap, m->inflight + slots) : 0;
     if (slots + ahead <= m->queued)
         return 0;
@@ -406,6 +408,8 @@ static void on_window(void *arg)
 static void on_scale(void *arg)
 {
     struct weir_mapping *m = arg;
+    if (!weir_delivery_invokes(m->pol.delivery))
+        return; /* its cap is fixed */
     size_t floor = min_size(SCALE_START, m->limit);
     size_t before = m->cap;
     if (m->saturated)
@@ -632,6 +636,10 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->ctx.region = m->region;
     m->ctx.mapping_name = mc->name;
     m->pol.delivery = src->delivery;
+    /* Storing needs no scaling up as pollers do (AWS scales SQS pollers; S3 pushes): all the
+     * batches the mapping may have in flight at once from the start. */
+    if (!weir_delivery_invokes(m->pol.delivery))
+        m->cap = m->limit;
     m->pol.report_batch_item_failures = mc->report_batch_item_failures;
     m->pol.mapping_name = mc->name;
     struct weir_batcher_cfg bc = {

@@ -29,6 +29,11 @@ const char *weir_delivery_name(enum weir_delivery d)
     return (unsigned)d < WEIR_DELIVERY_COUNT ? names[d] : "?";
 }
 
+bool weir_delivery_invokes(enum weir_delivery d)
+{
+    return d != WEIR_DELIVERY_ASYNC;
+}
+
 uint32_t weir_lane_of(const char *key, size_t len)
 {
     uint64_t h = weir_hash_fnv1a64(key, len);

@@ -118,5 +118,8 @@ enum weir_delivery {
 };
 
 const char *weir_delivery_name(enum weir_delivery d);
+/* Whether a batch handed over under d waits for a slot of the function (queue), or is only
+ * stored and invoked later on the queue's own terms (async). */
+bool weir_delivery_invokes(enum weir_delivery d);
 
 #endif

@@ -46,6 +46,8 @@
 #define SETTLE_MS 1000
 /* A record the async queue could not take is tried again after this. */
 #define RETRY_MS 1000
+/* Threads reading and hashing files. */
+#define HASH_THREADS 2
 
 /* ---- names -------------------------------------------------------------------------------- */
 
@@ -235,7 +237,10 @@ struct weir_poller {
     struct weir_strmap sent; /* handle -> struct announce */
     uint64_t last_seq;
 
-    struct weir_worker *worker;
+    /* Reading and hashing: a large photo takes a thread's time, so there are two, each given
+     * every other file; scans go to the first. */
+    struct weir_worker *workers[HASH_THREADS];
+    size_t next_worker;
     size_t hashing;
     size_t scans;
     size_t catalog_ops;
@@ -678,7 +683,7 @@ static void hash_start(struct weir_poller *p, struct candidate *c)
     c->key = NULL;
     j->check = c->check;
     p->hashing++;
-    weir_worker_submit(p->worker, &j->w);
+    weir_worker_submit(p->workers[p->next_worker++ % HASH_THREADS], &j->w);
 }
 
 static size_t room(const struct weir_poller *p)
@@ -788,7 +793,7 @@ static void scan_submit(struct weir_poller *p, const char *dir)
     j->started_mono = weir_clock_mono_ms();
     weir_list_init(&j->found);
     p->scans++;
-    weir_worker_submit(p->worker, &j->w);
+    weir_worker_submit(p->workers[0], &j->w);
 }
 
 /* ---- inotify ------------------------------------------------------------------------------ */
@@ -968,8 +973,9 @@ static weir_status bucket_start(struct weir_poller *p)
         return WEIR_ERR;
     }
     struct weir_err err = {{0}};
-    p->worker = weir_worker_new(p->base, "bucket", run_jobs, NULL, &err);
-    if (!p->worker) {
+    for (int i = 0; i < HASH_THREADS && !err.msg[0]; i++)
+        p->workers[i] = weir_worker_new(p->base, "bucket", run_jobs, NULL, &err);
+    if (err.msg[0]) {
         weir_error(p->comp, "bucket: %s", err.msg);
         return WEIR_ERR;
     }
@@ -1069,7 +1075,8 @@ static void bucket_free(struct weir_poller *p)
     if (!p)
         return;
     p->stopping = true;
-    weir_worker_free(p->worker); /* its jobs' done run now, and see stopping */
+    for (int i = 0; i < HASH_THREADS; i++)
+        weir_worker_free(p->workers[i]); /* their jobs' done run now, and see stopping */
     if (p->inotify_ev)
         event_free(p->inotify_ev);
     if (p->stopped_ev)

@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Builds weir optimised (RelWithDebInfo: -O2 -g) and runs the Redis source benchmark,
-# bench_redis, with every argument passed through (see docs/benchmarks.md). Each figure is printed
-# beside the same work done without weir, measured in the same run:
-#   batch 1 (maximum_concurrency 16 unless --concurrency): beside a plain HTTP client's POST rate
-#     to the same null function at the same concurrency;
-#   batch 10 and 100: beside the claim and delete scripts driven by a plain Redis client;
-#   a FIFO queue (batch 10, 1,000 groups; --no-fifo skips it, --fifo-groups N): beside the FIFO
-#     claim and delete scripts, with every group checked for order and exclusivity.
-#   scripts/bench.sh                      # the full run: 1,000,000 messages, batch 1, 10, 100, FIFO
-#   scripts/bench.sh --messages 100000    # a quick run
-#   scripts/bench.sh --batch-sizes 100 --no-fifo
-# The build is scripts/setup.sh's (build/); BUILD_DIR=dir builds only weir and bench_redis there
-# instead, also RelWithDebInfo. Build output goes to stderr; stdout carries only the figures.
+# Builds weir optimised (RelWithDebInfo: -O2 -g) and runs a source's benchmark, with every other
+# argument passed through (see docs/benchmarks.md). Each figure is printed beside the same work
+# done without weir, measured in the same run.
+#   scripts/bench.sh [redis] [ARGS]   bench_redis: a Redis list as SQS
+#     batch 1 (maximum_concurrency 16 unless --concurrency): beside a plain HTTP client's POST
+#       rate to the same null function at the same concurrency;
+#     batch 10 and 100: beside the claim and delete scripts driven by a plain Redis client;
+#     a FIFO queue (batch 10, 1,000 groups; --no-fifo skips it, --fifo-groups N): beside the FIFO
+#       claim and delete scripts, with every group checked for order and exclusivity.
+#     scripts/bench.sh                      # the full run: 1,000,000 messages
+#     scripts/bench.sh --messages 100000    # a quick run
+#   scripts/bench.sh bucket [ARGS]    bench_bucket: a directory as an S3 bucket, files through
+#     the durable asynchronous queue, beside the raw inotify rate of the same writes; then the
+#     Invoke API's Event accepts per second.
+#     scripts/bench.sh bucket --files 50000 --size 65536
+# The build is scripts/setup.sh's (build/); BUILD_DIR=dir builds only weir and the benchmark
+# there instead, also RelWithDebInfo. Build output goes to stderr; stdout carries only figures.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=bench_redis
+case ${1:-} in
+redis) shift ;;
+bucket)
+    BENCH=bench_bucket
+    shift
+    ;;
+esac
 
 if [[ -z ${BUILD_DIR:-} && -x $ROOT/scripts/setup.sh ]]; then
     "$ROOT/scripts/setup.sh" >&2
@@ -23,7 +35,7 @@ else
     build=${BUILD_DIR:-$ROOT/build-bench}
     # A Debug or sanitizer build would measure the wrong program.
     cmake -S "$ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_SANITIZE=OFF >&2
-    cmake --build "$build" -j"$(nproc)" --target weir bench_redis >&2
+    cmake --build "$build" -j"$(nproc)" --target weir "$BENCH" >&2
 fi
 
-exec "$build/bench_redis" --weir "$build/weir" "$@"
+exec "$build/$BENCH" --weir "$build/weir" "$@"

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Try weir in one command: builds it (scripts/setup.sh), starts a private redis-server on a free
-# loopback port, writes a config from examples/quickstart.yaml, pushes a few messages, and runs
-# `weir run` in the foreground. Ctrl-C stops weir; the script then stops redis and cleans up.
+# Try weir in one command, with no server: builds it (scripts/setup.sh), makes a bucket directory
+# ./quickstart/photos, writes a config from examples/quickstart.yaml (the bucket, a thumbnail
+# function, its asynchronous queue in SQLite), drops a sample photo in, and runs `weir run` in the
+# foreground. Photos copied into quickstart/photos get thumbnails in quickstart/thumbnails.
+# Ctrl-C stops weir.
+#   scripts/quickstart.sh [--dir DIR]   the bucket example (DIR default: ./quickstart)
+#   scripts/quickstart.sh --redis       the Redis list (SQS) example: a private redis-server
+#   --weir PATH                          use this weir binary, without installing or building
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,8 +18,66 @@ else
     say() { printf '\n==> %s\n' "$*"; }
 fi
 
-say "Installing what is missing and building weir into build/ (this takes a minute the first time)"
-bash scripts/setup.sh
+EXAMPLE=bucket
+DIR=$ROOT/quickstart
+WEIR=
+while (($#)); do
+    case $1 in
+    --redis) EXAMPLE=redis ;;
+    --dir)
+        DIR=$(realpath -m "${2:?--dir needs a directory}")
+        shift
+        ;;
+    --weir)
+        WEIR=$(realpath "${2:?--weir needs a path}")
+        shift
+        ;;
+    *)
+        echo "usage: $0 [--dir DIR | --redis] [--weir PATH]" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+if [[ -z $WEIR ]]; then
+    say "Installing what is missing and building weir into build/ (this takes a minute the first time)"
+    bash scripts/setup.sh
+    WEIR=$ROOT/build/weir
+fi
+
+if [[ $EXAMPLE == bucket ]]; then
+    say "Making the bucket $DIR/photos (thumbnails go to $DIR/thumbnails)"
+    mkdir -p "$DIR/photos" "$DIR/thumbnails"
+    sed -e "s|@DIR@|$DIR|g" -e "s|@EXAMPLES@|$ROOT/examples|g" examples/quickstart.yaml \
+        >"$DIR/weir.yaml"
+    grep -v '^\s*#' "$DIR/weir.yaml" | sed -e 's/ *#.*//' -e '/^\s*$/d'
+    "$WEIR" check -c "$DIR/weir.yaml"
+    # A sample photo: a gradient, made with libvips (no image is kept in the repository).
+    if [[ ! -e $DIR/sample.jpg ]]; then
+        vips grey "$DIR/.sample.v" 1200 800
+        vips linear "$DIR/.sample.v" "$DIR/sample.jpg" 255 0 --uchar
+        rm -f "$DIR/.sample.v"
+    fi
+    cp "$DIR/sample.jpg" "$DIR/photos/welcome.jpg"
+    say "Running weir (Ctrl-C to stop)"
+    cat <<TXT
+weir watches $DIR/photos as the S3 bucket "photos": every .jpg closed there becomes an
+ObjectCreated:Put event in the function's asynchronous queue, and examples/thumbnail.sh makes
+its thumbnail. welcome.jpg is there already. From another terminal:
+  cp $DIR/sample.jpg $DIR/photos/mine.jpg
+  ls $DIR/thumbnails
+A file that is no image fails: it is retried after 5 s, then its record lands in $DIR/failed:
+  echo 'not a photo' > $DIR/photos/broken.jpg
+
+TXT
+    trap true INT
+    rc=0
+    "$WEIR" run -c "$DIR/weir.yaml" || rc=$?
+    say "weir exited with status $rc"
+    echo "thumbnails: $(find "$DIR/thumbnails" -type f | wc -l), failure records: $(find "$DIR/failed" -type f 2>/dev/null | wc -l)"
+    exit "$rc"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/weir-quickstart.XXXXXX")
 REDIS_PID=
@@ -55,11 +118,11 @@ done
 [[ -n $PORT ]] || { echo "could not start redis-server: see $WORK/redis.log" >&2; exit 1; }
 echo "redis-server pid $REDIS_PID listening on 127.0.0.1:$PORT"
 
-say "Writing the configuration $WORK/weir.yaml from examples/quickstart.yaml"
+say "Writing the configuration $WORK/weir.yaml from examples/quickstart-redis.yaml"
 sed -e "s|@REDIS_PORT@|$PORT|g" -e "s|@FUNCTION@|$ROOT/examples/function.sh|g" \
-    examples/quickstart.yaml >"$WORK/weir.yaml"
+    examples/quickstart-redis.yaml >"$WORK/weir.yaml"
 grep -v '^\s*#' "$WORK/weir.yaml" | sed '/^$/d'
-build/weir check -c "$WORK/weir.yaml"
+"$WEIR" check -c "$WORK/weir.yaml"
 
 say "Pushing 5 messages onto the list 'orders' (a producer only needs RPUSH)"
 for body in '{"order": 1, "item": "coffee"}' '{"order": 2, "item": "tea"}' \
@@ -82,7 +145,7 @@ TXT
 # weir handles Ctrl-C itself (it stops cleanly); the script carries on to report and clean up.
 trap true INT
 rc=0
-build/weir run -c "$WORK/weir.yaml" || rc=$?
+"$WEIR" run -c "$WORK/weir.yaml" || rc=$?
 say "weir exited with status $rc"
 echo "left in orders: $(redis-cli -p "$PORT" LLEN orders), in orders-dlq: $(redis-cli -p "$PORT" LLEN orders-dlq)"
 exit "$rc"

@@ -24,12 +24,13 @@ esac
 # Tests: redis-server and redis-cli (real servers), jq (reading dead-letter envelopes),
 # clang-format (the format check), clang and its libFuzzer runtime (the bounded fuzz runs).
 # awscli (the AWS CLI v2, a real client of the Invoke API) and sqlite3 (reading and ageing the
-# state store's rows). Kafka, Postgres and inotify tools for the other sources.
+# state store's rows). The quickstart's thumbnail function: libvips-tools (vipsthumbnail).
+# Kafka, Postgres and inotify tools for the other sources.
 PACKAGES=(
     build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
     libevent-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsqlite3-dev
     libcmocka-dev librdkafka-dev libpq-dev
-    redis-server redis-tools jq kcat inotify-tools awscli sqlite3
+    redis-server redis-tools jq kcat inotify-tools awscli sqlite3 libvips-tools
 )
 
 missing=()

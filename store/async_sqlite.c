@@ -1,7 +1,8 @@
 /* The asynchronous invocation queue on weir's SQLite database (table async_events, see
  * store/store.c): each operation is a store job, so a burst of accepts commits with one fsync.
- * "Taken" marks rows this process is working on; a process that dies leaves them marked, and the
- * next open clears the marks. Must never decide what happens to an event. */
+ * What this process has taken is kept in memory, not in the rows: one process owns the database
+ * (the store's lock), so a take is a read, which commits without an fsync, and a process that
+ * dies leaves nothing marked. Must never decide what happens to an event. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,14 +82,19 @@ void weir_async_event_set_answer(struct weir_async_event *ev, long status, const
 
 enum op_kind { OP_PUT, OP_TAKE, OP_UPDATE, OP_REMOVE };
 
+struct sqlite_store;
+
 struct op {
     struct weir_store_job job;
+    struct sqlite_store *s;
     enum op_kind kind;
     struct weir_list events; /* put: to store; take: what was taken (the thread fills it) */
     struct weir_async_event *ev;
     const char *function; /* take: borrowed; the caller keeps it alive until done */
     int64_t now_ms;
     size_t max;
+    int64_t *skip; /* take: the ids taken already (a copy), which it must not return */
+    size_t n_skip;
     int64_t next_due_ms;
     struct weir_list *into;
     weir_async_done_fn done;
@@ -99,24 +105,46 @@ struct op {
 struct sqlite_store {
     struct weir_async_store base;
     struct weir_store *db;
+    /* Ids taken and not yet written back (the loop's): a take returns none of them. A handful
+     * per function (the queue takes at most its WORKING_MAX), so an array does. */
+    int64_t *taken;
+    size_t n_taken, cap_taken;
 };
+
+static void taken_add(struct sqlite_store *s, int64_t id)
+{
+    if (s->n_taken == s->cap_taken) {
+        s->cap_taken = s->cap_taken ? s->cap_taken * 2 : 64;
+        s->taken = weir_realloc(s->taken, s->cap_taken * sizeof(*s->taken));
+    }
+    s->taken[s->n_taken++] = id;
+}
+
+static void taken_del(struct sqlite_store *s, int64_t id)
+{
+    for (size_t i = 0; i < s->n_taken; i++)
+        if (s->taken[i] == id) {
+            s->taken[i] = s->taken[--s->n_taken];
+            return;
+        }
+}
 
 /* ---- on the thread ------------------------------------------------------------------------- */
 
 static const char sql_insert[] =
     "INSERT INTO async_events(function, request_id, origin, payload, accepted_ms, due_ms)"
     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
-static const char sql_due[] =
-    "SELECT id, request_id, origin, payload, accepted_ms, due_ms, invokes, function_errors,"
+/* The function's events in due order (taken=0 always: the index's leading columns), the payload
+ * read only for those returned. */
+static const char sql_order[] = "SELECT id, due_ms FROM async_events WHERE function=?1 AND taken=0"
+                                " ORDER BY due_ms, id LIMIT ?2";
+static const char sql_row[] =
+    "SELECT request_id, origin, payload, accepted_ms, due_ms, invokes, function_errors,"
     " backoff_ms, outcome, pending_sinks, last_status, last_error, last_response"
-    " FROM async_events WHERE function=?1 AND taken=0 AND due_ms<=?2 ORDER BY due_ms, id"
-    " LIMIT ?3";
-static const char sql_mark_taken[] = "UPDATE async_events SET taken=1 WHERE id=?1";
-static const char sql_next_due[] =
-    "SELECT MIN(due_ms) FROM async_events WHERE function=?1 AND taken=0";
+    " FROM async_events WHERE id=?1";
 static const char sql_update[] =
     "UPDATE async_events SET due_ms=?2, invokes=?3, function_errors=?4, backoff_ms=?5,"
-    " outcome=?6, pending_sinks=?7, last_status=?8, last_error=?9, last_response=?10, taken=0"
+    " outcome=?6, pending_sinks=?7, last_status=?8, last_error=?9, last_response=?10"
     " WHERE id=?1";
 static const char sql_delete[] = "DELETE FROM async_events WHERE id=?1";
 
@@ -163,61 +191,86 @@ static char *column_copy(sqlite3_stmt *st, int col, size_t *len)
     return dup_bytes(data ? data : "", n);
 }
 
-static weir_status run_take(struct weir_store_tx *tx, struct op *op)
+static int cmp_id(const void *a, const void *b)
 {
-    sqlite3_stmt *st = weir_store_stmt(tx, &op->job, sql_due);
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* op->skip is sorted (run_take sorts it first). */
+static bool skipped(const struct op *op, int64_t id)
+{
+    return op->n_skip && bsearch(&id, op->skip, op->n_skip, sizeof(id), cmp_id);
+}
+
+static weir_status read_row(struct weir_store_tx *tx, struct op *op, int64_t id)
+{
+    sqlite3_stmt *st = weir_store_stmt(tx, &op->job, sql_row);
     if (!st)
         return WEIR_ERR;
-    sqlite3_bind_text(st, 1, op->function, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, op->now_ms);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)op->max);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         struct weir_async_event *ev = weir_calloc(1, sizeof(*ev));
-        ev->id = sqlite3_column_int64(st, 0);
+        ev->id = id;
         ev->function = weir_strdup(op->function);
-        const char *rid = (const char *)sqlite3_column_text(st, 1);
+        const char *rid = (const char *)sqlite3_column_text(st, 0);
         snprintf(ev->request_id, sizeof(ev->request_id), "%s", rid ? rid : "");
-        ev->origin = column_copy(st, 2, NULL);
-        ev->payload = column_copy(st, 3, &ev->payload_len);
+        ev->origin = column_copy(st, 1, NULL);
+        ev->payload = column_copy(st, 2, &ev->payload_len);
         if (!ev->payload)
             ev->payload = dup_bytes("", 0);
-        ev->accepted_ms = sqlite3_column_int64(st, 4);
-        ev->due_ms = sqlite3_column_int64(st, 5);
-        ev->invokes = (uint32_t)sqlite3_column_int64(st, 6);
-        ev->function_errors = (uint32_t)sqlite3_column_int64(st, 7);
-        ev->backoff_ms = sqlite3_column_int64(st, 8);
-        ev->outcome = outcome_of((const char *)sqlite3_column_text(st, 9));
-        ev->pending_sinks = (uint32_t)sqlite3_column_int64(st, 10);
-        ev->last_status = (long)sqlite3_column_int64(st, 11);
-        ev->last_error = column_copy(st, 12, NULL);
-        ev->last_response = column_copy(st, 13, &ev->last_response_len);
+        ev->accepted_ms = sqlite3_column_int64(st, 3);
+        ev->due_ms = sqlite3_column_int64(st, 4);
+        ev->invokes = (uint32_t)sqlite3_column_int64(st, 5);
+        ev->function_errors = (uint32_t)sqlite3_column_int64(st, 6);
+        ev->backoff_ms = sqlite3_column_int64(st, 7);
+        ev->outcome = outcome_of((const char *)sqlite3_column_text(st, 8));
+        ev->pending_sinks = (uint32_t)sqlite3_column_int64(st, 9);
+        ev->last_status = (long)sqlite3_column_int64(st, 10);
+        ev->last_error = column_copy(st, 11, NULL);
+        ev->last_response = column_copy(st, 12, &ev->last_response_len);
         weir_list_push_back(&op->events, &ev->link);
     }
     sqlite3_reset(st);
-    if (rc != SQLITE_DONE)
-        return weir_store_fail(tx, &op->job, "reading due events");
-    struct weir_list *node;
-    for (node = op->events.next; node != &op->events; node = node->next) {
-        struct weir_async_event *ev = weir_list_entry(node, struct weir_async_event, link);
-        st = weir_store_stmt(tx, &op->job, sql_mark_taken);
-        if (!st)
-            return WEIR_ERR;
-        sqlite3_bind_int64(st, 1, ev->id);
-        if (step_done(tx, op, st, "marking an event taken") != WEIR_OK)
-            return WEIR_ERR;
-    }
-    st = weir_store_stmt(tx, &op->job, sql_next_due);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE
+               ? WEIR_OK
+               : weir_store_fail(tx, &op->job, "reading an event");
+}
+
+/* A read only: the earliest due events not taken already, and the due time of the next. */
+static weir_status run_take(struct weir_store_tx *tx, struct op *op)
+{
+    sqlite3_stmt *st = weir_store_stmt(tx, &op->job, sql_order);
     if (!st)
         return WEIR_ERR;
     sqlite3_bind_text(st, 1, op->function, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        sqlite3_reset(st);
-        return weir_store_fail(tx, &op->job, "reading the next due time");
+    /* Enough rows to pass over every one taken already and still see one past those wanted. */
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)(op->max + op->n_skip + 1));
+    qsort(op->skip, op->n_skip, sizeof(*op->skip), cmp_id);
+    size_t n_ids = 0;
+    int64_t *ids = weir_calloc(op->max ? op->max : 1, sizeof(*ids));
+    op->next_due_ms = -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0), due = sqlite3_column_int64(st, 1);
+        if (skipped(op, id))
+            continue;
+        if (n_ids < op->max && due <= op->now_ms) {
+            ids[n_ids++] = id;
+            continue;
+        }
+        op->next_due_ms = due;
+        break;
     }
-    op->next_due_ms = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    return WEIR_OK;
+    weir_status status = rc == SQLITE_ROW || rc == SQLITE_DONE
+                             ? WEIR_OK
+                             : weir_store_fail(tx, &op->job, "reading due events");
+    for (size_t i = 0; status == WEIR_OK && i < n_ids; i++)
+        status = read_row(tx, op, ids[i]);
+    free(ids);
+    return status;
 }
 
 static weir_status run_update(struct weir_store_tx *tx, struct op *op)
@@ -281,14 +334,18 @@ static void op_done(struct weir_store_job *job)
     struct op *op = weir_list_entry(job, struct op, job);
     const char *error = job->status == WEIR_OK ? NULL : job->error;
     if (op->kind == OP_TAKE) {
-        /* A take that did not commit took nothing: what it read is not the caller's. */
+        /* A take that failed took nothing: what it read is not the caller's. */
         struct weir_list *node;
         while ((node = weir_list_pop_front(&op->events))) {
-            if (job->status == WEIR_OK)
+            struct weir_async_event *ev = weir_list_entry(node, struct weir_async_event, link);
+            if (job->status == WEIR_OK) {
+                taken_add(op->s, ev->id);
                 weir_list_push_back(op->into, node);
-            else
-                weir_async_event_free(weir_list_entry(node, struct weir_async_event, link));
+            } else {
+                weir_async_event_free(ev);
+            }
         }
+        free(op->skip);
         op->take_done(op->arg, job->status, error, op->into, op->next_due_ms);
     } else if (op->kind == OP_PUT) {
         /* The events go back to the caller's list as they came. */
@@ -297,6 +354,10 @@ static void op_done(struct weir_store_job *job)
             weir_list_push_back(op->into, node);
         op->done(op->arg, job->status, error);
     } else {
+        /* Written back (or gone): no longer this process's to hold, whatever the caller does
+         * next. Refused: it stays taken, and the caller writes it again. */
+        if (job->status == WEIR_OK)
+            taken_del(op->s, op->ev->id);
         op->done(op->arg, job->status, error);
     }
     free(op);
@@ -305,6 +366,7 @@ static void op_done(struct weir_store_job *job)
 static struct op *op_new(struct weir_async_store *st, enum op_kind kind)
 {
     struct op *op = weir_calloc(1, sizeof(*op));
+    op->s = (struct sqlite_store *)st;
     op->kind = kind;
     op->job.run = run_op;
     op->job.done = op_done;
@@ -337,6 +399,11 @@ static void sq_take(struct weir_async_store *st, const char *function, int64_t n
     op->function = function;
     op->now_ms = now_ms;
     op->max = max;
+    struct sqlite_store *s = (struct sqlite_store *)st;
+    op->n_skip = s->n_taken;
+    op->skip = weir_calloc(s->n_taken ? s->n_taken : 1, sizeof(*op->skip));
+    if (s->n_taken)
+        memcpy(op->skip, s->taken, s->n_taken * sizeof(*op->skip));
     op->into = into;
     op->take_done = done;
     op->arg = arg;
@@ -365,6 +432,8 @@ static void sq_remove(struct weir_async_store *st, struct weir_async_event *ev,
 
 static void sq_free(struct weir_async_store *st)
 {
+    if (st)
+        free(((struct sqlite_store *)st)->taken);
     free(st);
 }
 

@@ -319,22 +319,41 @@ sqlite3_stmt *weir_store_stmt(struct weir_store_tx *tx, struct weir_store_job *j
     return st;
 }
 
-/* Runs sql on the thread; SQLite's message into error on failure. */
+/* Runs sql (a string literal: prepared once, by its address) on the thread; SQLite's message
+ * into error on failure. Thousands of jobs a second each open and close a savepoint: parsing
+ * those statements every time would cost more than most jobs. */
 static bool thread_exec(struct weir_store *s, const char *sql, char *error, size_t len)
 {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+    sqlite3_stmt *st = NULL;
+    for (size_t i = 0; i < s->n_stmts; i++)
+        if (s->stmts[i].sql == sql)
+            st = s->stmts[i].stmt;
+    if (!st && s->n_stmts < STMT_CACHE &&
+        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) == SQLITE_OK)
+        s->stmts[s->n_stmts++] = (struct cached_stmt){sql, st};
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (st)
+        sqlite3_reset(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
         return true;
     if (error)
         snprintf(error, len, "%s: %s", sql, sqlite3_errmsg(s->db));
     return false;
 }
 
+static const char sql_begin[] = "BEGIN IMMEDIATE";
+static const char sql_commit[] = "COMMIT";
+static const char sql_rollback[] = "ROLLBACK";
+static const char sql_savepoint[] = "SAVEPOINT job";
+static const char sql_release[] = "RELEASE job";
+static const char sql_rollback_to[] = "ROLLBACK TO job";
+
 static void run_group(void *ctx, struct weir_worker_job **jobs, size_t n)
 {
     struct weir_store *s = ctx;
     struct weir_store_tx *tx = (struct weir_store_tx *)s;
     char error[256];
-    if (!thread_exec(s, "BEGIN IMMEDIATE", error, sizeof(error))) {
+    if (!thread_exec(s, sql_begin, error, sizeof(error))) {
         for (size_t i = 0; i < n; i++) {
             struct weir_store_job *job = weir_list_entry(jobs[i], struct weir_store_job, w);
             job->status = WEIR_ERR;
@@ -344,18 +363,18 @@ static void run_group(void *ctx, struct weir_worker_job **jobs, size_t n)
     }
     for (size_t i = 0; i < n; i++) {
         struct weir_store_job *job = weir_list_entry(jobs[i], struct weir_store_job, w);
-        if (!thread_exec(s, "SAVEPOINT job", job->error, sizeof(job->error))) {
+        if (!thread_exec(s, sql_savepoint, job->error, sizeof(job->error))) {
             job->status = WEIR_ERR;
             continue;
         }
         job->status = job->run(tx, job);
         if (job->status != WEIR_OK)
-            thread_exec(s, "ROLLBACK TO job", NULL, 0);
-        thread_exec(s, "RELEASE job", NULL, 0);
+            thread_exec(s, sql_rollback_to, NULL, 0);
+        thread_exec(s, sql_release, NULL, 0);
     }
-    if (thread_exec(s, "COMMIT", error, sizeof(error)))
+    if (thread_exec(s, sql_commit, error, sizeof(error)))
         return;
-    thread_exec(s, "ROLLBACK", NULL, 0);
+    thread_exec(s, sql_rollback, NULL, 0);
     for (size_t i = 0; i < n; i++) {
         struct weir_store_job *job = weir_list_entry(jobs[i], struct weir_store_job, w);
         if (job->status == WEIR_OK) {
