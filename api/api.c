@@ -341,7 +341,8 @@ static void on_invoke(struct weir_api *api, struct evhttp_request *req, const ch
     if (!len)
         len = 2; /* no payload: the function gets an empty object */
     json_error_t jerr;
-    json_t *parsed = json_loadb(payload, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    json_t *parsed =
+        json_loadb(payload, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!parsed) {
         reply_error(api, req, request_id, 400, "InvalidRequestContentException", "User",
                     "Could not parse request body into json: %s (at byte %d)", jerr.text,

@@ -44,6 +44,7 @@ struct redrive {
     struct weir_redis_uri uri;
     CURL *curl;
     long moved, total;
+    bool read_failed; /* next_message ended on an error, not on the end */
 };
 
 static int cmp_str(const void *a, const void *b)
@@ -132,6 +133,7 @@ static char *next_message(struct redrive *rd, char *where, size_t where_len)
         FILE *f = fopen(where, "rb");
         if (!f) {
             fprintf(stderr, "weir redrive: cannot read %s: %m\n", where);
+            rd->read_failed = true;
             return NULL;
         }
         struct weir_buf b;
@@ -149,8 +151,10 @@ static char *next_message(struct redrive *rd, char *where, size_t where_len)
     char *text = NULL;
     if (r && r->type == REDIS_REPLY_STRING)
         text = weir_strndup(r->str, r->len);
-    else if (!r || r->type == REDIS_REPLY_ERROR)
+    else if (!r || r->type == REDIS_REPLY_ERROR) {
         fprintf(stderr, "weir redrive: LINDEX failed: %s\n", r ? r->str : rd->redis->errstr);
+        rd->read_failed = true;
+    }
     freeReplyObject(r);
     snprintf(where, where_len, "the head of %s", rd->uri.key);
     return text;
@@ -167,21 +171,68 @@ static int drop_message(struct redrive *rd, const char *where, const char *text)
         }
         return 0;
     }
-    /* LPOP only what was read: a list someone else also takes from is left alone. */
-    redisReply *r = redisCommand(rd->redis, "LINDEX %s 0", rd->uri.key);
-    bool same = r && r->type == REDIS_REPLY_STRING && strlen(text) == r->len &&
-                memcmp(r->str, text, r->len) == 0;
+    /* Exactly what was sent, wherever it is now, in one command: another reader of the list
+     * may have taken the head meanwhile. */
+    redisReply *r = redisCommand(rd->redis, "LREM %s 1 %b", rd->uri.key, text, strlen(text));
+    bool removed = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (!removed)
+        fprintf(stderr, "weir redrive: sent, but %s: %s; stopping\n",
+                r && r->type == REDIS_REPLY_INTEGER ? "someone else took it from the list"
+                                                    : "cannot remove it from the list",
+                r && r->type == REDIS_REPLY_ERROR ? r->str : rd->redis->errstr);
     freeReplyObject(r);
-    if (!same) {
-        fprintf(stderr, "weir redrive: the list's head changed under the redrive; stopping\n");
-        return -1;
-    }
-    r = redisCommand(rd->redis, "LPOP %s", rd->uri.key);
-    freeReplyObject(r);
-    return 0;
+    return removed ? 0 : -1;
 }
 
 /* ---- what to send -------------------------------------------------------------------------- */
+
+/* The end of the JSON value that starts at p (after any blanks), or NULL when there is none: a
+ * string (its escapes skipped), an object or an array (nesting counted, strings inside skipped),
+ * or a scalar up to the next , } ] or blank. */
+static const char *json_value_end(const char *p)
+{
+    p += strspn(p, " \t\r\n");
+    int depth = 0;
+    bool in_string = false;
+    for (const char *c = p; *c; c++) {
+        if (in_string) {
+            if (*c == '\\' && c[1])
+                c++;
+            else if (*c == '"') {
+                in_string = false;
+                if (depth == 0)
+                    return c + 1;
+            }
+        } else if (*c == '"') {
+            in_string = true;
+        } else if (*c == '{' || *c == '[') {
+            depth++;
+        } else if (*c == '}' || *c == ']') {
+            if (--depth == 0)
+                return c + 1;
+            if (depth < 0)
+                return c == p ? NULL : c;
+        } else if (depth == 0 &&
+                   (*c == ',' || *c == ' ' || *c == '\n' || *c == '\r' || *c == '\t')) {
+            return c == p ? NULL : c;
+        }
+    }
+    return depth == 0 && !in_string && *p ? p + strlen(p) : NULL;
+}
+
+/* The bytes of the record's requestPayload exactly as weir wrote them (its records hold the
+ * payload as it was accepted), or NULL when the text is not laid out as weir writes records. */
+static char *raw_request_payload(const char *text)
+{
+    static const char member[] = "\"requestPayload\":";
+    const char *at = strstr(text, member);
+    if (!at)
+        return NULL;
+    const char *start = at + strlen(member);
+    start += strspn(start, " \t\r\n");
+    const char *end = json_value_end(start);
+    return end ? weir_strndup(start, (size_t)(end - start)) : NULL;
+}
 
 /* The payload and the function of one message: an invocation record (its requestPayload, to the
  * function of its functionArn) or a dead letter in weir's envelope (its body, to --function). */
@@ -189,7 +240,7 @@ static int decode(const struct redrive *rd, const char *text, const char *where,
                   char *function, size_t function_len)
 {
     json_error_t jerr;
-    json_t *j = json_loads(text, 0, &jerr);
+    json_t *j = json_loads(text, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     if (!json_is_object(j)) {
         fprintf(stderr, "weir redrive: %s is not a record weir wrote (not a JSON object: %s)\n",
                 where, jerr.text);
@@ -202,8 +253,12 @@ static int decode(const struct redrive *rd, const char *text, const char *where,
         json_string_value(json_object_get(json_object_get(j, "requestContext"), "functionArn"));
     int rc = 0;
     if (req) {
-        *payload = json_is_string(req) ? weir_strdup(json_string_value(req))
-                                       : json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY);
+        /* The bytes as accepted; re-encoding would change numbers (0.1 comes back as
+         * 0.10000000000000001) and drop nothing else, so only a record not laid out as weir
+         * writes them is re-encoded. */
+        *payload = raw_request_payload(text);
+        if (!*payload)
+            *payload = json_dumps(req, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     } else if (json_is_string(body) && json_object_get(j, "weir")) {
         *payload = weir_strdup(json_string_value(body));
     } else {
@@ -321,7 +376,7 @@ static int run(struct redrive *rd)
         }
     }
     progress(rd, true);
-    return 0;
+    return rd->read_failed ? EXIT_RUNTIME : 0;
 }
 
 static void usage(void)

@@ -22,9 +22,11 @@
 #include "dispatcher/policy.h"
 #include "store/async.h"
 
-/* Events taken from the store and not yet finished, per function, at most: the function's free
- * slots decide how many are invoked at once, the others wait for a slot in memory. */
+/* Events taken from the store and not yet finished, per function, at most. */
 #define WORKING_MAX 1024
+/* Taken ahead of the function's free slots: the events that wait in memory for a slot, so one
+ * freeing finds its next event there, not a round trip to the store away. */
+#define READ_AHEAD 64
 /* AWS: a throttled event is retried after 1 s at first, then ever later, up to 5 minutes. */
 #define THROTTLE_FIRST_MS 1000
 #define THROTTLE_MAX_MS   (5 * 60 * 1000)
@@ -51,7 +53,9 @@ struct weir_async_queue {
     struct weir_disp_policy pol; /* the attempts' */
     struct weir_timer *timer;    /* the next due event */
     struct weir_list taken;      /* what a take brings back */
-    struct weir_list works;      /* every event taken and not yet written back */
+    struct weir_list ready;      /* taken, waiting for a slot of the function (ev->link) */
+    size_t n_ready;
+    struct weir_list works; /* every event taken and not yet written back */
     bool started, stopping, taking, take_again;
     void (*stopped)(void *arg);
     void *stopped_arg;
@@ -174,7 +178,9 @@ static void write_again(void *arg)
 static void append_json_or_string(struct weir_buf *out, const char *data, size_t len)
 {
     json_error_t jerr;
-    json_t *j = len ? json_loadb(data, len, JSON_DECODE_ANY, &jerr) : NULL;
+    json_t *j = len ? json_loadb(data, len,
+                                 JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr)
+                    : NULL;
     if (j) {
         json_decref(j);
         weir_buf_append(out, data, len);
@@ -460,13 +466,13 @@ static void invoke(struct work *w)
     weir_disp_submit_row(q->fn, b, &q->pol, &weir_policy_async_attempt, on_attempted, w);
 }
 
+/* ev was taken (and counted in working): its attempt, or its destinations, begin. */
 static void begin(struct weir_async_queue *q, struct weir_async_event *ev)
 {
     struct work *w = weir_calloc(1, sizeof(*w));
     w->q = q;
     w->ev = ev;
     weir_list_push_back(&q->works, &w->link);
-    q->stats.working++;
     if (ev->outcome != WEIR_ASYNC_UNDECIDED)
         deliver(w); /* decided before; a destination still has to take it */
     else if (too_old(q, ev, weir_clock_wall_ms()))
@@ -485,6 +491,31 @@ static void arm(struct weir_async_queue *q, int64_t due_wall_ms)
     int64_t at = weir_clock_mono_ms() + (delay > 0 ? delay : 0);
     if (!weir_timer_armed(q->timer) || weir_timer_due(q->timer) > at)
         weir_timer_at(q->timer, at);
+}
+
+/* Begins what is ready while the function has slots: events wait here, not at the function,
+ * so the function's free slots stay true for its other callers (mappings, the Invoke API), and
+ * an event's age is checked when it is about to be invoked, however long it waited. */
+static void start_ready(struct weir_async_queue *q)
+{
+    struct weir_list *node;
+    while (q->n_ready && weir_function_free_slots(q->fn) > 0 &&
+           (node = weir_list_pop_front(&q->ready))) {
+        q->n_ready--;
+        begin(q, weir_list_entry(node, struct weir_async_event, link));
+    }
+}
+
+/* Drops what waits for a slot (stopping): those rows are taken by this process only in its
+ * memory, and the next start takes them again. */
+static void drop_ready(struct weir_async_queue *q)
+{
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&q->ready))) {
+        weir_async_event_free(weir_list_entry(node, struct weir_async_event, link));
+        q->n_ready--;
+        q->stats.working--;
+    }
 }
 
 static void on_taken(void *arg, weir_status st, const char *error, struct weir_list *events,
@@ -512,10 +543,13 @@ static void on_taken(void *arg, weir_status st, const char *error, struct weir_l
     size_t n = 0;
     struct weir_list *node;
     while ((node = weir_list_pop_front(events))) {
-        begin(q, weir_list_entry(node, struct weir_async_event, link));
+        weir_list_push_back(&q->ready, node);
+        q->n_ready++;
+        q->stats.working++;
         n++;
     }
     arm(q, next_due_ms);
+    start_ready(q);
     if (n || q->take_again)
         pump(q);
 }
@@ -524,17 +558,22 @@ static void pump(struct weir_async_queue *q)
 {
     if (!q->started || q->stopping)
         return;
+    start_ready(q);
     if (q->taking) {
         q->take_again = true; /* something became due while that take ran */
         return;
     }
-    /* With a slot free, a take fills the room up to WORKING_MAX: the events beyond the free
-     * slots wait at the function for theirs, so each round trip to the store brings many. */
-    /* Takes wait until half the room is free, so each brings many: a take reads past every
-     * event held, and one per finished event would cost more than the events. */
-    if (q->stats.working > WORKING_MAX / 2 || weir_function_free_slots(q->fn) == 0)
+    /* A take brings what the free slots take now and READ_AHEAD more (an Event's payload may be
+     * a megabyte: what waits in memory is bounded), up to WORKING_MAX at work; and it waits
+     * until half that room is free, so each brings many — a take reads past every event held,
+     * and one per finished event would cost more than the events. */
+    size_t slots = weir_function_free_slots(q->fn);
+    if (q->stats.working > WORKING_MAX / 2 || q->n_ready >= READ_AHEAD)
         return; /* an event finishing, or a slot freeing, calls pump again */
     size_t want = WORKING_MAX - q->stats.working;
+    size_t enough = (slots < WORKING_MAX ? slots : WORKING_MAX) + READ_AHEAD - q->n_ready;
+    if (want > enough)
+        want = enough;
     q->taking = true;
     q->take_again = false;
     weir_timer_stop(q->timer);
@@ -665,6 +704,7 @@ struct weir_async_queue *weir_async_queue_new(struct weir_function *fn,
              cfg->name);
     q->pol = (struct weir_disp_policy){.delivery = WEIR_DELIVERY_ASYNC, .mapping_name = "async"};
     weir_list_init(&q->taken);
+    weir_list_init(&q->ready);
     weir_list_init(&q->works);
     const char *uris[SINK_COUNT] = {cfg->async.on_success, cfg->async.on_failure,
                                     cfg->dead_letter_target};
@@ -702,6 +742,7 @@ void weir_async_queue_stop(struct weir_async_queue *q, void (*done)(void *arg), 
     weir_function_unwatch(q->fn, on_slot_free, q);
     q->stopped = done;
     q->stopped_arg = arg;
+    drop_ready(q);
     /* A write waiting to be tried again is given up: its row stays taken for the next start. */
     struct weir_list *node, *tmp;
     weir_list_foreach_safe(node, tmp, &q->works)
@@ -731,6 +772,7 @@ void weir_async_queue_free(struct weir_async_queue *q)
     struct weir_list *node;
     while ((node = weir_list_pop_front(&q->taken)))
         weir_async_event_free(weir_list_entry(node, struct weir_async_event, link));
+    drop_ready(q);
     /* Work still out (a shutdown that gave up): nothing calls it back any more, since the
      * runtime freed the store first and frees the functions, whose attempts it is, next. Its
      * rows stay marked taken; the next start takes them again. */

@@ -16,16 +16,18 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "core/hash.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -151,14 +153,21 @@ struct object {
     int64_t announced_mono;      /* when it was last announced; 0: read from the catalog */
 };
 
-enum check { CHECK_PUT, CHECK_SCAN, CHECK_DELETE };
+/* What to make of a key. */
+enum check {
+    CHECK_PUT,       /* closed after writing, or moved in: announce it */
+    CHECK_SCAN,      /* found by a scan: announce it if it differs from what was announced */
+    CHECK_DELETE,    /* deleted or moved out: announce it if it was known */
+    CHECK_RECONCILE, /* an announcement that did not go through, or a read to try again:
+                        announce what is there now, a Put if the file is, else a Delete */
+};
 
-/* A key to look at: a close after writing (announce it), a scan's find (announce it if it
- * changed), a delete (announce it if the object was known). */
+/* A key to look at. One per key: see enqueue. */
 struct candidate {
     char *key;
     enum check check;
-    bool force; /* a delete the async queue did not take: announce it again */
+    bool force;  /* announce a delete even of an object not known */
+    bool parked; /* in p->parked: its key is being read; it waits for that read's end */
     int64_t not_before_mono;
     struct weir_list link;
 };
@@ -229,10 +238,13 @@ struct weir_poller {
     struct event *inotify_ev;
     struct weir_u32map watches; /* wd -> char * (relative directory, "" for the root) */
 
-    struct weir_strmap known;  /* key -> struct object */
-    struct weir_strmap queued; /* key -> struct candidate in todo or later */
-    struct weir_list todo;     /* candidates due now */
-    struct weir_list later;    /* candidates with a not_before */
+    char *catalog_id;           /* its rows in the catalog: the mapping's and the directory's */
+    struct weir_strmap known;   /* key -> struct object */
+    struct weir_strmap queued;  /* key -> struct candidate in todo, later or parked */
+    struct weir_list todo;      /* candidates due now */
+    struct weir_list later;     /* candidates with a not_before */
+    struct weir_list parked;    /* candidates whose key is being read */
+    struct weir_strmap reading; /* key -> the key (owned) while a read of it is out */
     struct weir_timer *later_timer;
     struct weir_strmap sent; /* handle -> struct announce */
     uint64_t last_seq;
@@ -309,18 +321,28 @@ static void candidate_free(struct candidate *c)
     free(c);
 }
 
-/* Queues key to be looked at (after delay_ms). One candidate per key: a later check replaces
- * an earlier one still waiting (a delete after a write is the delete; a write after a delete is
- * the write), and a close after writing wins over a scan's find. */
+/* The check a waiting candidate keeps when another comes for its key. What inotify says
+ * (a close, a delete) is the newest news and replaces what waits; a scan's find never replaces
+ * it; a reconcile (something to do again) never replaces a close or a delete either — they say
+ * what is there now — but makes a waiting delete announce even an object not known. */
+static enum check merged(enum check waiting, enum check next)
+{
+    if (next == CHECK_PUT || next == CHECK_DELETE)
+        return next;
+    if (next == CHECK_RECONCILE)
+        return waiting == CHECK_SCAN ? CHECK_RECONCILE : waiting;
+    return waiting; /* a scan's find */
+}
+
+/* Queues key to be looked at (after delay_ms), one candidate per key (see merged). */
 static void enqueue(struct weir_poller *p, const char *key, enum check check, bool force,
                     int64_t delay_ms)
 {
     struct candidate *c = weir_strmap_get(&p->queued, key);
     if (c) {
-        if (!(check == CHECK_SCAN && c->check == CHECK_PUT))
-            c->check = check;
-        c->force = c->force || force;
-        if (delay_ms == 0 && c->not_before_mono) {
+        c->check = merged(c->check, check);
+        c->force = c->force || force || check == CHECK_RECONCILE;
+        if (delay_ms == 0 && c->not_before_mono && !c->parked) {
             c->not_before_mono = 0;
             weir_list_remove(&c->link);
             weir_list_push_back(&p->todo, &c->link);
@@ -331,7 +353,7 @@ static void enqueue(struct weir_poller *p, const char *key, enum check check, bo
     c = weir_calloc(1, sizeof(*c));
     c->key = weir_strdup(key);
     c->check = check;
-    c->force = force;
+    c->force = force || check == CHECK_RECONCILE;
     weir_strmap_put(&p->queued, c->key, c);
     if (delay_ms > 0) {
         c->not_before_mono = weir_clock_mono_ms() + delay_ms;
@@ -368,49 +390,68 @@ static void on_later(void *arg)
 
 /* ---- watches ------------------------------------------------------------------------------ */
 
-/* Watches dir (relative) and every directory below it, on the loop: directories only, whose
- * listing is what a watch needs anyway. Returns how many could not be watched. */
-static size_t watch_tree(struct weir_poller *p, const char *dir)
+/* Watches one directory (relative; "" is the root). Returns false when it cannot. */
+static bool watch_dir(struct weir_poller *p, const char *dir, const char *path)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s%s%s", p->root, dir[0] ? "/" : "", dir);
     int wd = inotify_add_watch(p->ifd, path, WATCH_MASK);
     if (wd < 0) {
         if (errno != ENOENT && errno != ENOTDIR)
             weir_log_limited(WEIR_LOG_ERROR, p->comp,
-                             "bucket: cannot watch a directory; what happens in it is seen by "
-                             "the next scan only dir=%s error=\"%s\"%s",
+                             "bucket: cannot watch a directory; what happens in it is seen only "
+                             "by the next start or rescan dir=%s error=\"%s\"%s",
                              path, strerror(errno),
                              errno == ENOSPC ? " (raise fs.inotify.max_user_watches)" : "");
-        return errno == ENOENT || errno == ENOTDIR ? 0 : 1;
+        return errno == ENOENT || errno == ENOTDIR;
     }
     char *old = weir_u32map_get(&p->watches, (uint32_t)wd);
     if (!old || strcmp(old, dir) != 0) {
         free(old);
         weir_u32map_put(&p->watches, (uint32_t)wd, weir_strdup(dir));
     }
-    size_t failed = 0;
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
-            continue;
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (p->bs->ignore_temporary && weir_bucket_is_temporary(de->d_name))
-            continue;
-        char *sub = join(dir, de->d_name);
-        struct stat st;
-        char full[PATH_MAX];
-        snprintf(full, sizeof(full), "%s/%s", p->root, sub);
-        /* lstat: a symlink to a directory is not followed. */
-        if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode))
-            failed += watch_tree(p, sub);
-        free(sub);
+    return true;
+}
+
+/* Watches dir (relative) and every directory below it, on the loop: directories only, whose
+ * listing is what a watch needs anyway. A list of directories still to visit, not recursion, so
+ * no depth of tree can exhaust the stack. Returns how many could not be watched. */
+static size_t watch_tree(struct weir_poller *p, const char *dir)
+{
+    size_t failed = 0, n = 1, cap = 16;
+    char **todo = weir_malloc(cap * sizeof(*todo));
+    todo[0] = weir_strdup(dir);
+    while (n) {
+        char *cur = todo[--n];
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s%s", p->root, cur[0] ? "/" : "", cur);
+        DIR *d = NULL;
+        if (!watch_dir(p, cur, path))
+            failed++;
+        else
+            d = opendir(path);
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
+                continue;
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                continue;
+            if (p->bs->ignore_temporary && weir_bucket_is_temporary(de->d_name))
+                continue;
+            struct stat st;
+            /* No symlink to a directory is followed. */
+            if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISDIR(st.st_mode))
+                continue;
+            if (n == cap) {
+                cap *= 2;
+                todo = weir_realloc(todo, cap * sizeof(*todo));
+            }
+            todo[n++] = join(cur, de->d_name);
+        }
+        if (d)
+            closedir(d);
+        free(cur);
     }
-    closedir(d);
+    free(todo);
     return failed;
 }
 
@@ -429,31 +470,53 @@ static void unwatch_tree(struct weir_poller *p, const char *dir)
 
 /* ---- scans -------------------------------------------------------------------------------- */
 
+/* Opens rel below root_fd without passing through any symlink, in any component (openat's
+ * O_NOFOLLOW covers only the last): no path under the bucket leads out of it, even one whose
+ * directory was replaced by a symlink since it was watched. */
+static int open_beneath(int root_fd, const char *rel, int flags)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    long fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+    if (fd < 0 && errno == ENOSYS) /* a kernel before 5.6 */
+        return openat(root_fd, rel, flags | O_NOFOLLOW | O_CLOEXEC);
+    return (int)fd;
+}
+
 /* On the thread: every regular file below dir (relative to the root's fd), recursively. */
+/* A directory or an entry the scan could not read: what is under it is not known gone. */
+static void scan_error(struct scan_job *j, const char *what, int err)
+{
+    if (err == ENOENT || err == ENOTDIR)
+        return; /* removed while scanned: its delete comes by inotify */
+    if (!j->errors++)
+        snprintf(j->first_error, sizeof(j->first_error), "%s: %s", what[0] ? what : "/",
+                 strerror(err));
+}
+
 static void scan_dir(struct scan_job *j, const char *dir)
 {
-    int fd = dir[0] ? openat(j->root_fd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                    : dup(j->root_fd);
+    int fd = open_beneath(j->root_fd, dir[0] ? dir : ".", O_RDONLY | O_DIRECTORY);
     if (fd < 0) {
-        if (errno != ENOENT && errno != ENOTDIR && !j->errors++)
-            snprintf(j->first_error, sizeof(j->first_error), "%s: %s", dir, strerror(errno));
+        scan_error(j, dir, errno);
         return;
     }
     DIR *d = fdopendir(fd);
     if (!d) {
+        scan_error(j, dir, errno);
         close(fd);
         return;
     }
-    rewinddir(d);
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while ((errno = 0, de = readdir(d))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         if (j->ignore_temporary && weir_bucket_is_temporary(de->d_name))
             continue;
         char *key = join(dir, de->d_name);
         struct stat st;
-        if (fstatat(j->root_fd, key, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            scan_error(j, key, errno);
             free(key);
             continue;
         }
@@ -471,6 +534,8 @@ static void scan_dir(struct scan_job *j, const char *dir)
             free(key);
         }
     }
+    if (errno)
+        scan_error(j, dir, errno);
     closedir(d);
 }
 
@@ -478,7 +543,7 @@ static void scan_dir(struct scan_job *j, const char *dir)
  * says whether it changed while it was read. */
 static void hash_file(struct hash_job *j)
 {
-    int fd = openat(j->root_fd, j->key, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    int fd = open_beneath(j->root_fd, j->key, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         j->error = errno;
         return;
@@ -494,8 +559,15 @@ static void hash_file(struct hash_job *j)
         close(fd);
         return;
     }
-    struct weir_md5 md5;
-    weir_md5_init(&md5);
+    /* OpenSSL's MD5: its assembly hashes a large photo's bytes about half again as fast as
+     * core/hash.c's C, and hashing is what a bucket of large files waits on. */
+    EVP_MD_CTX *md5 = EVP_MD_CTX_new();
+    if (!md5 || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(md5);
+        j->error = ENOMEM;
+        close(fd);
+        return;
+    }
     char buf[65536];
     ssize_t n;
     while ((n = read(fd, buf, sizeof(buf))) != 0) {
@@ -503,15 +575,18 @@ static void hash_file(struct hash_job *j)
             continue;
         if (n < 0) {
             j->error = errno;
+            EVP_MD_CTX_free(md5);
             close(fd);
             return;
         }
-        weir_md5_update(&md5, buf, (size_t)n);
+        EVP_DigestUpdate(md5, buf, (size_t)n);
     }
     fstat(fd, &after);
     close(fd);
-    unsigned char digest[16];
-    weir_md5_final(&md5, digest);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    EVP_DigestFinal_ex(md5, digest, &digest_len);
+    EVP_MD_CTX_free(md5);
     for (int i = 0; i < 16; i++)
         snprintf(j->etag + 2 * i, 3, "%02x", digest[i]);
     j->size = after.st_size;
@@ -612,7 +687,7 @@ static void object_seen(struct weir_poller *p, const char *key,
     }
     /* Not announced, but known: the catalog says so, so a restart does not find it new. */
     p->catalog_ops++;
-    weir_catalog_put(p->store, p->root, info, on_catalog_written, p);
+    weir_catalog_put(p->store, p->catalog_id, info, on_catalog_written, p);
 }
 
 static void object_gone(struct weir_poller *p, const char *key, bool force)
@@ -629,7 +704,20 @@ static void object_gone(struct weir_poller *p, const char *key, bool force)
         deliver(p, key, WEIR_S3_REMOVED, NULL, true);
     } else {
         p->catalog_ops++;
-        weir_catalog_remove(p->store, p->root, key, on_catalog_written, p);
+        weir_catalog_remove(p->store, p->catalog_id, key, on_catalog_written, p);
+    }
+}
+
+/* The read of key is over: a candidate that came for it meanwhile goes on now. */
+static void read_over(struct weir_poller *p, const char *key)
+{
+    free(weir_strmap_del(&p->reading, key));
+    struct candidate *c = weir_strmap_get(&p->queued, key);
+    if (c && c->parked) {
+        /* Parked from todo, so due now. */
+        c->parked = false;
+        weir_list_remove(&c->link);
+        weir_list_push_back(&p->todo, &c->link);
     }
 }
 
@@ -640,17 +728,21 @@ static void on_hashed(struct weir_worker_job *w)
     p->hashing--;
     if (!w->ran || p->stopping) {
         /* Not read (the poller is stopping): the next start's scan finds it. */
-    } else if (j->error == ENOENT || j->error == ENOTDIR || j->error == ELOOP) {
-        /* Gone before it was read (its delete follows), or a symlink: nothing to announce. */
+    } else if (j->error == ENOENT || j->error == ENOTDIR || j->error == ELOOP ||
+               j->error == EXDEV) {
+        /* Gone before it was read (its delete follows, or came: a reconcile announces it), or
+         * reached through a symlink: nothing of it to announce. */
+        if (j->check == CHECK_RECONCILE && j->error == ENOENT)
+            object_gone(p, j->key, true);
     } else if (j->error) {
         weir_log_limited(WEIR_LOG_WARN, p->comp,
                          "bucket: cannot read a file; it is tried again key=%s error=\"%s\"",
                          j->key, strerror(j->error));
-        enqueue(p, j->key, j->check, false, RETRY_MS);
+        enqueue(p, j->key, CHECK_RECONCILE, false, RETRY_MS);
     } else if (!j->regular) {
         /* A fifo, a socket, a device: not an object. */
     } else if (j->unstable) {
-        enqueue(p, j->key, j->check, false, SETTLE_MS);
+        enqueue(p, j->key, j->check == CHECK_SCAN ? CHECK_SCAN : CHECK_RECONCILE, false, SETTLE_MS);
     } else {
         struct weir_catalog_entry info = {
             .key = j->key, .size = j->size, .mtime_ns = j->mtime_ns, .ino = j->ino};
@@ -667,6 +759,7 @@ static void on_hashed(struct weir_worker_job *w)
             p->sink.ops->read_done(p->sink.ctx);
         }
     }
+    read_over(p, j->key);
     free(j->key);
     free(j);
     pump(p);
@@ -683,6 +776,9 @@ static void hash_start(struct weir_poller *p, struct candidate *c)
     c->key = NULL;
     j->check = c->check;
     p->hashing++;
+    /* Reads of one key never overlap: what comes for it meanwhile waits (parked) for this. */
+    char *reading = weir_strdup(j->key);
+    weir_strmap_put(&p->reading, reading, reading);
     weir_worker_submit(p->workers[p->next_worker++ % HASH_THREADS], &j->w);
 }
 
@@ -704,6 +800,12 @@ static void pump(struct weir_poller *p)
     while (!weir_list_empty(&p->todo) && p->hashing < HASHING_MAX && room(p) > p->hashing) {
         struct candidate *c =
             weir_list_entry(weir_list_pop_front(&p->todo), struct candidate, link);
+        if (weir_strmap_get(&p->reading, c->key)) {
+            /* Its key is being read: it goes on once that read is over, in order. */
+            c->parked = true;
+            weir_list_push_back(&p->parked, &c->link);
+            continue;
+        }
         weir_strmap_del(&p->queued, c->key);
         if (c->check == CHECK_DELETE) {
             object_gone(p, c->key, c->force);
@@ -730,8 +832,8 @@ static void on_scanned(struct weir_worker_job *w)
     if (w->ran && !p->stopping) {
         if (j->errors)
             weir_log_limited(WEIR_LOG_WARN, p->comp,
-                             "bucket: a scan could not read some directories errors=%zu "
-                             "first=\"%s\"",
+                             "bucket: a scan could not read all of the bucket; it announces no "
+                             "deletes, the next scan will errors=%zu first=\"%s\"",
                              j->errors, j->first_error);
         /* What the scan saw, by key, to find the known objects that are gone. */
         struct weir_strmap seen;
@@ -751,18 +853,26 @@ static void on_scanned(struct weir_worker_job *w)
         }
         /* Known objects under the scanned directory that it did not see were removed while
          * nobody looked, unless they were announced after the scan began (then the scan may
-         * have passed their directory before they came). */
+         * have passed their directory before they came). A scan that could not read all of it
+         * says nothing of what is gone: the next one will. Collected first: a delete queued
+         * may be announced at once, which changes the map being walked. */
         size_t dlen = strlen(j->dir);
-        for (size_t i = 0; i < p->known.cap; i++) {
+        char **gone = NULL;
+        for (size_t i = 0; !j->errors && i < p->known.cap; i++) {
             struct object *o = p->known.vals[i];
             if (!o || (dlen && (strncmp(o->e.key, j->dir, dlen) || o->e.key[dlen] != '/')))
                 continue;
-            if (o->announced_mono > j->started_mono || weir_strmap_get(&seen, o->e.key))
+            if (o->announced_mono >= j->started_mono || weir_strmap_get(&seen, o->e.key))
                 continue;
-            removed++;
-            enqueue(p, o->e.key, CHECK_DELETE, false, 0);
+            gone = weir_realloc(gone, (removed + 1) * sizeof(*gone));
+            gone[removed++] = weir_strdup(o->e.key);
         }
         weir_strmap_deinit(&seen);
+        for (size_t i = 0; i < removed; i++) {
+            enqueue(p, gone[i], CHECK_DELETE, false, 0);
+            free(gone[i]);
+        }
+        free(gone);
         weir_info(p->comp, "bucket: scanned dir=/%s files=%zu new_or_changed=%zu removed=%zu",
                   j->dir, found, changed, removed);
         if (!j->dir[0] && !p->caught_up) {
@@ -837,18 +947,32 @@ static void on_event(struct weir_poller *p, const struct inotify_event *ev)
             scan_submit(p, key);
         } else if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
             unwatch_tree(p, key);
-            size_t len = strlen(key);
+            /* Collected first: a delete queued may be announced at once, which changes the
+             * map being walked. */
+            size_t len = strlen(key), n = 0;
+            char **gone = NULL;
             for (size_t i = 0; i < p->known.cap; i++) {
                 struct object *o = p->known.vals[i];
-                if (o && !strncmp(o->e.key, key, len) && o->e.key[len] == '/')
-                    enqueue(p, o->e.key, CHECK_DELETE, false, 0);
+                if (o && !strncmp(o->e.key, key, len) && o->e.key[len] == '/') {
+                    gone = weir_realloc(gone, (n + 1) * sizeof(*gone));
+                    gone[n++] = weir_strdup(o->e.key);
+                }
             }
+            for (size_t i = 0; i < n; i++) {
+                enqueue(p, gone[i], CHECK_DELETE, false, 0);
+                free(gone[i]);
+            }
+            free(gone);
         }
     } else if (key_usable(p, key) && key_wanted(p, key)) {
         if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
             enqueue(p, key, CHECK_PUT, false, 0);
         else if (ev->mask & (IN_DELETE | IN_MOVED_FROM))
             enqueue(p, key, CHECK_DELETE, false, 0);
+        else if (ev->mask & IN_CREATE)
+            /* Usually the close that follows replaces this before it is due; a hard link
+             * (which is never closed after writing) is found by it. */
+            enqueue(p, key, CHECK_SCAN, false, SETTLE_MS);
     }
     free(key);
 }
@@ -894,6 +1018,8 @@ static struct weir_poller *bucket_new(const struct weir_poller_args *args, struc
     weir_strmap_init(&p->sent);
     weir_list_init(&p->todo);
     weir_list_init(&p->later);
+    weir_list_init(&p->parked);
+    weir_strmap_init(&p->reading);
     if (!p->store) {
         weir_err_set(err, "a bucket needs the state store (its catalog)");
         goto fail;
@@ -902,6 +1028,11 @@ static struct weir_poller *bucket_new(const struct weir_poller_args *args, struc
     size_t len = strlen(p->root);
     while (len > 1 && p->root[len - 1] == '/')
         p->root[--len] = '\0';
+    struct weir_buf id;
+    weir_buf_init(&id);
+    /* Each mapping keeps its own rows: two notifications on one directory announce apart. */
+    weir_buf_printf(&id, "%s:%s", mc->name, p->root);
+    p->catalog_id = weir_buf_take(&id, NULL);
     const char *base = strrchr(p->root, '/');
     p->bucket = weir_strdup(p->bs->bucket_name ? p->bs->bucket_name : base ? base + 1 : p->root);
     struct weir_buf arn;
@@ -940,12 +1071,17 @@ static void on_catalog_loaded(void *arg, weir_status st, const char *error,
         struct weir_list *node;
         while ((node = weir_list_pop_front(entries))) {
             struct weir_catalog_entry *e = weir_list_entry(node, struct weir_catalog_entry, link);
+            if (e->sequencer > p->last_seq)
+                p->last_seq = e->sequencer;
+            if (weir_strmap_get(&p->known, e->key)) {
+                /* Announced since the start, before the catalog was read: that is newer. */
+                weir_catalog_entry_free(e);
+                continue;
+            }
             struct object *o = weir_calloc(1, sizeof(*o));
             o->e = *e;
             weir_list_init(&o->e.link);
             weir_strmap_put(&p->known, o->e.key, o);
-            if (e->sequencer > p->last_seq)
-                p->last_seq = e->sequencer;
             free(e); /* its key moved to o */
             n++;
         }
@@ -988,7 +1124,7 @@ static weir_status bucket_start(struct weir_poller *p)
     weir_info(p->comp, "bucket: watching bucket=%s dir=%s directories=%zu%s", p->bucket, p->root,
               p->watches.n, failed ? " (some could not be watched)" : "");
     p->catalog_ops++;
-    weir_catalog_load(p->store, p->root, on_catalog_loaded, p);
+    weir_catalog_load(p->store, p->catalog_id, on_catalog_loaded, p);
     return WEIR_OK;
 }
 
@@ -1013,16 +1149,16 @@ static void bucket_settle(struct weir_poller *p, const struct weir_batch *b)
         case WEIR_VERDICT_DONE:
             p->catalog_ops++;
             if (a->removed)
-                weir_catalog_remove(p->store, p->root, a->e.key, on_settled, p);
+                weir_catalog_remove(p->store, p->catalog_id, a->e.key, on_settled, p);
             else
-                weir_catalog_put(p->store, p->root, &a->e, on_settled, p);
+                weir_catalog_put(p->store, p->catalog_id, &a->e, on_settled, p);
             break;
         case WEIR_VERDICT_RETRY:
         case WEIR_VERDICT_RELEASE:
             /* Not stored by the async queue: announced again (while running; otherwise the
              * next start's scan finds it, the catalog not having it). */
             if (!p->stopping)
-                enqueue(p, a->e.key, a->removed ? CHECK_DELETE : CHECK_PUT, a->removed, RETRY_MS);
+                enqueue(p, a->e.key, CHECK_RECONCILE, false, RETRY_MS);
             break;
         default:
             weir_log_limited(WEIR_LOG_ERROR, p->comp,
@@ -1107,6 +1243,11 @@ static void bucket_free(struct weir_poller *p)
     weir_strmap_deinit(&p->queued);
     free_candidates(&p->todo);
     free_candidates(&p->later);
+    free_candidates(&p->parked);
+    for (size_t i = 0; i < p->reading.cap; i++)
+        free(p->reading.vals[i]);
+    weir_strmap_deinit(&p->reading);
+    free(p->catalog_id);
     weir_timer_free(p->later_timer);
     free((char *)p->info.source_arn);
     free(p->root);

@@ -47,6 +47,14 @@ if [[ -z $WEIR ]]; then
 fi
 
 if [[ $EXAMPLE == bucket ]]; then
+    # The paths go into YAML (single-quoted) through sed: keep to what both take as it is.
+    for path in "$DIR" "$ROOT"; do
+        if [[ ! $path =~ ^[A-Za-z0-9/._\ +-]+$ ]]; then
+            echo "quickstart.sh: '$path': use a directory whose path has only letters, digits," >&2
+            echo "spaces and / . _ + -" >&2
+            exit 2
+        fi
+    done
     say "Making the bucket $DIR/photos (thumbnails go to $DIR/thumbnails)"
     mkdir -p "$DIR/photos" "$DIR/thumbnails"
     sed -e "s|@DIR@|$DIR|g" -e "s|@EXAMPLES@|$ROOT/examples|g" examples/quickstart.yaml \
@@ -61,14 +69,15 @@ if [[ $EXAMPLE == bucket ]]; then
     fi
     cp "$DIR/sample.jpg" "$DIR/photos/welcome.jpg"
     say "Running weir (Ctrl-C to stop)"
+    q() { printf '%q' "$1"; }
     cat <<TXT
 weir watches $DIR/photos as the S3 bucket "photos": every .jpg closed there becomes an
 ObjectCreated:Put event in the function's asynchronous queue, and examples/thumbnail.sh makes
 its thumbnail. welcome.jpg is there already. From another terminal:
-  cp $DIR/sample.jpg $DIR/photos/mine.jpg
-  ls $DIR/thumbnails
-A file that is no image fails: it is retried after 5 s, then its record lands in $DIR/failed:
-  echo 'not a photo' > $DIR/photos/broken.jpg
+  cp $(q "$DIR/sample.jpg") $(q "$DIR/photos/mine.jpg")
+  ls $(q "$DIR/thumbnails")
+A file that is no image fails: it is retried after 5 s, then its record lands in $(q "$DIR/failed"):
+  echo 'not a photo' > $(q "$DIR/photos/broken.jpg")
 
 TXT
     trap true INT

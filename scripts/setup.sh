@@ -28,7 +28,8 @@ esac
 # Kafka, Postgres and inotify tools for the other sources.
 PACKAGES=(
     build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
-    libevent-dev libhiredis-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libsqlite3-dev
+    libevent-dev libhiredis-dev libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev
+    libsqlite3-dev
     libcmocka-dev librdkafka-dev libpq-dev
     redis-server redis-tools jq kcat inotify-tools awscli sqlite3 libvips-tools
 )

@@ -104,7 +104,8 @@ int main(void)
         weir_buf_append(&in, chunk, (size_t)n);
     }
     json_error_t jerr;
-    json_t *event = json_loadb(in.data ? in.data : "", in.len, JSON_DECODE_ANY, &jerr);
+    json_t *event = json_loadb(in.data ? in.data : "", in.len,
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     weir_buf_deinit(&in);
     const char *any = getenv("FN_ANY_EVENT");
     json_t *records = event ? fn_event_records(event, any && !strcmp(any, "1")) : NULL;

@@ -357,7 +357,8 @@ static void on_request(struct evhttp_request *req, void *arg)
         fd_write(g.events_fd, line, len + 1);
         free(line);
     }
-    json_t *event = json_loadb(data ? data : "", len, JSON_DECODE_ANY, &jerr);
+    json_t *event = json_loadb(data ? data : "", len,
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
     json_t *records = event ? fn_event_records(event, g.any_event) : NULL;
     if (!records) {
         json_decref(event);

@@ -3,11 +3,15 @@
 # created -> 10,000 ObjectCreated:Put events, one each, every one the shape of reference
 # section 4.5 (its eTag the file's MD5); a burst inside brand-new subdirectories, nothing missed;
 # temporary files and a name that is not UTF-8 not announced (the latter logged, weir running
-# on); deletes -> ObjectRemoved:Delete. The bucket is on tmpfs.
+# on); deletes -> ObjectRemoved:Delete, one per file, also for every file of a directory moved
+# out; a second mapping on the same directory (deletes only) gets exactly the deletes. The
+# bucket is on tmpfs.
 source "$(dirname "$0")/lib.sh"
 
 B=$(tmpfs_dir)/photos
 mkdir -p "$B"
+start_fn_http --record "$T/rec_deletes"
+DELETES_URL=$FN_URL
 start_fn_http --record "$T/rec" --events "$T/events"
 
 cat >"$T/weir.yaml" <<YAML
@@ -15,11 +19,17 @@ functions:
   - name: thumbs
     url: $FN_URL
     timeout: 10
+  - name: deletes
+    url: $DELETES_URL
 mappings:
   - name: photos
     source: file://$B
     function: thumbs
     events: ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+  - name: deletes
+    source: file://$B
+    function: deletes
+    events: ["s3:ObjectRemoved:*"]
 state_dir: $T/state
 YAML
 start_weir "$T/weir.yaml"
@@ -70,7 +80,9 @@ mkdir -p "$B/burst/a/b"
 for i in $(seq -w 1 500); do echo "$i" >"$B/burst/a/b/q$i.jpg"; done
 wait_until '[[ $(created burst/a/b/q) -ge 500 ]]' 60 ||
     fail "$(created burst/a/b/q) of 500 files in a new directory announced"
-ok "a burst of 500 files in brand-new subdirectories: all announced"
+sleep 2
+[[ $(created burst/a/b/q) == 500 ]] || fail "$(created burst/a/b/q) announcements of 500 files"
+ok "a burst of 500 files in brand-new subdirectories: each announced once"
 
 # Not objects: temporary files; a name that is not UTF-8 (said so in the log).
 echo t >"$B/.upload.jpg"
@@ -83,10 +95,28 @@ wait_until 'grep -q "not UTF-8" "$WEIR_LOG"' 10 || fail "the name that is not UT
     fail "a temporary file or a bad name was announced"
 ok "temporary files ignored; a name that is not UTF-8 reported, not announced"
 
+removed() { announced ObjectRemoved:Delete "$1" | grep -c "^$2" || true; }
 rm "$B"/p0000*.jpg
-wait_until '[[ $(announced ObjectRemoved:Delete "$T/rec" | grep -c "^p0000") -ge 9 ]]' 30 ||
-    fail "deletes not announced"
-ok "9 deletes: 9 ObjectRemoved:Delete events"
+wait_until '[[ $(removed "$T/rec" p0000) -ge 9 ]]' 30 || fail "deletes not announced"
+
+# A directory of 300 files moved out of the bucket: a delete for each.
+mkdir "$B/album"
+for i in $(seq -w 1 300); do echo "$i" >"$B/album/r$i.jpg"; done
+wait_until '[[ $(created album/r) -ge 300 ]]' 60 || fail "the album was not announced"
+mv "$B/album" "$(tmpfs_dir)/album-elsewhere"
+wait_until '[[ $(removed "$T/rec" album/r) -ge 300 ]]' 30 ||
+    fail "$(removed "$T/rec" album/r) of 300 deletes for a directory moved out"
+sleep 2
+[[ $(removed "$T/rec" p0000) == 9 && $(removed "$T/rec" album/r) == 300 ]] ||
+    fail "deletes announced more than once: $(removed "$T/rec" p0000) and $(removed "$T/rec" album/r)"
+ok "9 files deleted and a directory of 300 moved out: one ObjectRemoved:Delete each"
+
+# The mapping that takes only deletes on the same directory got exactly those, no creates.
+wait_until '[[ $(removed "$T/rec_deletes" album/r) -ge 300 ]]' 30 || fail "the deletes mapping lags"
+[[ $(removed "$T/rec_deletes" p0000) == 9 && $(removed "$T/rec_deletes" album/r) == 300 &&
+    $(announced ObjectCreated:Put "$T/rec_deletes" | wc -l) == 0 ]] ||
+    fail "the deletes mapping got: $(records "$T/rec_deletes" | cut -f3 | sort | uniq -c)"
+ok "a second mapping on the directory, deletes only: exactly the 309 deletes"
 
 stop_weir
 pass

@@ -5,7 +5,7 @@
 # failed/; Ctrl-C stops weir, which exits 0, and so does the script.
 source "$(dirname "$0")/lib.sh"
 
-QS=$T/qs
+QS="$T/quick start" # a space, as a home directory may have
 bash "$WEIR_SOURCE_DIR/scripts/quickstart.sh" --dir "$QS" --weir "$WEIR" >"$T/quickstart.out" 2>&1 &
 SCRIPT=$!
 _register "$SCRIPT" bash
@@ -26,7 +26,7 @@ rec=$(cat "$QS"/failed/*.json)
 [[ $(jq -r '.requestPayload.Records[0].s3.object.key' <<<"$rec") == broken.jpg ]] || fail "record: $rec"
 ok "a file that is no image: retried once, then its RetriesExhausted record in failed/"
 
-WEIR_RUN=$(pgrep -f "weir run -c $QS/weir.yaml") || fail "weir is not running"
+WEIR_RUN=$(pgrep -f -- "weir run -c $QS/weir.yaml") || fail "weir is not running"
 kill -INT "$WEIR_RUN"
 rc=0
 wait "$SCRIPT" || rc=$?

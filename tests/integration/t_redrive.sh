@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 start_redis
 start_fn_http --record "$T/rec_broken" --mode error --any-event
 BROKEN_URL=$FN_URL
-start_fn_http --record "$T/rec_fixed" --any-event
+start_fn_http --record "$T/rec_fixed" --events "$T/events_fixed" --any-event
 FIXED_URL=$FN_URL
 
 cat >"$T/weir.yaml" <<YAML
@@ -35,9 +35,15 @@ start_weir "$T/weir.yaml"
 api_port
 post_events broken 20 d 4
 post_events broken-too 15 r 4
-wait_until '[[ $(ls "$T/failed" 2>/dev/null | wc -l) -ge 20 && $(rcli LLEN failed) -ge 15 &&
+# Payloads a re-encoding would change: a float, a large integer, a string, a NUL escape.
+for payload in '{"id":"x-1","price":0.1,"big":123456789012345678901234}' '"just a string"' \
+    '{"id":"x-2","s":"a\u0000b"}'; do
+    lambda invoke --function-name broken --invocation-type Event \
+        --cli-binary-format raw-in-base64-out --payload "$payload" "$T/o" >/dev/null
+done
+wait_until '[[ $(ls "$T/failed" 2>/dev/null | wc -l) -ge 23 && $(rcli LLEN failed) -ge 15 &&
     $(rcli LLEN dead) -ge 15 ]]' 60 || fail "the failures did not all reach their destinations"
-ok "20 failure records in a directory, 15 on a Redis list, 15 dead letters"
+ok "23 failure records in a directory, 15 on a Redis list, 15 dead letters"
 
 fixed_got() { records "$T/rec_fixed" | cut -f1 | grep -c "^$1-" || true; }
 
@@ -48,7 +54,14 @@ note "$(tail -1 "$T/redrive.1")"
 wait_until '[[ $(fixed_got d) -ge 20 ]]' 30 || fail "$(fixed_got d) of 20 redriven events reached 'fixed'"
 expect_all=$(comm -3 <(bodies 20 d | sort) <(records "$T/rec_fixed" | cut -f1 | grep '^d-' | sort -u))
 [[ -z $expect_all ]] || fail "redriven payloads differ: $expect_all"
-ok "the directory's 20 records redriven to 'fixed': each payload arrived, the directory is empty"
+# Byte for byte, as they were first accepted (the function's log of the bodies it got).
+wait_until '[[ $(wc -l <"$T/events_fixed") -ge 23 ]]' 30 || fail "not every redriven event arrived"
+for payload in '{"id":"x-1","price":0.1,"big":123456789012345678901234}' '"just a string"' \
+    '{"id":"x-2","s":"a\u0000b"}'; do
+    grep -qxF -- "$payload" "$T/events_fixed" || fail "redriven payload changed: $payload"
+done
+ok "the directory's 23 records redriven to 'fixed': each payload arrived byte for byte"
+
 
 "$WEIR" redrive -c "$T/weir.yaml" --endpoint-url "http://127.0.0.1:$API_PORT" --from "redis://127.0.0.1:$REDIS_PORT/0/failed" \
     --function fixed --rate 50 2>"$T/redrive.2" || fail "redrive from redis: $(cat "$T/redrive.2")"

@@ -448,7 +448,7 @@ static void events_stored_before_a_restart_are_delivered_after_it(void **state)
     assert_int_equal(weir_async_queue_stats(q)->succeeded, 3);
 }
 
-static void concurrency_bounds_what_is_taken(void **state)
+static void concurrency_bounds_what_is_invoked_and_the_rest_waits_in_the_queue(void **state)
 {
     cfg.reserved_concurrency = 2;
     weir_function_free(fn);
@@ -460,7 +460,10 @@ static void concurrency_bounds_what_is_taken(void **state)
     RUN_UNTIL(n_invs == 2);
     quiesce();
     assert_int_equal(active(), 2);
-    assert_int_equal(weir_async_queue_stats(q)->working, 2);
+    /* The other three were taken ahead and wait in the queue, not at the function: its free
+     * slots say 0, not less, to its other callers. */
+    assert_int_equal(weir_async_queue_stats(q)->working, 5);
+    assert_int_equal(weir_function_free_slots(fn), 0);
     complete(0, WEIR_TRANSPORT_OK, 200, "{}");
     RUN_UNTIL(n_invs == 3);
     quiesce();
@@ -470,6 +473,29 @@ static void concurrency_bounds_what_is_taken(void **state)
         complete(i, WEIR_TRANSPORT_OK, 200, "{}");
     }
     RUN_UNTIL(weir_async_queue_stats(q)->succeeded == 5 && weir_async_queue_stats(q)->working == 0);
+}
+
+static void an_event_waiting_for_a_slot_ages_out_when_it_would_start(void **state)
+{
+    cfg.reserved_concurrency = 1;
+    cfg.async.maximum_event_age_in_seconds = 60;
+    cfg.async.on_failure = fail_uri;
+    weir_function_free(fn);
+    fn = weir_function_new_with(&cfg, &fake_ops, base, NULL);
+    start_queue();
+    struct accepted a;
+    accept_event("{\"n\":1}", &a);
+    accept_event("{\"n\":2}", &a);
+    RUN_UNTIL(n_invs == 1);
+    /* The second waits for the one slot longer than its age allows. */
+    step_s(61);
+    complete(0, WEIR_TRANSPORT_OK, 200, "{}");
+    RUN_UNTIL(files_in(fail_dir) == 1 && weir_async_queue_stats(q)->working == 0);
+    assert_int_equal(n_invs, 1);
+    json_t *r = only_file(fail_dir);
+    assert_string_equal(str_at(r, "requestContext", "condition"), "EventAgeExceeded");
+    assert_int_equal(int_at(r, "requestPayload", "n"), 2); /* the one that waited */
+    json_decref(r);
 }
 
 static struct weir_batch *returned;
@@ -540,7 +566,8 @@ int main(void)
         T(an_event_past_its_age_ends_without_another_attempt),
         T(a_failed_destination_is_tried_again_alone),
         T(events_stored_before_a_restart_are_delivered_after_it),
-        T(concurrency_bounds_what_is_taken),
+        T(concurrency_bounds_what_is_invoked_and_the_rest_waits_in_the_queue),
+        T(an_event_waiting_for_a_slot_ages_out_when_it_would_start),
         T(a_mappings_batch_is_done_once_stored_and_invoked_later),
         T(stop_waits_for_the_attempt_in_flight),
     };
