@@ -22,8 +22,7 @@ struct dir_dest;
 
 struct write_job {
     struct weir_worker_job w;
-    struct dir_dest *d; /* outlives its jobs: free finishes them first */
-    const char *dir;    /* d's, for the thread */
+    struct dir_dest *d; /* outlives its jobs: free finishes them first; its dir never changes */
     char name[160];
     struct weir_buf data;
     weir_dest_done_fn done;
@@ -68,7 +67,7 @@ static void write_one(int dirfd, struct write_job *j)
     snprintf(tmp, sizeof(tmp), ".%s.tmp", j->name);
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(j->error, sizeof(j->error), "%s/%s: cannot create: %s", j->dir, tmp,
+        snprintf(j->error, sizeof(j->error), "%s/%s: cannot create: %s", j->d->dir, tmp,
                  strerror(errno));
         return;
     }
@@ -79,7 +78,7 @@ static void write_one(int dirfd, struct write_job *j)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            snprintf(j->error, sizeof(j->error), "%s/%s: cannot write: %s", j->dir, tmp,
+            snprintf(j->error, sizeof(j->error), "%s/%s: cannot write: %s", j->d->dir, tmp,
                      strerror(errno));
             close(fd);
             unlinkat(dirfd, tmp, 0);
@@ -89,14 +88,14 @@ static void write_one(int dirfd, struct write_job *j)
         left -= (size_t)n;
     }
     if (fsync(fd) != 0 || close(fd) != 0) {
-        snprintf(j->error, sizeof(j->error), "%s/%s: cannot sync: %s", j->dir, tmp,
+        snprintf(j->error, sizeof(j->error), "%s/%s: cannot sync: %s", j->d->dir, tmp,
                  strerror(errno));
         unlinkat(dirfd, tmp, 0);
         return;
     }
     if (renameat(dirfd, tmp, dirfd, j->name) != 0) {
-        snprintf(j->error, sizeof(j->error), "%s/%s: cannot rename into place: %s", j->dir, j->name,
-                 strerror(errno));
+        snprintf(j->error, sizeof(j->error), "%s/%s: cannot rename into place: %s", j->d->dir,
+                 j->name, strerror(errno));
         unlinkat(dirfd, tmp, 0);
         return;
     }
@@ -145,7 +144,7 @@ static void write_done(struct weir_worker_job *w)
     struct write_job *j = (struct write_job *)w;
     if (!j->d->freeing) {
         if (!w->ran)
-            snprintf(j->error, sizeof(j->error), "%s: the destination closed first", j->dir);
+            snprintf(j->error, sizeof(j->error), "%s: the destination closed first", j->d->dir);
         j->done(j->arg, w->ran && j->ok ? WEIR_OK : WEIR_ERR, j->error);
     }
     weir_buf_deinit(&j->data);
@@ -178,7 +177,6 @@ static void dir_put(struct weir_destination *base, const struct weir_message *ms
     struct write_job *j = weir_calloc(1, sizeof(*j));
     j->w.done = write_done;
     j->d = d;
-    j->dir = d->dir;
     j->done = done;
     j->arg = arg;
     file_name(msg->id ? msg->id : "", j->name, sizeof(j->name));

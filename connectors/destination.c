@@ -5,8 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/log.h"
-
 static const struct weir_destination_ops *const rows[] = {
     &weir_dest_redis,
     &weir_dest_dir,
@@ -54,11 +52,6 @@ void weir_destination_free(struct weir_destination *d)
 {
     if (d)
         d->ops->free(d);
-}
-
-void weir_destination_describe(const char *uri, char *out, size_t out_len)
-{
-    weir_log_redact_uri(uri, out, out_len);
 }
 
 void weir_message_render(const struct weir_message *msg, struct weir_buf *out)

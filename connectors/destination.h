@@ -62,8 +62,6 @@ struct weir_destination *weir_destination_new(const char *uri, struct event_base
                                               struct weir_err *err);
 /* NULL is a no-op. */
 void weir_destination_free(struct weir_destination *d);
-/* A short name for logs: the URI with any password hidden. */
-void weir_destination_describe(const char *uri, char *out, size_t out_len);
 
 extern const struct weir_destination_ops weir_dest_redis;
 extern const struct weir_destination_ops weir_dest_dir;

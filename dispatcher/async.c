@@ -711,7 +711,7 @@ struct weir_async_queue *weir_async_queue_new(struct weir_function *fn,
     for (int s = 0; s < SINK_COUNT; s++) {
         if (!uris[s])
             continue;
-        weir_destination_describe(uris[s], q->sink_names_safe[s], sizeof(q->sink_names_safe[s]));
+        weir_log_redact_uri(uris[s], q->sink_names_safe[s], sizeof(q->sink_names_safe[s]));
         struct weir_err derr = {{0}};
         q->sinks[s] = weir_destination_new(uris[s], q->base, &derr);
         if (!q->sinks[s]) {

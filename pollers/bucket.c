@@ -256,7 +256,7 @@ struct weir_poller {
     size_t hashing;
     size_t scans;
     size_t catalog_ops;
-    bool started, caught_up, stopping, paused;
+    bool caught_up, stopping;
     void (*stopped)(void *arg);
     void *stopped_arg;
     struct event *stopped_ev;
@@ -1120,7 +1120,6 @@ static weir_status bucket_start(struct weir_poller *p)
     /* Watches first, then the catalog and the scan: whatever changes meanwhile is seen by the
      * watch, the scan, or both (and then announced once). */
     size_t failed = watch_tree(p, "");
-    p->started = true;
     weir_info(p->comp, "bucket: watching bucket=%s dir=%s directories=%zu%s", p->bucket, p->root,
               p->watches.n, failed ? " (some could not be watched)" : "");
     p->catalog_ops++;

@@ -2,7 +2,7 @@
  * attempts and their destinations. A small table of operations, so the queue (dispatcher/async.c)
  * knows no database: SQLite is the embedded default (store/async_sqlite.c); a store on Redis or
  * Postgres, shared by several weir processes, is another row with the same operations (its take
- * would lease rows instead of marking them taken by this process). Must never decide what
+ * would lease rows where SQLite's remembers what this process took). Must never decide what
  * happens to an event. */
 #ifndef WEIR_ASYNC_STORE_H
 #define WEIR_ASYNC_STORE_H

@@ -134,9 +134,9 @@ static void taken_del(struct sqlite_store *s, int64_t id)
 static const char sql_insert[] =
     "INSERT INTO async_events(function, request_id, origin, payload, accepted_ms, due_ms)"
     " VALUES(?1, ?2, ?3, ?4, ?5, ?6)";
-/* The function's events in due order (taken=0 always: the index's leading columns), the payload
- * read only for those returned. */
-static const char sql_order[] = "SELECT id, due_ms FROM async_events WHERE function=?1 AND taken=0"
+/* The function's events in due order (the index's order), the payload read only for those
+ * returned. */
+static const char sql_order[] = "SELECT id, due_ms FROM async_events WHERE function=?1"
                                 " ORDER BY due_ms, id LIMIT ?2";
 static const char sql_row[] =
     "SELECT request_id, origin, payload, accepted_ms, due_ms, invokes, function_errors,"
@@ -410,24 +410,27 @@ static void sq_take(struct weir_async_store *st, const char *function, int64_t n
     submit(st, op);
 }
 
-static void sq_update(struct weir_async_store *st, struct weir_async_event *ev,
-                      weir_async_done_fn done, void *arg)
+/* An update or a remove: both carry one taken event and answer with done. */
+static void submit_event_op(struct weir_async_store *st, enum op_kind kind,
+                            struct weir_async_event *ev, weir_async_done_fn done, void *arg)
 {
-    struct op *op = op_new(st, OP_UPDATE);
+    struct op *op = op_new(st, kind);
     op->ev = ev;
     op->done = done;
     op->arg = arg;
     submit(st, op);
 }
 
+static void sq_update(struct weir_async_store *st, struct weir_async_event *ev,
+                      weir_async_done_fn done, void *arg)
+{
+    submit_event_op(st, OP_UPDATE, ev, done, arg);
+}
+
 static void sq_remove(struct weir_async_store *st, struct weir_async_event *ev,
                       weir_async_done_fn done, void *arg)
 {
-    struct op *op = op_new(st, OP_REMOVE);
-    op->ev = ev;
-    op->done = done;
-    op->arg = arg;
-    submit(st, op);
+    submit_event_op(st, OP_REMOVE, ev, done, arg);
 }
 
 static void sq_free(struct weir_async_store *st)

@@ -19,9 +19,8 @@
 #include "core/mem.h"
 
 /* Raise it with every change to the schema below, and migrate from the older numbers in
- * migrate(). Version 2 only added a table, which CREATE ... IF NOT EXISTS brings to version 1
- * databases. */
-#define SCHEMA_VERSION 2
+ * migrate(). */
+#define SCHEMA_VERSION 1
 
 static const char schema_sql[] =
     /* The asynchronous invocation queue (dispatcher/async.c through store/async_sqlite.c): one
@@ -37,16 +36,15 @@ static const char schema_sql[] =
     " invokes INTEGER NOT NULL DEFAULT 0,"
     " function_errors INTEGER NOT NULL DEFAULT 0,"
     " backoff_ms INTEGER NOT NULL DEFAULT 0,"
-    " taken INTEGER NOT NULL DEFAULT 0,"         /* handed to this process's loop; reset at open */
     " outcome TEXT,"                             /* the condition once decided, NULL before */
     " pending_sinks INTEGER NOT NULL DEFAULT 0," /* destinations still to receive it */
     " last_status INTEGER NOT NULL DEFAULT 0,"
     " last_error TEXT,"
     " last_response BLOB"
     ");"
-    "CREATE INDEX IF NOT EXISTS async_events_due ON async_events(function, taken, due_ms, id);"
+    "CREATE INDEX IF NOT EXISTS async_events_due ON async_events(function, due_ms, id);"
     /* The bucket source's catalog (store/catalog.c): what was announced of each object, so
-     * changes made while weir was down, or lost to an inotify overflow, are found (version 2). */
+     * changes made while weir was down, or lost to an inotify overflow, are found. */
     "CREATE TABLE IF NOT EXISTS bucket_objects ("
     " bucket TEXT NOT NULL," /* the bucket's directory */
     " key TEXT NOT NULL,"
@@ -186,9 +184,7 @@ static weir_status migrate(struct weir_store *s, struct weir_err *err)
     snprintf(set, sizeof(set), "PRAGMA user_version=%d", SCHEMA_VERSION);
     if (exec_sql(s, "BEGIN IMMEDIATE", err) != WEIR_OK)
         return WEIR_ERR;
-    if (exec_sql(s, schema_sql, err) != WEIR_OK || exec_sql(s, set, err) != WEIR_OK ||
-        /* What a process that died had taken is this one's to take again. */
-        exec_sql(s, "UPDATE async_events SET taken=0 WHERE taken<>0", err) != WEIR_OK) {
+    if (exec_sql(s, schema_sql, err) != WEIR_OK || exec_sql(s, set, err) != WEIR_OK) {
         exec_sql(s, "ROLLBACK", NULL);
         return WEIR_ERR;
     }
@@ -279,11 +275,6 @@ void weir_store_submit(struct weir_store *s, struct weir_store_job *job)
     weir_worker_submit(s->worker, &job->w);
 }
 
-size_t weir_store_pending(const struct weir_store *s)
-{
-    return weir_worker_pending(s->worker);
-}
-
 /* ---- the thread ---------------------------------------------------------------------------- */
 
 struct sqlite3 *weir_store_db(struct weir_store_tx *tx)
@@ -297,40 +288,39 @@ weir_status weir_store_fail(struct weir_store_tx *tx, struct weir_store_job *job
     return WEIR_ERR;
 }
 
-sqlite3_stmt *weir_store_stmt(struct weir_store_tx *tx, struct weir_store_job *job, const char *sql)
+/* sql (a string literal: cached by its address) prepared once for the life of the store, NULL
+ * when SQLite refuses it. Thousands of jobs a second each open and close a savepoint: parsing
+ * their statements every time would cost more than most jobs. */
+static sqlite3_stmt *cached_stmt(struct weir_store *s, const char *sql)
 {
-    struct weir_store *s = of_tx(tx);
-    for (size_t i = 0; i < s->n_stmts; i++) {
-        if (s->stmts[i].sql == sql) {
-            sqlite3_reset(s->stmts[i].stmt);
-            sqlite3_clear_bindings(s->stmts[i].stmt);
+    for (size_t i = 0; i < s->n_stmts; i++)
+        if (s->stmts[i].sql == sql)
             return s->stmts[i].stmt;
-        }
-    }
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
-        weir_store_fail(tx, job, "prepare");
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
         return NULL;
-    }
-    if (s->n_stmts < STMT_CACHE)
-        s->stmts[s->n_stmts++] = (struct cached_stmt){sql, st};
-    else
+    if (s->n_stmts == STMT_CACHE)
         abort(); /* more distinct statements than the cache holds: raise STMT_CACHE */
+    s->stmts[s->n_stmts++] = (struct cached_stmt){sql, st};
     return st;
 }
 
-/* Runs sql (a string literal: prepared once, by its address) on the thread; SQLite's message
- * into error on failure. Thousands of jobs a second each open and close a savepoint: parsing
- * those statements every time would cost more than most jobs. */
+sqlite3_stmt *weir_store_stmt(struct weir_store_tx *tx, struct weir_store_job *job, const char *sql)
+{
+    sqlite3_stmt *st = cached_stmt(of_tx(tx), sql);
+    if (!st) {
+        weir_store_fail(tx, job, "prepare");
+        return NULL;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Runs sql (a string literal) on the thread; SQLite's message into error on failure. */
 static bool thread_exec(struct weir_store *s, const char *sql, char *error, size_t len)
 {
-    sqlite3_stmt *st = NULL;
-    for (size_t i = 0; i < s->n_stmts; i++)
-        if (s->stmts[i].sql == sql)
-            st = s->stmts[i].stmt;
-    if (!st && s->n_stmts < STMT_CACHE &&
-        sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) == SQLITE_OK)
-        s->stmts[s->n_stmts++] = (struct cached_stmt){sql, st};
+    sqlite3_stmt *st = cached_stmt(s, sql);
     int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
     if (st)
         sqlite3_reset(st);

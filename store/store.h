@@ -44,8 +44,6 @@ struct weir_store_job {
 };
 
 void weir_store_submit(struct weir_store *s, struct weir_store_job *job);
-/* Jobs submitted whose done has not run yet. */
-size_t weir_store_pending(const struct weir_store *s);
 
 /* ---- on the thread, inside run ------------------------------------------------------------ */
 
