@@ -942,7 +942,7 @@ static char *post_request(const struct ctx *x, size_t *len, size_t *seq_at)
     }
     const struct weir_encoder *enc = weir_format_sqs.encoder;
     struct weir_event_ctx ectx = {.source_arn = arn, .region = "us-east-1"};
-    enc->open(&ev, &ectx);
+    enc->open(&ev, &ectx, NULL);
     enc->append(&ev, &ectx, r, 1);
     enc->close(&ev, &ectx);
     weir_buf_printf(&req,

@@ -1031,6 +1031,28 @@ static const struct field function_fields[] = {
 };
 static const struct schema function_schema = {function_fields, LEN(function_fields)};
 
+/* The stream keys (reference 1.4), read for sources whose row says they are streams. */
+static const struct field stream_on_failure_fields[] = {
+    {.key = "destination", .set = set_destination, .required = true, .off = MC(stream.on_failure)},
+};
+static const struct schema stream_on_failure_schema = {stream_on_failure_fields,
+                                                       LEN(stream_on_failure_fields)};
+static const struct field stream_destination_fields[] = {
+    {.key = "on_failure", .set = set_object, .sub = &stream_on_failure_schema},
+};
+static const struct schema stream_destination_schema = {stream_destination_fields,
+                                                        LEN(stream_destination_fields)};
+static const struct field stream_fields[] = {
+    INT("maximum_retry_attempts", MC(stream.maximum_retry_attempts), -1, 10000),
+    INT("maximum_record_age_in_seconds", MC(stream.maximum_record_age_in_seconds), -1, 604800),
+    {.key = "bisect_batch_on_function_error",
+     .set = set_bool,
+     .off = MC(stream.bisect_batch_on_function_error)},
+    INT("parallelization_factor", MC(stream.parallelization_factor), 1, 10),
+    {.key = "destination_config", .set = set_object, .sub = &stream_destination_schema},
+};
+static const struct schema stream_schema = {stream_fields, LEN(stream_fields)};
+
 static const struct field scaling_fields[] = {
     INT("maximum_concurrency", MC(maximum_concurrency), 2, 1000),
 };
@@ -1182,6 +1204,14 @@ static const struct weir_cfg_source *source_with_key(const struct load *ld,
     return NULL;
 }
 
+static bool schema_has(const struct schema *s, const struct weir_cfgnode *k)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strlen(s->fields[i].key) == k->len && !memcmp(s->fields[i].key, k->str, k->len))
+            return true;
+    return false;
+}
+
 static void report_unknown(struct load *ld, const struct schema *const *schemas, size_t n_schemas,
                            const struct weir_cfgnode *k, const char *prefix)
 {
@@ -1199,7 +1229,13 @@ static void report_unknown(struct load *ld, const struct schema *const *schemas,
     show(k->str, k->len, shown, sizeof(shown));
     const struct weir_cfg_source *other =
         ld->kind && !strcmp(ld->kind, "mapping") && !plen ? source_with_key(ld, k) : NULL;
-    if (other && ld->src)
+    if (ld->src && !ld->src->stream && ld->kind && !strcmp(ld->kind, "mapping") && !plen &&
+        schema_has(&stream_schema, k))
+        err_line(ld, k->line, k->col, false,
+                 "key '%s' %s applies only to stream sources (Kafka, Postgres; reference 1.4), "
+                 "and this mapping's source is %s://",
+                 shown, where, ld->src->scheme);
+    else if (other && ld->src)
         err_line(ld, k->line, k->col, false,
                  "unknown key '%s' %s: it is a key of %s:// sources, and this mapping's source "
                  "is %s://",
@@ -1443,13 +1479,18 @@ static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
                          struct weir_mapping_cfg *mc)
 {
     bool *claimed = weir_calloc(map->n ? map->n : 1, sizeof(*claimed));
-    const struct schema *schemas[2] = {&mapping_schema, NULL};
+    const struct schema *schemas[3] = {&mapping_schema, NULL, NULL};
+    size_t n_schemas = 1;
     walk_fields(ld, &mapping_schema, map, "", mc, claimed);
-    if (ld->src) {
-        schemas[1] = source_schema_of(ld, ld->src);
-        walk_fields(ld, schemas[1], map, "", mc->settings, claimed);
+    if (ld->src && ld->src->stream) {
+        schemas[n_schemas++] = &stream_schema;
+        walk_fields(ld, &stream_schema, map, "", mc, claimed);
     }
-    report_unclaimed(ld, schemas, 2, map, "", claimed);
+    if (ld->src) {
+        schemas[n_schemas] = source_schema_of(ld, ld->src);
+        walk_fields(ld, schemas[n_schemas++], map, "", mc->settings, claimed);
+    }
+    report_unclaimed(ld, schemas, n_schemas, map, "", claimed);
     free(claimed);
 }
 
@@ -1458,8 +1499,12 @@ static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad
     const struct weir_cfg_source *p = ld->src;
     if (mc->batch_size == 0)
         mc->batch_size = p ? p->default_batch_size : 10;
-    if (mc->maximum_batching_window_in_seconds < 0)
-        mc->maximum_batching_window_in_seconds = p ? p->default_window_s : 0;
+    if (mc->maximum_batching_window_in_seconds < 0) {
+        mc->batching_window_ms = p ? p->default_window_ms : 0;
+        mc->maximum_batching_window_in_seconds = mc->batching_window_ms / 1000;
+    } else {
+        mc->batching_window_ms = mc->maximum_batching_window_in_seconds * 1000;
+    }
     /* Rules across fields run only when every field read cleanly: otherwise a default standing
      * in for a bad value would be blamed for a second, misleading error. */
     if (bad)
@@ -1469,7 +1514,14 @@ static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad
     size_t before = ld->rep->n;
     if (mc->fn && p && p->validate && !ld->fn_bad[mc->fn - ld->cfg->functions])
         p->validate(mc, ld->rep);
-    if (mc->batch_size > 10 && mc->maximum_batching_window_in_seconds < 1 &&
+    if (mc->stream.maximum_record_age_in_seconds >= 0 &&
+        mc->stream.maximum_record_age_in_seconds < 60)
+        err_pos(ld, weir_mapping_cfg_pos(mc, "maximum_record_age_in_seconds"),
+                "maximum_record_age_in_seconds %d: AWS takes -1 (records never age out) or "
+                "60..604800",
+                mc->stream.maximum_record_age_in_seconds);
+    /* A source with a window by default (Kafka's 500 ms) has no such rule in AWS. */
+    if (mc->batch_size > 10 && mc->batching_window_ms < 1000 && !(p && p->default_window_ms) &&
         !reported_at(ld, before, weir_mapping_cfg_pos(mc, "batch_size")))
         err_pos(ld, weir_mapping_cfg_pos(mc, "batch_size"),
                 "batch_size %d needs maximum_batching_window_in_seconds >= 1 (AWS allows "
@@ -1498,6 +1550,9 @@ static void set_mappings(struct load *ld, const struct field *f, const struct we
         mc->enabled = true;
         mc->maximum_buffered_mib = DEFAULT_BUFFERED_MIB;
         mc->maximum_batching_window_in_seconds = -1;
+        mc->stream.maximum_retry_attempts = -1;
+        mc->stream.maximum_record_age_in_seconds = -1;
+        mc->stream.parallelization_factor = 1;
         mc->pos = (struct weir_cfg_pos){.file = cfg->file, .line = node->line, .col = node->col};
         ld->kind = "mapping";
         ld->src = NULL;
@@ -1568,6 +1623,7 @@ void weir_config_free(struct weir_config *cfg)
         for (size_t j = 0; j < mc->n_filters; j++)
             free(mc->filters[j].pattern);
         free(mc->filters);
+        free(mc->stream.on_failure);
         keys_free(mc->keys, mc->n_keys);
     }
     free(cfg->mappings);

@@ -57,6 +57,16 @@ struct weir_filter_cfg {
 
 struct weir_cfg_source;
 
+/* What a mapping of a stream source (Kafka, Postgres) does with a failing batch: AWS's stream
+ * error-handling knobs (reference 1.4). */
+struct weir_stream_cfg {
+    int maximum_retry_attempts;          /* -1..10000, default -1 (infinite) */
+    int maximum_record_age_in_seconds;   /* -1 or 60..604800, default -1 (infinite) */
+    bool bisect_batch_on_function_error; /* default false */
+    int parallelization_factor;          /* 1..10, default 1 */
+    char *on_failure;                    /* destination_config.on_failure.destination, or NULL */
+};
+
 struct weir_mapping_cfg {
     char *name;
     char *source;                           /* URI; its scheme selects the source */
@@ -66,14 +76,16 @@ struct weir_mapping_cfg {
     const struct weir_function_cfg *fn;     /* resolved `function`, borrowed */
     int batch_size;                         /* after loading: the value or the source's default */
     int maximum_batching_window_in_seconds; /* 0..300, default the source's */
-    bool report_batch_item_failures;        /* function_response_types: [ReportBatchItemFailures] */
-    int maximum_concurrency;  /* scaling_config.maximum_concurrency, 2..1000; 0 = unset */
+    int batching_window_ms; /* the window in ms: the key's value, or the source's default */
+    bool report_batch_item_failures; /* function_response_types: [ReportBatchItemFailures] */
+    int maximum_concurrency;         /* scaling_config.maximum_concurrency, 2..1000; 0 = unset */
     int maximum_buffered_mib; /* bytes of records buffered and in flight, in MiB; default 64 */
     bool enabled;             /* default true */
     /* filter_criteria.filters: a record is delivered when one pattern matches (n_filters 0: no
      * filtering). Each pattern was compiled for the source's records when the file was loaded. */
     struct weir_filter_cfg *filters;
     size_t n_filters;
+    struct weir_stream_cfg stream; /* set when the source is a stream (src->stream) */
     struct weir_cfg_pos pos;
     struct weir_cfg_keypos *keys;
     size_t n_keys;
@@ -162,7 +174,10 @@ struct weir_cfg_source {
     size_t settings_size; /* the struct its keys fill, one per mapping (mc->settings) */
     int default_batch_size;
     int max_batch_size;
-    int default_window_s;
+    int default_window_ms; /* when maximum_batching_window_in_seconds is not written */
+    /* Its mappings take the stream keys (struct weir_stream_cfg): records are ordered per
+     * partition and a failing batch blocks it. */
+    bool stream;
     /* Its rules across keys (its own and the mapping's), each broken one reported through
      * weir_cfg_report_add with the position of the key at fault (weir_mapping_cfg_pos). Runs
      * only when every key of the mapping and its function read cleanly. NULL: none. */

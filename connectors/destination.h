@@ -24,6 +24,13 @@ struct weir_message {
      * (docs/redis-queue.md), one without as its body alone, so a weir mapping can read either back
      * as an SQS message. */
     const char *attrs_json;
+    /* A record handed on as itself (a stream's failed record to a Kafka topic): its key and
+     * packed headers (model/record.h), NULL when it has none. Destinations that write messages
+     * (a list, a file) ignore them. */
+    const char *key;
+    size_t key_len;
+    const char *headers;
+    size_t headers_len;
 };
 
 /* Appends what a destination writes for msg: its body, or the envelope around it. */
@@ -37,6 +44,9 @@ struct weir_destination;
 struct weir_destination_ops {
     const char *scheme;  /* "redis", "file", "http", "https" */
     const char *example; /* for messages: "redis://127.0.0.1:6379/0/failures" */
+    /* A stream's failed batch goes here as its records themselves (key, value, headers, plus
+     * headers naming their origin), not as one failure record: a Kafka topic, as AWS does. */
+    bool takes_records;
     /* Whether uri names a destination of this kind that could work; err says what is wrong
      * otherwise. Called when the configuration is loaded; connects nowhere. */
     weir_status (*check)(const char *uri, struct weir_err *err);

@@ -26,7 +26,7 @@ void weir_batcher_init(struct weir_batcher *bt, const struct weir_batcher_cfg *c
     weir_u32map_init(&bt->by_lane);
     weir_list_init(&bt->open);
     weir_buf_init(&bt->scratch);
-    cfg->encoder->open(&bt->scratch, cfg->ctx);
+    cfg->encoder->open(&bt->scratch, cfg->ctx, NULL);
     bt->open_len = bt->scratch.len;
 }
 
@@ -80,7 +80,7 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
     if (!b) {
         b = weir_batch_new(r->lane);
         b->opened_ms = weir_clock_mono_ms();
-        enc->open(&b->event, bt->cfg.ctx);
+        enc->open(&b->event, bt->cfg.ctx, r);
         weir_u32map_put(&bt->by_lane, r->lane, b);
         weir_list_push_back(&bt->open, &b->link);
     } else {

@@ -45,7 +45,8 @@ static void append_form_encoded(struct weir_buf *out, const char *s)
     weir_buf_append_char(out, '"');
 }
 
-static void s3_open(struct weir_buf *out, const struct weir_event_ctx *ctx)
+static void s3_open(struct weir_buf *out, const struct weir_event_ctx *ctx,
+                    const struct weir_record *first)
 {
     weir_buf_append_str(out, "{\"Records\":[");
 }

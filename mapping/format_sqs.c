@@ -201,7 +201,8 @@ static void append_msg_attrs(struct weir_buf *out, const struct weir_record *r, 
     json_decref(attrs);
 }
 
-static void sqs_open(struct weir_buf *out, const struct weir_event_ctx *ctx)
+static void sqs_open(struct weir_buf *out, const struct weir_event_ctx *ctx,
+                     const struct weir_record *first)
 {
     weir_buf_append(out, "{\"Records\":[", 12);
 }

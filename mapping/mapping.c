@@ -539,7 +539,7 @@ static void sink_read_done(void *ctx)
         release_pending(m);
         return;
     }
-    if (m->mc->maximum_batching_window_in_seconds == 0)
+    if (m->bt.cfg.window_ms == 0)
         weir_batcher_flush(&m->bt);
     arm_window(m);
 }
@@ -644,7 +644,10 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->pol.mapping_name = mc->name;
     struct weir_batcher_cfg bc = {
         .batch_size = (size_t)mc->batch_size,
-        .window_ms = (int64_t)mc->maximum_batching_window_in_seconds * 1000,
+        /* Tests build a configuration by hand, with the seconds only. */
+        .window_ms = mc->batching_window_ms
+                         ? mc->batching_window_ms
+                         : (int64_t)mc->maximum_batching_window_in_seconds * 1000,
         .max_bytes = WEIR_INVOKE_PAYLOAD_MAX,
         .encoder = src->format->encoder,
         .ctx = &m->ctx,

@@ -21,12 +21,16 @@ struct weir_event_ctx {
     const char *source_arn;   /* eventSourceARN; S3: the bucket's ARN */
     const char *region;       /* awsRegion */
     const char *mapping_name; /* S3: s3.configurationId, the notification's name */
+    const char *endpoint;     /* Kafka: bootstrapServers, as the mapping's source names them */
 };
 
 struct weir_encoder {
     const char *name;
-    /* Writes the event's opening ("{\"Records\":["). */
-    void (*open)(struct weir_buf *out, const struct weir_event_ctx *ctx);
+    /* Writes the event's opening ("{\"Records\":["). first: the batch's first record (a batch
+     * holds one lane, so one partition); NULL asks for the longest opening any batch can have,
+     * which the batcher counts against the payload limit. */
+    void (*open)(struct weir_buf *out, const struct weir_event_ctx *ctx,
+                 const struct weir_record *first);
     /* Writes one record element; `first` tells whether a separator is needed. */
     void (*append)(struct weir_buf *out, const struct weir_event_ctx *ctx,
                    const struct weir_record *r, int first);
@@ -72,11 +76,24 @@ struct weir_event_format {
      * *out is a new JSON text the caller owns, or NULL when there are none. NULL: the format has
      * no attributes. */
     weir_status (*render_attrs)(const struct json_t *attrs, char **out, struct weir_err *err);
+    /* The record of b a partial batch response's itemIdentifier names (reference 1.5): its index,
+     * or -1 with why filled (one line, no payload bytes). NULL: the identifier is a non-empty
+     * string equal to a record's id (SQS messageId, Kinesis sequenceNumber). */
+    long (*find_item)(const struct json_t *ident, const struct weir_batch *b, char *why,
+                      size_t why_len);
+    /* Writes the batch-info member of a stream failure record (reference 1.6) for records[0..n),
+     * a run of one lane in order: "\"KafkaBatchInfo\":{...}". NULL: not a stream format. */
+    void (*batch_info)(struct weir_buf *out, const struct weir_event_ctx *ctx,
+                       struct weir_record *const *records, size_t n);
 };
 
 /* SQS Records[] (reference section 4.3): mapping/format_sqs.c. */
 extern const struct weir_event_format weir_format_sqs;
 /* S3 event notification Records[] (reference section 4.5): mapping/format_s3.c. */
 extern const struct weir_event_format weir_format_s3;
+/* Self-managed Kafka records{} (reference section 4.2): mapping/format_kafka.c. */
+extern const struct weir_event_format weir_format_kafka;
+/* Kinesis Records[] (reference section 4.1) of a Kafka partition: mapping/format_kinesis.c. */
+extern const struct weir_event_format weir_format_kinesis;
 
 #endif

@@ -25,6 +25,7 @@ const char *weir_delivery_name(enum weir_delivery d)
     static const char *const names[WEIR_DELIVERY_COUNT] = {
         [WEIR_DELIVERY_QUEUE] = "queue",
         [WEIR_DELIVERY_ASYNC] = "async",
+        [WEIR_DELIVERY_STREAM] = "stream",
     };
     return (unsigned)d < WEIR_DELIVERY_COUNT ? names[d] : "?";
 }
@@ -59,6 +60,9 @@ void weir_record_free(struct weir_record *r)
     free(r->dedup_id);
     free(r->attrs_json);
     free(r->reason);
+    free(r->stream);
+    free(r->key);
+    free(r->headers);
     free(r);
 }
 
@@ -72,6 +76,63 @@ void weir_record_reject(struct weir_record *r, const char *fmt, ...)
     free(r->reason);
     r->reason = weir_strdup(text);
     r->verdict = WEIR_VERDICT_REJECT;
+}
+
+static void put_u32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)(unsigned char)p[i] << (8 * i);
+    return v;
+}
+
+#define HEADER_NULL_VALUE UINT32_MAX
+
+void weir_headers_add(char **packed, size_t *len, const char *name, size_t name_len,
+                      const char *value, size_t value_len)
+{
+    size_t add = 8 + name_len + (value ? value_len : 0);
+    char *p = weir_realloc(*packed, *len + add);
+    char *at = p + *len;
+    put_u32(at, (uint32_t)name_len);
+    memcpy(at + 4, name, name_len);
+    put_u32(at + 4 + name_len, value ? (uint32_t)value_len : HEADER_NULL_VALUE);
+    if (value && value_len)
+        memcpy(at + 8 + name_len, value, value_len);
+    *packed = p;
+    *len += add;
+}
+
+bool weir_headers_next(const char *packed, size_t len, size_t *off, struct weir_header *h)
+{
+    size_t at = *off;
+    if (!packed || at + 4 > len)
+        return false;
+    size_t name_len = get_u32(packed + at);
+    if (name_len > len - at - 4 || len - at - 4 - name_len < 4)
+        return false;
+    h->name = packed + at + 4;
+    h->name_len = name_len;
+    uint32_t value_len = get_u32(packed + at + 4 + name_len);
+    at += 8 + name_len;
+    if (value_len == HEADER_NULL_VALUE) {
+        h->value = NULL;
+        h->value_len = 0;
+    } else {
+        if (value_len > len - at)
+            return false;
+        h->value = packed + at;
+        h->value_len = value_len;
+        at += value_len;
+    }
+    *off = at;
+    return true;
 }
 
 struct weir_batch *weir_batch_new(uint32_t lane)

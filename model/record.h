@@ -11,6 +11,9 @@
 #include "core/buf.h"
 #include "core/list.h"
 
+/* Kafka's timestampType: the producer's clock, or the broker's at append. */
+enum weir_time_type { WEIR_TIME_CREATE = 0, WEIR_TIME_LOG_APPEND };
+
 enum weir_verdict {
     WEIR_VERDICT_PENDING = 0,
     WEIR_VERDICT_DONE,  /* succeeded, filtered out, or routed to a failure destination: settle it */
@@ -33,6 +36,20 @@ const char *weir_verdict_name(enum weir_verdict v);
 /* Lane of a key (a message group, a partition key), never WEIR_LANE_ANY. */
 uint32_t weir_lane_of(const char *key, size_t len);
 
+/* Packed record headers: a run of entries, each a 4-byte name length, the name, a 4-byte value
+ * length (0xffffffff: a null value), the value; lengths little-endian. */
+struct weir_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* NULL for a null value */
+    size_t value_len;
+};
+/* Appends one header to *packed (grown with realloc). value NULL: a null value. */
+void weir_headers_add(char **packed, size_t *len, const char *name, size_t name_len,
+                      const char *value, size_t value_len);
+/* Reads the header at *off and moves *off past it; false at the end or on a truncated entry. */
+bool weir_headers_next(const char *packed, size_t len, size_t *off, struct weir_header *h);
+
 /* One record. Every string is owned by the record (free with weir_record_free) and may be NULL
  * unless said otherwise. Source-specific fields are plain members so an encoder can use them
  * without knowing the source protocol. */
@@ -40,19 +57,29 @@ struct weir_record {
     char *data; /* payload bytes (SQS body); never NULL, may hold NUL bytes */
     size_t data_len;
     char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
-    char *handle;           /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
-    char *group_id;         /* SQS MessageGroupId, Kafka key, ... */
-    char *dedup_id;         /* SQS MessageDeduplicationId */
-    char *attrs_json;       /* messageAttributes as the event shows them (a JSON object), or NULL */
-    char *reason;           /* REJECT: why, for the dead-letter entry and the log */
-    char *event_name;       /* S3: "ObjectCreated:Put", "ObjectRemoved:Delete" */
-    char *etag;             /* S3: the MD5 of the object's content, 32 hex digits */
-    int64_t object_size;    /* S3: the object's size in bytes (a delete has none) */
-    uint64_t seq;           /* source order: list sequence, offset, LSN */
-    uint64_t fifo_seq;      /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
-    uint32_t lane;          /* ordering lane; records of one batch share it */
-    uint32_t receive_count; /* SQS ApproximateReceiveCount, counting this receive */
-    int64_t sent_ms;        /* wall ms the producer sent it (SentTimestamp) */
+    char *handle;        /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
+    char *group_id;      /* SQS MessageGroupId, Kafka key, ... */
+    char *dedup_id;      /* SQS MessageDeduplicationId */
+    char *attrs_json;    /* messageAttributes as the event shows them (a JSON object), or NULL */
+    char *reason;        /* REJECT: why, for the dead-letter entry and the log */
+    char *event_name;    /* S3: "ObjectCreated:Put", "ObjectRemoved:Delete" */
+    char *etag;          /* S3: the MD5 of the object's content, 32 hex digits */
+    int64_t object_size; /* S3: the object's size in bytes (a delete has none) */
+    /* Streams (a Kafka topic, a replication slot): where the record sits and what came with it.
+     * The key and headers are bytes; the headers are packed (weir_headers_add). */
+    char *stream; /* the topic, the table: what the source calls the stream */
+    char *key;    /* the message key (Kafka), NULL when it has none */
+    size_t key_len;
+    char *headers; /* packed headers, NULL when none */
+    size_t headers_len;
+    int32_t partition;             /* the stream's partition (a Kafka partition, a shard) */
+    enum weir_time_type time_type; /* what sent_ms is (Kafka's timestampType) */
+    bool data_null;                /* the payload is null, not empty (a Kafka tombstone) */
+    uint64_t seq;                  /* source order: list sequence, offset, LSN */
+    uint64_t fifo_seq;             /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
+    uint32_t lane;                 /* ordering lane; records of one batch share it */
+    uint32_t receive_count;        /* SQS ApproximateReceiveCount, counting this receive */
+    int64_t sent_ms;               /* wall ms the producer sent it (SentTimestamp) */
     int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
     int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
     int64_t lease_ms;         /* how long that lease was when taken; 0 = none */
@@ -111,9 +138,12 @@ size_t weir_batch_count(const struct weir_batch *b, enum weir_verdict v);
 /* How a mapping's batches are driven to their outcome: the dispatcher's policy rows. A source
  * names its kind; adding one is a row and its functions in dispatcher/. */
 enum weir_delivery {
-    WEIR_DELIVERY_QUEUE, /* SQS: per-message receive counts; failed messages come back later */
-    WEIR_DELIVERY_ASYNC, /* S3: each batch is an event accepted into the function's durable
-                            asynchronous queue; done for the source once it is stored */
+    WEIR_DELIVERY_QUEUE,  /* SQS: per-message receive counts; failed messages come back later */
+    WEIR_DELIVERY_ASYNC,  /* S3: each batch is an event accepted into the function's durable
+                             asynchronous queue; done for the source once it is stored */
+    WEIR_DELIVERY_STREAM, /* Kafka, Postgres: a batch blocks its lane until it succeeds, its
+                             retries are spent or its records age out; then on to the failure
+                             destination, and the lane moves on */
     WEIR_DELIVERY_COUNT
 };
 

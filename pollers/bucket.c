@@ -1333,7 +1333,7 @@ const struct weir_source weir_source_bucket = {
             .settings_size = sizeof(struct weir_bucket_settings),
             .default_batch_size = 1,
             .max_batch_size = 1,
-            .default_window_s = 0,
+            .default_window_ms = 0,
             .validate = bucket_validate,
         },
     .format = &weir_format_s3,

@@ -23,10 +23,15 @@ struct weir_sink_ops {
     /* How many more records `lane` can take now (WEIR_LANE_ANY: all lanes together). 0: read no
      * more of it until the poller is resumed. */
     size_t (*room)(void *ctx, uint32_t lane);
-    /* Hands r on; ownership is taken. r->lane says its lane. */
+    /* Hands r on; ownership is taken. r->lane says its lane; a stream source's lane is the
+     * record's partition, which the mapping spreads over parallelization_factor lanes by key. */
     void (*deliver)(void *ctx, struct weir_record *r);
     /* One read has ended: with a zero batching window, what it delivered is sent now. */
     void (*read_done)(void *ctx);
+    /* The source no longer reads `lane` (a partition revoked in a rebalance): its records not yet
+     * sent are dropped, never settled, and its checkpoint forgotten; batches of it in flight
+     * finish, and what they settle is the source's to ignore. */
+    void (*forget)(void *ctx, uint32_t lane);
 };
 
 struct weir_sink {
@@ -49,6 +54,8 @@ struct weir_poller_args {
 /* What a running poller tells about its source. */
 struct weir_source_info {
     const char *source_arn; /* eventSourceARN; owned by the poller */
+    const char *endpoint;   /* what events name as the source's servers (Kafka's
+                               bootstrapServers), or NULL; owned by the poller */
     /* Records of one lane must reach the function in order, one batch of a lane at a time (SQS
      * FIFO message groups, partitions). false: lanes are only for capacity. */
     bool ordered_lanes;
@@ -71,6 +78,10 @@ struct weir_poller_ops {
      * RELEASE given back at once, REJECT to the dead-letter target (or set aside) with its
      * reason. b stays the caller's; the poller copies what it needs. */
     void (*settle)(struct weir_poller *p, const struct weir_batch *b);
+    /* A source that checkpoints by position (a stream): every record of `lane` (a partition)
+     * whose seq is below done_below is done, and the source may commit up to it. Called as the
+     * point moves; never moves back. NULL: the source settles record by record. */
+    void (*checkpoint)(struct weir_poller *p, uint32_t lane, uint64_t done_below);
     /* Stops reading; settles still work. Calls done(arg) once every server operation it started
      * has finished (or failed), so the poller can be freed. */
     void (*stop)(struct weir_poller *p, void (*done)(void *arg), void *arg);
@@ -82,6 +93,9 @@ struct weir_poller_ops {
 struct weir_source {
     struct weir_cfg_source config; /* name, URI scheme, keys, defaults, ranges, rules */
     const struct weir_event_format *format;
+    /* The format a mapping chose (Kafka: SelfManagedKafka or Kinesis); NULL: always `format`.
+     * Filter patterns are checked against `format` when the file is loaded. */
+    const struct weir_event_format *(*format_of)(const struct weir_mapping_cfg *mc);
     enum weir_delivery delivery; /* how the dispatcher drives its batches */
     const struct weir_poller_ops *ops;
 };

@@ -1615,7 +1615,7 @@ const struct weir_source weir_source_redis = {
             .settings_size = sizeof(struct weir_redis_settings),
             .default_batch_size = 10,
             .max_batch_size = 10000,
-            .default_window_s = 0,
+            .default_window_ms = 0,
             .validate = redis_validate,
         },
     .format = &weir_format_sqs,

@@ -94,7 +94,7 @@ static json_t *encode(const struct weir_record *r)
     const struct weir_encoder *enc = weir_format_s3.encoder;
     struct weir_buf b;
     weir_buf_init(&b);
-    enc->open(&b, &ctx);
+    enc->open(&b, &ctx, NULL);
     enc->append(&b, &ctx, r, 1);
     enc->close(&b, &ctx);
     json_error_t jerr;

@@ -755,7 +755,7 @@ static const struct weir_cfg_source wide_source = {
     .settings_size = sizeof(struct wide_settings),
     .default_batch_size = 7,
     .max_batch_size = 50,
-    .default_window_s = 2,
+    .default_window_ms = 2000,
 };
 
 struct alpha_settings {
@@ -804,7 +804,7 @@ static const struct weir_cfg_source beta_source = {
     .settings_size = sizeof(struct beta_settings),
     .default_batch_size = 100,
     .max_batch_size = 10000,
-    .default_window_s = 1,
+    .default_window_ms = 1000,
 };
 
 /* No check_pattern: filter patterns are kept as written. */

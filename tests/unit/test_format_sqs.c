@@ -47,7 +47,7 @@ static json_t *encode(struct weir_record **rs, size_t n, const struct weir_event
 {
     struct weir_buf out;
     weir_buf_init(&out);
-    weir_format_sqs.encoder->open(&out, c);
+    weir_format_sqs.encoder->open(&out, c, NULL);
     for (size_t i = 0; i < n; i++)
         weir_format_sqs.encoder->append(&out, c, rs[i], i == 0);
     size_t before = out.len;
