@@ -1,9 +1,10 @@
 # Integration test harness: every tests/integration/t_*.sh sources this file.
-# It owns the servers a test starts (redis-server, fn_http, weir), their temp dir, and the
-# cleanup that stops them; it must never touch a server or a file it did not create.
+# It owns the servers a test starts (redis-server, kafka_broker, fn_http, weir), their temp dir,
+# and the cleanup that stops them; it must never touch a server or a file it did not create.
 #
 # Environment:
-#   WEIR_BUILD_DIR   build dir whose weir, fn_http and fn_exec are used (default: <repo>/build)
+#   WEIR_BUILD_DIR   build dir whose weir, fn_http, fn_exec and kafka_broker are used
+#                    (default: <repo>/build)
 #   WEIR_SOURCE_DIR  the repository (default: two levels above this file)
 #   WEIR_LOG_LEVEL   level passed to `weir run` (default: info)
 #   WEIR_KEEP_TMP=1  keep the test's temp dir even when it passes
@@ -41,6 +42,11 @@ FN_PID=
 FN_URL=
 WEIR_PID=
 WEIR_LOG=
+KAFKA_BROKER=$WEIR_BUILD_DIR/kafka_broker
+KAFKA_BOOTSTRAP=
+KAFKA_PID=
+KAFKA_LOG=
+_N_KAFKA=0
 
 # need FILE...: the programs a test uses must have been built.
 need() {
@@ -95,7 +101,7 @@ fail() {
 SANITIZER_REPORT='[0-9]+:[0-9]+: runtime error: |ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer'
 
 # Ends a passing test. Every weir still running must exit 0 on SIGTERM (stop_weir) and every
-# fn_http too: under the sanitizers a report makes that status non-zero, so a report from a
+# fn_http and kafka_broker too: under the sanitizers a report makes that status non-zero, so a report from a
 # process the test did not stop itself fails the test as well. Then no log may hold a sanitizer
 # report: a process whose exit status nobody checks (fn_exec, run by weir, writes to weir's
 # log) may have written one, and UBSan always writes to stderr (GCC's libubsan is a runtime of
@@ -108,6 +114,9 @@ pass() {
     for pid in "${_FNS[@]}"; do
         _stop_checked "$pid" fn_http
     done
+    if [[ -n $KAFKA_PID ]]; then
+        stop_kafka
+    fi
     for f in "${_LOGS[@]}"; do
         if [[ -f $f ]] && grep -qE "$SANITIZER_REPORT" "$f"; then
             fail "sanitizer report in $f: $(grep -m1 -E "$SANITIZER_REPORT" "$f")"
@@ -323,6 +332,123 @@ inflight() { rcli HLEN "$1:weir:inflight"; }
 nothing_left() {
     local key=${1:-$QUEUE}
     [[ $(llen "$key") == 0 && $(inflight "$key") == 0 ]]
+}
+
+# ---- kafka ---------------------------------------------------------------------------------
+# A Kafka-protocol cluster on loopback: tests/tools/kafka_broker, librdkafka's mock cluster in a
+# process of its own. It keeps its data in memory only, so "the broker down and back" is
+# kafka_down / kafka_up (its brokers refuse connections, then accept them again, data kept), never
+# a restart. It picks its own ports. Facts about it (librdkafka 2.0.2) in docs/testing.md: it keeps
+# only about 5 MiB per partition, a first group join takes ~3 s, and a member rejoining a group
+# another member left waits session.timeout.ms - 1 s (give consumers session.timeout.ms=6000).
+
+# start_kafka [--brokers N] TOPIC:PARTITIONS...: starts kafka_broker with N brokers (default 1)
+# and those topics (replication min(N, 3)); waits (up to HANG_SECS) for its bootstrap file. Sets
+# KAFKA_BOOTSTRAP ("127.0.0.1:port,..."), KAFKA_PID and KAFKA_LOG. One cluster per test.
+start_kafka() {
+    need "$KAFKA_BROKER"
+    command -v kcat >/dev/null || fail "kcat is missing (scripts/setup.sh installs it)"
+    [[ -z $KAFKA_PID ]] || fail "start_kafka: kafka_broker pid $KAFKA_PID is already running"
+    local brokers=1 args=() topic end boot=$T/kafka.bootstrap
+    if [[ ${1:-} == --brokers ]]; then
+        brokers=$2
+        shift 2
+    fi
+    for topic in "$@"; do
+        args+=(--topic "$topic")
+    done
+    _N_KAFKA=$((_N_KAFKA + 1))
+    KAFKA_LOG=$T/kafka.$_N_KAFKA.log
+    rm -f "$boot"
+    "$KAFKA_BROKER" --brokers "$brokers" "${args[@]}" --bootstrap-file "$boot" \
+        </dev/null >/dev/null 2>"$KAFKA_LOG" &
+    KAFKA_PID=$!
+    _register "$KAFKA_PID" kafka_broker
+    _LOGS+=("$KAFKA_LOG")
+    end=$(deadline "$HANG_SECS")
+    while lt "$EPOCHREALTIME" "$end"; do
+        # Written with a rename: present means complete.
+        if [[ -s $boot ]]; then
+            KAFKA_BOOTSTRAP=$(cat "$boot")
+            note "kafka_broker pid $KAFKA_PID, $brokers brokers at $KAFKA_BOOTSTRAP ($*)"
+            return 0
+        fi
+        if ! alive "$KAFKA_PID"; then
+            wait "$KAFKA_PID" 2>/dev/null || true
+            KAFKA_PID=
+            fail "kafka_broker exited before it was ready"
+        fi
+        sleep 0.05
+    done
+    fail "kafka_broker did not write its bootstrap file within ${HANG_SECS}s"
+}
+
+# _kafka_signal SIG WORD: sends SIG and waits until the broker has logged "brokers WORD" once more.
+_kafka_signal() {
+    local sig=$1 word=$2 before
+    [[ -n $KAFKA_PID ]] || fail "kafka_broker is not running"
+    before=$(grep -c "kafka_broker: brokers $word" "$KAFKA_LOG" || true)
+    kill "-$sig" "$KAFKA_PID"
+    wait_until '[[ $(grep -c "kafka_broker: brokers '"$word"'" "$KAFKA_LOG") -gt '"$before"' ]]' \
+        "$HANG_SECS" || fail "kafka_broker did not log \"brokers $word\" after SIG$sig"
+}
+
+# kafka_down: every broker drops its connections and refuses new ones; the data stays.
+kafka_down() {
+    _kafka_signal USR1 down
+    note "kafka brokers down"
+}
+
+# kafka_up: the brokers accept connections again, with the data they had.
+kafka_up() {
+    _kafka_signal USR2 up
+    note "kafka brokers up"
+}
+
+# stop_kafka: SIGTERM; kafka_broker must exit 0 within HANG_SECS (under the sanitizers a report
+# makes that status non-zero). pass calls it when the cluster is still running.
+stop_kafka() {
+    [[ -n $KAFKA_PID ]] || fail "kafka_broker is not running"
+    local pid=$KAFKA_PID
+    KAFKA_PID=
+    _stop_checked "$pid" kafka_broker
+    note "kafka_broker pid $pid stopped with status 0"
+}
+
+# kafka_produce TOPIC: produces every line of stdin, "key<TAB>value", with kcat, one message
+# each, partitioned by key; kafka_produce_values TOPIC: lines are values, without keys (spread
+# over the partitions). kcat waits for every delivery report before it exits (acks=all); the
+# status is non-zero, and kcat's last words printed, when one was not delivered (no broker for
+# HANG_SECS, or every broker down: kcat gives up at once then). Unchecked, that fails the test.
+kafka_produce() { _kafka_produce "$1" -K $'\t'; }
+kafka_produce_values() { _kafka_produce "$1"; }
+
+_kafka_produce() {
+    local topic=$1 rc=0
+    shift
+    [[ -n $KAFKA_BOOTSTRAP ]] || fail "kafka_produce: no cluster (start_kafka first)"
+    timeout "$((HANG_SECS + 15))" kcat -b "$KAFKA_BOOTSTRAP" -P -t "$topic" "$@" \
+        -X message.timeout.ms=$((HANG_SECS * 1000)) 2>"$T/kcat.err" || rc=$?
+    if [[ $rc != 0 ]]; then
+        echo "  .. kcat -P -t $topic exited with status $rc: $(tail -n 3 "$T/kcat.err")" >&2
+        return "$rc"
+    fi
+}
+
+# kafka_count TOPIC [PARTITION]: how many messages the topic (or one partition) holds now, read
+# from the beginning to the end with kcat, within HANG_SECS.
+kafka_count() {
+    local topic=$1 part=()
+    [[ -n ${2:-} ]] && part=(-p "$2")
+    timeout "$HANG_SECS" kcat -b "$KAFKA_BOOTSTRAP" -C -e -q -t "$topic" "${part[@]}" \
+        -f '%o\n' 2>"$T/kcat.err" | wc -l
+}
+
+# kafka_read TOPIC: every message the topic holds now, "partition<TAB>offset<TAB>key<TAB>value"
+# a line (values and keys must not hold newlines), within HANG_SECS.
+kafka_read() {
+    timeout "$HANG_SECS" kcat -b "$KAFKA_BOOTSTRAP" -C -e -q -t "$1" \
+        -f '%p\t%o\t%k\t%s\n' 2>"$T/kcat.err"
 }
 
 # ---- test functions ------------------------------------------------------------------------
