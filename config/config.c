@@ -441,7 +441,7 @@ static void settings_free(const struct weir_cfg_key *keys, size_t n, void *setti
         const struct weir_cfg_key *k = &keys[i];
         if (k->type == WEIR_CFG_STRING)
             free(*(char **)((char *)settings + k->offset));
-        else if (k->type == WEIR_CFG_STRINGS)
+        else if (k->type == WEIR_CFG_STRINGS || k->type == WEIR_CFG_MAP)
             strv_free(*(char ***)((char *)settings + k->offset));
         else if (k->type == WEIR_CFG_OBJECT)
             settings_free(k->sub, k->n_sub, settings);
@@ -659,6 +659,34 @@ static void set_response_types(struct load *ld, const struct field *f, const str
 
 static void walk(struct load *ld, const struct schema *s, const struct weir_cfgnode *map,
                  const char *prefix, void *obj);
+
+/* A mapping of scalars, kept as written (numbers and booleans as their text): key, value, ... */
+static void set_string_map(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
+                           const char *path, void *obj)
+{
+    char got[320], elem[256];
+    if (v->kind == WEIR_CFGNODE_BAD || weir_cfgtree_is_null(v))
+        return;
+    if (v->kind != WEIR_CFGNODE_MAP) {
+        err_at(ld, v, "%s must be a mapping of names to values, got %s", path,
+               describe(v, got, sizeof(got)));
+        return;
+    }
+    char **pairs = weir_calloc(2 * v->n + 1, sizeof(*pairs));
+    size_t n = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        snprintf(elem, sizeof(elem), "%s.%.*s", path,
+                 (int)(v->keys[i]->len < 128 ? v->keys[i]->len : 128), v->keys[i]->str);
+        char *value = want_string(ld, v->vals[i], elem, 0);
+        if (!value)
+            continue;
+        pairs[2 * n] = weir_strndup(v->keys[i]->str, v->keys[i]->len);
+        pairs[2 * n + 1] = value;
+        n++;
+    }
+    *(char ***)((char *)obj + f->off) = pairs;
+    *(size_t *)((char *)obj + f->off_n) = n;
+}
 
 static void set_object(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
                        const char *path, void *obj)
@@ -1341,6 +1369,10 @@ static void source_schema_build(struct source_schema *ss, const struct weir_cfg_
             break;
         case WEIR_CFG_STRINGS:
             f->set = set_strings;
+            f->off_n = k->offset_n;
+            break;
+        case WEIR_CFG_MAP:
+            f->set = set_string_map;
             f->off_n = k->offset_n;
             break;
         case WEIR_CFG_OBJECT: {

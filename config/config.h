@@ -125,7 +125,9 @@ enum weir_cfg_type {
     WEIR_CFG_BOOL,
     WEIR_CFG_STRING,
     WEIR_CFG_STRINGS, /* a sequence of strings: char ** (NULL-terminated) and its length */
-    WEIR_CFG_OBJECT
+    WEIR_CFG_OBJECT,
+    WEIR_CFG_MAP /* free-form scalar values by key (librdkafka properties): char ** holding
+                    key, value, key, value, ... NULL-terminated, and the number of pairs */
 };
 
 /* One configuration key of a source (Fluent Bit's config_map): its value goes at `offset` in the
@@ -159,6 +161,11 @@ struct weir_cfg_key {
     {                                                                                              \
         .name = k, .type = WEIR_CFG_STRINGS, .offset = offsetof(st, member),                       \
         .offset_n = offsetof(st, member_n), .min = min_len, .max = most                            \
+    }
+#define WEIR_CFG_KEY_MAP(k, st, member, member_n)                                                  \
+    {                                                                                              \
+        .name = k, .type = WEIR_CFG_MAP, .offset = offsetof(st, member),                           \
+        .offset_n = offsetof(st, member_n)                                                         \
     }
 #define WEIR_CFG_KEY_OBJECT(k, keys)                                                               \
     {                                                                                              \

@@ -69,6 +69,8 @@ struct weir_function {
     struct weir_list running_jobs;
     struct weir_list delayed; /* waiting for the policy's delay before another attempt */
     struct weir_list refused; /* refused before an invocation, handed back on the next turn */
+    struct weir_list holds;   /* what policies hold outside these lists (struct weir_hold) */
+    bool aborting;
     struct watcher *watchers;
     size_t n_watchers;
     bool notifying;
@@ -85,6 +87,7 @@ const struct weir_policy *weir_policy_of(enum weir_delivery d)
     static const struct weir_policy *const rows[WEIR_DELIVERY_COUNT] = {
         [WEIR_DELIVERY_QUEUE] = &weir_policy_queue,
         [WEIR_DELIVERY_ASYNC] = &weir_policy_async,
+        [WEIR_DELIVERY_STREAM] = &weir_policy_stream,
     };
     return (unsigned)d < WEIR_DELIVERY_COUNT ? rows[d] : NULL;
 }
@@ -137,6 +140,7 @@ struct weir_function *weir_function_new_with(const struct weir_function_cfg *cfg
     weir_list_init(&fn->running_jobs);
     weir_list_init(&fn->delayed);
     weir_list_init(&fn->refused);
+    weir_list_init(&fn->holds);
     for (size_t i = 0; i < fn->n_eps; i++) {
         fn->eps[i].t = fn->ops->new (cfg, i, base, err);
         if (!fn->eps[i].t)
@@ -351,7 +355,7 @@ static void on_invoked(void *arg, struct weir_invoke_result *res)
     fn->running--;
 
     struct weir_classified c;
-    weir_outcome_classify(res, b, j->pol->report_batch_item_failures, &c);
+    weir_outcome_classify(res, b, j->pol->report_batch_item_failures, j->pol->format, &c);
     if (j->policy->keeps_response)
         keep_response(b, res, &c);
     weir_debug(fn->component, "invoked mapping=%s request_id=%s outcome=%s elapsed_ms=%ld",
@@ -433,9 +437,25 @@ void weir_disp_finish_later(struct weir_function *fn, struct weir_batch *b,
     job_finish_later(j);
 }
 
+void weir_function_hold(struct weir_function *fn, struct weir_hold *h)
+{
+    weir_list_push_back(&fn->holds, &h->link);
+}
+
+void weir_function_unhold(struct weir_hold *h)
+{
+    weir_list_remove(&h->link);
+}
+
+bool weir_function_aborting(const struct weir_function *fn)
+{
+    return fn->aborting;
+}
+
 void weir_disp_abort(struct weir_function *fn)
 {
     struct job *j;
+    fn->aborting = true;
     while ((j = job_of(weir_list_pop_front(&fn->running_jobs)))) {
         fn->ops->cancel(j->inv);
         j->inv = NULL;
@@ -454,6 +474,13 @@ void weir_disp_abort(struct weir_function *fn)
         weir_batch_set_verdicts(j->b, WEIR_VERDICT_RELEASE);
         job_finish(j);
     }
+    struct weir_list *node;
+    while ((node = weir_list_pop_front(&fn->holds))) {
+        struct weir_hold *h = weir_list_entry(node, struct weir_hold, link);
+        weir_list_init(&h->link);
+        h->abort(h);
+    }
+    fn->aborting = false;
 }
 
 static void free_jobs(struct weir_function *fn, struct weir_list *list)

@@ -12,7 +12,11 @@
 #include "model/record.h"
 
 struct event_base;
+struct weir_event_ctx;
+struct weir_event_format;
 struct weir_function_cfg;
+struct weir_stream;
+struct weir_stream_cfg;
 struct weir_function;
 struct weir_target_ops;
 
@@ -21,6 +25,13 @@ struct weir_disp_policy {
     enum weir_delivery delivery; /* the policy row (dispatcher/policy.h) */
     bool report_batch_item_failures;
     const char *mapping_name; /* for logs; borrowed */
+    /* The mapping's event format and its context, borrowed: how a partial response names records,
+     * how a part of a batch is encoded again, what a failure record says of a batch. NULL format:
+     * record ids are strings. */
+    const struct weir_event_format *format;
+    const struct weir_event_ctx *ctx;
+    struct weir_stream
+        *stream; /* STREAM: the mapping's retries, age, bisect, failure destination */
 };
 
 /* Called once per submitted batch when every record has a verdict; ownership of b returns. */
@@ -54,6 +65,35 @@ void weir_disp_submit(struct weir_function *fn, struct weir_batch *b,
  * its done callback. Records of an aborted invocation are RETRY (the function may have run them);
  * records never sent (waiting, or backing off after a throttle) are RELEASE. */
 void weir_disp_abort(struct weir_function *fn);
+
+/* ---- stream semantics (stream.c) ---------------------------------------------------------
+ * For ordered sources (Kafka, Postgres), reference 1.4: a batch stays with the dispatcher until
+ * every record is done. Function errors are retried up to maximum_retry_attempts (throttles and
+ * unreachable targets are retried with backoff without spending it); records older than
+ * maximum_record_age_in_seconds are not invoked again; bisect_batch_on_function_error halves a
+ * failing batch down to single records; a partial response resumes from its lowest reported
+ * record. What is given up goes to the on_failure destination (reference 1.6), then is done. */
+
+struct weir_stream_stats {
+    uint64_t attempts;
+    uint64_t retries;   /* attempts after a function error or a partial response */
+    uint64_t throttles; /* attempts the function never ran */
+    uint64_t bisections;
+    uint64_t retries_exhausted; /* records given up after the retry budget */
+    uint64_t record_age_exceeded;
+    uint64_t too_large; /* records no event can hold */
+    uint64_t delivered; /* failure records and failed records written to the destination */
+    uint64_t delivery_failures;
+};
+
+/* The stream handling of one mapping; cfg, mapping_name and fn are borrowed and outlive it. Creates
+ * the on_failure destination. region: for ARNs in failure records. NULL with err on failure. */
+struct weir_stream *weir_stream_new(struct weir_function *fn, const struct weir_stream_cfg *cfg,
+                                    const char *mapping_name, const char *region,
+                                    struct event_base *base, struct weir_err *err);
+/* Batches still held are dropped (their callbacks never called). NULL is a no-op. */
+void weir_stream_free(struct weir_stream *s);
+const struct weir_stream_stats *weir_stream_stats(const struct weir_stream *s);
 
 /* ---- one synchronous invocation (direct.c) -------------------------------------------------
  * The Invoke API's RequestResponse: the payload goes to the function once, as it is, and its

@@ -210,7 +210,7 @@ static void printable_id(const char *id, size_t len, char out[WHY_ID_MAX + 4])
 /* Rule 7: the partial batch response (reference 1.5). Any malformed entry fails the whole
  * batch, as AWS does; a valid list names records by their id. */
 static void classify_partial(struct body *bd, const struct weir_batch *b,
-                             struct weir_classified *out)
+                             const struct weir_event_format *format, struct weir_classified *out)
 {
     if (bd->len == 0) {
         out->outcome = WEIR_OUTCOME_OK;
@@ -250,6 +250,17 @@ static void classify_partial(struct body *bd, const struct weir_batch *b,
             verdict(out, WEIR_OUTCOME_FUNCTION_ERROR,
                     "batchItemFailures[%zu] has no itemIdentifier", i);
             goto fail;
+        }
+        if (format && format->find_item) {
+            char why[160];
+            long found = format->find_item(id, b, why, sizeof(why));
+            if (found < 0) {
+                verdict(out, WEIR_OUTCOME_FUNCTION_ERROR,
+                        "batchItemFailures[%zu].itemIdentifier %s", i, why);
+                goto fail;
+            }
+            failed[i] = (size_t)found;
+            continue;
         }
         if (!json_is_string(id)) {
             verdict(out, WEIR_OUTCOME_FUNCTION_ERROR, "batchItemFailures[%zu].itemIdentifier is %s",
@@ -351,7 +362,8 @@ static int classify_error(const struct weir_invoke_result *res, struct body *bd,
 }
 
 void weir_outcome_classify(const struct weir_invoke_result *res, const struct weir_batch *b,
-                           bool report_batch_item_failures, struct weir_classified *out)
+                           bool report_batch_item_failures, const struct weir_event_format *format,
+                           struct weir_classified *out)
 {
     memset(out, 0, sizeof(*out));
     out->outcome = WEIR_OUTCOME_OK;
@@ -379,6 +391,6 @@ void weir_outcome_classify(const struct weir_invoke_result *res, const struct we
     struct body bd;
     body_init(&bd, &res->body);
     if (!classify_error(res, &bd, out) && report_batch_item_failures)
-        classify_partial(&bd, b, out);
+        classify_partial(&bd, b, format, out);
     json_decref(bd.json);
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "connectors/target.h"
+#include "model/event.h"
 #include "model/record.h"
 
 enum weir_outcome {
@@ -30,9 +31,11 @@ struct weir_classified {
 };
 
 /* Classifies res for batch b. report_batch_item_failures: the mapping opted in to partial batch
- * responses (reference 1.5); otherwise the body is ignored unless it is a runtime error. */
+ * responses (reference 1.5); otherwise the body is ignored unless it is a runtime error. format:
+ * how its itemIdentifiers name records (Kafka's are objects); NULL: record ids as strings. */
 void weir_outcome_classify(const struct weir_invoke_result *res, const struct weir_batch *b,
-                           bool report_batch_item_failures, struct weir_classified *out);
+                           bool report_batch_item_failures, const struct weir_event_format *format,
+                           struct weir_classified *out);
 void weir_classified_deinit(struct weir_classified *c);
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/list.h"
 #include "dispatcher/dispatcher.h"
 #include "dispatcher/outcome.h"
 #include "model/record.h"
@@ -42,12 +43,16 @@ struct weir_policy {
 
 /* SQS: per-message receive counts; throttles retried while the lease lasts (queue.c). */
 extern const struct weir_policy weir_policy_queue;
+/* Kafka, Postgres: a batch blocks its lane until done; retries, bisect, age (stream.c). */
+extern const struct weir_policy weir_policy_stream;
 /* A mapping's batches become events in the function's asynchronous queue (async.c). */
 extern const struct weir_policy weir_policy_async;
 /* Rows no mapping names, for the dispatcher's own callers: one attempt of an asynchronous event,
  * whose outcome the queue acts on (async.c); one synchronous invocation, its answer handed back
  * as it is (the Invoke API's RequestResponse, direct.c). */
 extern const struct weir_policy weir_policy_async_attempt;
+/* One attempt of (a part of) a stream batch, whose outcome the stream run acts on (stream.c). */
+extern const struct weir_policy weir_policy_stream_attempt;
 extern const struct weir_policy weir_policy_direct;
 
 /* The row of delivery kind d. */
@@ -62,6 +67,18 @@ void weir_disp_submit_row(struct weir_function *fn, struct weir_batch *b,
  * Cancelled, without done, when fn is freed first. */
 void weir_disp_finish_later(struct weir_function *fn, struct weir_batch *b,
                             const struct weir_disp_policy *pol, weir_disp_done_fn done, void *arg);
+
+/* Something a policy holds for a function outside the dispatcher's own lists (a stream batch
+ * waiting out a backoff, or for its failure destination): weir_disp_abort calls abort, which must
+ * hand the batch back through its done callback. */
+struct weir_hold {
+    void (*abort)(struct weir_hold *h);
+    struct weir_list link;
+};
+void weir_function_hold(struct weir_function *fn, struct weir_hold *h);
+void weir_function_unhold(struct weir_hold *h);
+/* True while weir_disp_abort hands batches back: what comes back then was aborted. */
+bool weir_function_aborting(const struct weir_function *fn);
 
 /* The function's asynchronous queue, NULL when it has none (no state store). */
 struct weir_async_queue *weir_function_async(const struct weir_function *fn);

@@ -19,6 +19,7 @@
 #include "dispatcher/dispatcher.h"
 #include "mapping/batcher.h"
 #include "mapping/filter.h"
+#include "mapping/positions.h"
 #include "pollers/poller.h"
 
 /* AWS starts an SQS mapping at 5 concurrent batches and adds up to 300 a minute while messages
@@ -35,6 +36,9 @@
 #define FIRST_RECORD_BYTES_GUESS 1024
 /* An ordered lane reads ahead one batch beyond the one in flight, then waits. */
 #define ORDERED_LANE_BATCHES 2
+/* A stream partition's lanes (parallelization_factor of them) are numbered from its own number
+ * times this. */
+#define PARTITION_LANES 10
 
 /* A lane's state in this mapping, kept while it holds anything or is paused. */
 struct lane {
@@ -55,6 +59,13 @@ struct weir_mapping {
     const struct weir_source *src;
     struct weir_poller *p;
     const struct weir_source_info *info;
+    const struct weir_event_format *format; /* the source's, or the one the mapping chose */
+    /* A stream source (it checkpoints by position): where each partition can be checkpointed,
+     * which partitions are paused, and how many lanes a partition is spread over. */
+    bool positional;
+    struct weir_positions positions;
+    struct weir_u32map paused_parts; /* partition -> non-NULL while paused */
+    uint32_t lanes_per_partition;
     struct weir_batcher bt;
     struct weir_event_ctx ctx;
     struct weir_disp_policy pol;
@@ -158,10 +169,23 @@ static size_t room_any(const struct weir_mapping *m)
     return min_size(room, bytes_room(m));
 }
 
+/* A stream partition holds up to two batches per lane it is spread over, read, waiting and in
+ * flight together; then it is paused, and the consumer goes on reading the others. */
+static size_t room_partition(const struct weir_mapping *m, uint32_t part)
+{
+    if (!m->started || m->stopping)
+        return 0;
+    size_t bound = m->lanes_per_partition * ORDERED_LANE_BATCHES * (size_t)m->mc->batch_size;
+    size_t held = weir_positions_held(&m->positions, part);
+    return min_size(held < bound ? bound - held : 0, bytes_room(m));
+}
+
 static size_t room_lane(const struct weir_mapping *m, uint32_t id)
 {
     if (id == WEIR_LANE_ANY || !m->info->ordered_lanes)
         return room_any(m);
+    if (m->positional)
+        return room_partition(m, id);
     if (!m->started || m->stopping)
         return 0;
     const struct lane *l = lane_find(m, id);
@@ -181,6 +205,29 @@ static void poller_resume(struct weir_mapping *m)
         m->src->ops->resume(m->p, WEIR_LANE_ANY);
 }
 
+static void partition_maybe_resume(struct weir_mapping *m, uint32_t part)
+{
+    if (!weir_u32map_get(&m->paused_parts, part) || m->stopping || room_partition(m, part) == 0)
+        return;
+    weir_u32map_del(&m->paused_parts, part);
+    m->src->ops->resume(m->p, part);
+}
+
+static void partition_maybe_pause(struct weir_mapping *m, uint32_t part)
+{
+    if (!m->src->ops->pause || weir_u32map_get(&m->paused_parts, part) ||
+        room_partition(m, part) > 0)
+        return;
+    weir_u32map_put(&m->paused_parts, part, m);
+    m->src->ops->pause(m->p, part);
+}
+
+/* The partition a stream record belongs to, whichever lane it went to. */
+static uint32_t partition_of(const struct weir_record *r)
+{
+    return (uint32_t)r->partition;
+}
+
 /* Tells the poller to read l again when it was paused and has room now. */
 static void lane_maybe_resume(struct weir_mapping *m, struct lane *l)
 {
@@ -188,6 +235,24 @@ static void lane_maybe_resume(struct weir_mapping *m, struct lane *l)
         return;
     l->paused = false;
     m->src->ops->resume(m->p, l->id);
+}
+
+/* ---- settling ---- */
+
+/* Hands b's verdicts to the source; for a stream, done records also move their partition's
+ * checkpoint, which the source is told. */
+static void settle(struct weir_mapping *m, const struct weir_batch *b)
+{
+    m->src->ops->settle(m->p, b);
+    if (!m->positional)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        const struct weir_record *r = b->records[i];
+        uint64_t below;
+        if (r->verdict == WEIR_VERDICT_DONE &&
+            weir_positions_done(&m->positions, partition_of(r), r->seq, &below))
+            m->src->ops->checkpoint(m->p, partition_of(r), below);
+    }
 }
 
 /* ---- batches to the dispatcher and back ---- */
@@ -255,7 +320,7 @@ static void give_back(struct weir_mapping *m, struct weir_batch *b)
 {
     weir_batch_set_verdicts(b, WEIR_VERDICT_RELEASE);
     m->stats.records_released += b->n;
-    m->src->ops->settle(m->p, b);
+    settle(m, b);
     weir_batch_free(b);
 }
 
@@ -320,7 +385,7 @@ static void block_lane(struct weir_mapping *m, struct lane *l, struct weir_batch
     }
     b->n = kept;
     if (b->n)
-        m->src->ops->settle(m->p, b);
+        settle(m, b);
     size_t unsent = run->n;
     m->stats.records_released -= unsent; /* counted with b's verdicts already */
     size_t n = give_back_lane(m, l, run);
@@ -334,6 +399,7 @@ static void on_batch_done(void *arg, struct weir_batch *b)
 {
     struct weir_mapping *m = arg;
     struct lane *l = lane_get(m, b->lane);
+    uint32_t b_part = b->n ? partition_of(b->records[0]) : UINT32_MAX;
     m->inflight--;
     m->stats.inflight = m->inflight;
     l->inflight--;
@@ -347,7 +413,7 @@ static void on_batch_done(void *arg, struct weir_batch *b)
     if (blocked) {
         block_lane(m, l, b);
     } else {
-        m->src->ops->settle(m->p, b);
+        settle(m, b);
         if (m->info->ordered_lanes && !l->inflight) {
             struct weir_list *next = weir_list_pop_front(&l->waiting);
             if (next) {
@@ -363,7 +429,10 @@ static void on_batch_done(void *arg, struct weir_batch *b)
         maybe_finish_stop(m);
         return;
     }
-    lane_maybe_resume(m, l);
+    if (m->positional && b_part != UINT32_MAX)
+        partition_maybe_resume(m, b_part);
+    else
+        lane_maybe_resume(m, l);
     lane_put(m, l);
     poller_resume(m);
 }
@@ -442,7 +511,7 @@ static void settle_side(struct weir_mapping *m, struct weir_batch **side)
     if (!b)
         return;
     *side = NULL;
-    m->src->ops->settle(m->p, b);
+    settle(m, b);
     weir_batch_free(b);
 }
 
@@ -472,7 +541,19 @@ static void sink_deliver(void *ctx, struct weir_record *r)
     }
     /* Before the batcher, as Lambda filters before batching: a filtered record takes no room in
      * a batch and never reaches the function. */
-    if (m->filter && !weir_filter_match(m->filter, r, m->src->format->encoder, &m->ctx)) {
+    uint32_t part = partition_of(r);
+    if (m->positional) {
+        r->lane = part;
+        if (!weir_positions_add(&m->positions, part, r->seq))
+            weir_warn(m->component,
+                      "partition read again from an earlier position; its checkpoint starts over "
+                      "partition=%u seq=%llu",
+                      part, (unsigned long long)r->seq);
+        if (m->lanes_per_partition > 1)
+            r->lane = part * PARTITION_LANES +
+                      (r->key ? weir_lane_of(r->key, r->key_len) % m->lanes_per_partition : 0);
+    }
+    if (m->filter && !weir_filter_match(m->filter, r, m->format->encoder, &m->ctx)) {
         m->stats.records_filtered++;
         r->verdict = WEIR_VERDICT_DONE;
         set_aside(m, &m->filtered, r);
@@ -495,6 +576,15 @@ static void sink_deliver(void *ctx, struct weir_record *r)
                            "its event element of %zu bytes is over the %d-byte invoke payload "
                            "limit",
                            r->event_bytes, WEIR_INVOKE_PAYLOAD_MAX);
+        if (m->positional) {
+            /* A stream's policy gives it up to the failure destination, in a batch of its own
+             * (MaximumPayloadSizeExceeded, reference 1.6). */
+            struct weir_batch *alone = weir_batch_new(r->lane);
+            weir_batch_take(alone, r);
+            l->records++;
+            submit(m, alone);
+            return;
+        }
         set_aside(m, &m->rejected, r);
         lane_put(m, l);
         return;
@@ -510,8 +600,10 @@ static void sink_deliver(void *ctx, struct weir_record *r)
     if (!m->avg_record_bytes)
         m->avg_record_bytes = 1;
     l = lane_find(m, lane);
-    if (l && m->info->ordered_lanes && m->src->ops->pause && !l->paused &&
-        room_lane(m, lane) == 0) {
+    if (m->positional) {
+        partition_maybe_pause(m, part);
+    } else if (l && m->info->ordered_lanes && m->src->ops->pause && !l->paused &&
+               room_lane(m, lane) == 0) {
         l->paused = true;
         m->src->ops->pause(m->p, lane);
     }
@@ -544,10 +636,62 @@ static void sink_read_done(void *ctx)
     arm_window(m);
 }
 
+/* A partition revoked from this consumer: what is not sent of it is dropped (the source reads it
+ * again, here or elsewhere, from its checkpoint); batches of it in flight finish. */
+static void sink_forget(void *ctx, uint32_t part)
+{
+    struct weir_mapping *m = ctx;
+    if (!m->positional)
+        return;
+    size_t dropped = 0;
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &m->ready)
+    {
+        struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
+        if (!b->n || partition_of(b->records[0]) != part)
+            continue;
+        struct lane *l = lane_get(m, b->lane);
+        weir_list_remove(&b->link);
+        m->queued--;
+        l->ready--;
+        forget_batch(m, l, b);
+        dropped += b->n;
+        weir_batch_free(b);
+        lane_put(m, l);
+    }
+    for (uint32_t k = 0; k < m->lanes_per_partition; k++) {
+        uint32_t id = m->lanes_per_partition > 1 ? part * PARTITION_LANES + k : part;
+        struct lane *l = lane_find(m, id);
+        if (!l)
+            continue;
+        while ((node = weir_list_pop_front(&l->waiting))) {
+            struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
+            m->queued--;
+            forget_batch(m, l, b);
+            dropped += b->n;
+            weir_batch_free(b);
+        }
+        struct weir_batch *open = weir_batcher_steal_lane(&m->bt, id);
+        if (open) {
+            l->records -= open->n;
+            for (size_t i = 0; i < open->n; i++)
+                m->stats.bytes -= open->records[i]->data_len + open->records[i]->event_bytes;
+            dropped += open->n;
+            weir_batch_free(open);
+        }
+        l->paused = false;
+        lane_put(m, l);
+    }
+    weir_positions_forget(&m->positions, part);
+    weir_u32map_del(&m->paused_parts, part);
+    weir_info(m->component, "partition revoked partition=%u dropped_unsent=%zu", part, dropped);
+}
+
 static const struct weir_sink_ops sink_ops = {
     .room = sink_room,
     .deliver = sink_deliver,
     .read_done = sink_read_done,
+    .forget = sink_forget,
 };
 
 /* ---- life ---- */
@@ -560,7 +704,7 @@ static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
     const char *texts[WEIR_FILTER_MAX_PATTERNS];
     size_t lens[WEIR_FILTER_MAX_PATTERNS], bad = 0;
     struct weir_filter_error ferr;
-    if (!m->src->format->filter_shape) {
+    if (!m->format->filter_shape) {
         weir_err_set(err, "the %s source cannot filter records", m->src->config.name);
         return false;
     }
@@ -572,8 +716,7 @@ static bool compile_filter(struct weir_mapping *m, struct weir_err *err)
         texts[i] = mc->filters[i].pattern;
         lens[i] = mc->filters[i].pattern_len;
     }
-    m->filter =
-        weir_filter_new(texts, lens, mc->n_filters, m->src->format->filter_shape, &bad, &ferr);
+    m->filter = weir_filter_new(texts, lens, mc->n_filters, m->format->filter_shape, &bad, &ferr);
     if (!m->filter) {
         weir_err_set(err, "filter_criteria.filters[%zu].pattern: at %s (offset %zu): %s", bad,
                      ferr.path[0] ? ferr.path : "the top", ferr.offset, ferr.msg);
@@ -615,6 +758,12 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->ahead_lease_ms = 2 * (int64_t)(mc->fn ? mc->fn->timeout : 900) * 1000 + 1000;
     weir_u32map_init(&m->lanes);
     weir_list_init(&m->ready);
+    m->format = src->format_of ? src->format_of(mc) : src->format;
+    m->positional = src->ops->checkpoint != NULL;
+    weir_positions_init(&m->positions);
+    weir_u32map_init(&m->paused_parts);
+    m->lanes_per_partition =
+        mc->stream.parallelization_factor > 1 ? (uint32_t)mc->stream.parallelization_factor : 1;
     m->window_timer = weir_timer_new(base, on_window, m);
     m->scale_timer = weir_timer_new(base, on_scale, m);
     if (mc->n_filters && !compile_filter(m, err))
@@ -625,7 +774,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
         .component = m->component,
         .base = base,
         .sink = {.ops = &sink_ops, .ctx = m},
-        .format = src->format,
+        .format = m->format,
         .store = store,
     };
     m->p = src->ops->new (&args, err);
@@ -635,7 +784,15 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->ctx.source_arn = m->info->source_arn;
     m->ctx.region = m->region;
     m->ctx.mapping_name = mc->name;
+    m->ctx.endpoint = m->info->endpoint;
     m->pol.delivery = src->delivery;
+    m->pol.format = m->format;
+    m->pol.ctx = &m->ctx;
+    if (src->delivery == WEIR_DELIVERY_STREAM) {
+        m->pol.stream = weir_stream_new(fn, &mc->stream, mc->name, region, base, err);
+        if (!m->pol.stream)
+            goto fail;
+    }
     /* Storing needs no scaling up as pollers do (AWS scales SQS pollers; S3 pushes): all the
      * batches the mapping may have in flight at once from the start. */
     if (!weir_delivery_invokes(m->pol.delivery))
@@ -649,7 +806,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
                          ? mc->batching_window_ms
                          : (int64_t)mc->maximum_batching_window_in_seconds * 1000,
         .max_bytes = WEIR_INVOKE_PAYLOAD_MAX,
-        .encoder = src->format->encoder,
+        .encoder = m->format->encoder,
         .ctx = &m->ctx,
     };
     weir_batcher_init(&m->bt, &bc, on_batch_closed, m);
@@ -672,12 +829,12 @@ weir_status weir_mapping_start(struct weir_mapping *m)
     if (m->src->ops->start(m->p) != WEIR_OK)
         return WEIR_ERR;
     weir_info(m->component,
-              "started source=%s function=%s delivery=%s ordered_lanes=%s batch_size=%d "
-              "window_s=%d max_concurrency=%zu buffer_mib=%zu report_batch_item_failures=%s "
+              "started source=%s function=%s delivery=%s format=%s ordered_lanes=%s batch_size=%d "
+              "window_ms=%lld max_concurrency=%zu buffer_mib=%zu report_batch_item_failures=%s "
               "filters=%zu",
               m->src->config.name, weir_function_name(m->fn), weir_delivery_name(m->pol.delivery),
-              m->info->ordered_lanes ? "true" : "false", m->mc->batch_size,
-              m->mc->maximum_batching_window_in_seconds, m->limit, m->budget >> 20,
+              m->format->name, m->info->ordered_lanes ? "true" : "false", m->mc->batch_size,
+              (long long)m->bt.cfg.window_ms, m->limit, m->budget >> 20,
               m->mc->report_batch_item_failures ? "true" : "false", m->mc->n_filters);
     return WEIR_OK;
 }
@@ -799,6 +956,9 @@ void weir_mapping_free(struct weir_mapping *m)
     weir_batch_free(m->filtered);
     weir_batch_free(m->rejected);
     weir_filter_free(m->filter);
+    weir_stream_free(m->pol.stream);
+    weir_positions_deinit(&m->positions);
+    weir_u32map_deinit(&m->paused_parts);
     weir_timer_free(m->window_timer);
     weir_timer_free(m->scale_timer);
     if (m->stopped_event)

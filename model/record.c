@@ -149,7 +149,7 @@ void weir_batch_free(struct weir_batch *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n && !b->borrowed; i++)
         weir_record_free(b->records[i]);
     free(b->records);
     weir_buf_deinit(&b->event);

@@ -116,11 +116,13 @@ struct weir_batch {
     size_t bytes;          /* what its records count against the mapping's byte budget */
     uint32_t invocations;  /* invocations made for this batch so far */
     struct weir_response response; /* the last invocation's answer, when its policy keeps it */
-    struct weir_list link;         /* for whoever holds the batch: the batcher, a lane's queue */
+    bool borrowed; /* its records belong to another batch (a part of it being retried): freeing
+                      it frees none of them */
+    struct weir_list link; /* for whoever holds the batch: the batcher, a lane's queue */
 };
 
 struct weir_batch *weir_batch_new(uint32_t lane);
-/* Frees the batch and every record still in it. NULL is a no-op. */
+/* Frees the batch and every record still in it (none when borrowed). NULL is a no-op. */
 void weir_batch_free(struct weir_batch *b);
 /* Appends r; the batch takes ownership. */
 void weir_batch_take(struct weir_batch *b, struct weir_record *r);

@@ -7,10 +7,12 @@
 
 extern const struct weir_source weir_source_redis;
 extern const struct weir_source weir_source_bucket;
+extern const struct weir_source weir_source_kafka;
 
 const struct weir_source *const weir_sources[] = {
     &weir_source_redis,
     &weir_source_bucket,
+    &weir_source_kafka,
     NULL,
 };
 

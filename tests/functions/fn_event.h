@@ -43,12 +43,105 @@ static bool fn_record_fails(const struct fn_fail_rule *rule, const char *body, c
     return true;
 }
 
+/* Decodes standard base64 (padding optional); a new NUL-terminated string, invalid input cut. */
+static char *fn_base64_decode(const char *in)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = in ? strlen(in) : 0;
+    char *out = malloc(n * 3 / 4 + 4);
+    size_t len = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n && in[i] != '='; i++) {
+        const char *c = strchr(alphabet, in[i]);
+        if (!c || !*c)
+            break;
+        acc = (acc << 6) | (unsigned)(c - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[len++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* A stream record as the SQS-shaped object the rest of this file reads: messageId (Kafka
+ * "<topic>-<partition>:<offset>", Kinesis the sequenceNumber), the decoded value as body, the key
+ * as MessageGroupId, and the identifier a partial batch response names it by. */
+static json_t *fn_stream_record(const char *id, const char *value_b64, const char *key,
+                                json_t *ident)
+{
+    char *body = fn_base64_decode(value_b64);
+    json_t *r = json_pack("{s:s, s:s, s:{s:s}, s:O}", "messageId", id, "body", body, "attributes",
+                          "MessageGroupId", key ? key : "-", "ident", ident);
+    free(body);
+    return r;
+}
+
+/* Kafka's records{} (SelfManagedKafka) and Kinesis' Records[] turned into SQS-shaped records;
+ * NULL when the event is neither. */
+static json_t *fn_stream_records(json_t *event)
+{
+    json_t *out = json_array();
+    json_t *kafka = json_object_get(event, "records");
+    if (json_is_object(kafka)) {
+        const char *tp;
+        json_t *list;
+        json_object_foreach(kafka, tp, list)
+        {
+            size_t i;
+            json_t *r;
+            json_array_foreach(list, i, r)
+            {
+                char id[320];
+                /* fn_http reads integers as reals (JSON_DECODE_INT_AS_REAL). */
+                json_int_t offset = (json_int_t)json_number_value(json_object_get(r, "offset"));
+                snprintf(id, sizeof(id), "%s:%lld", tp, (long long)offset);
+                const char *key_b64 = json_string_value(json_object_get(r, "key"));
+                char *key = key_b64 ? fn_base64_decode(key_b64) : NULL;
+                json_t *ident = json_pack("{s:s, s:I}", "topic-partition", tp, "offset", offset);
+                json_array_append_new(
+                    out, fn_stream_record(id, json_string_value(json_object_get(r, "value")), key,
+                                          ident));
+                json_decref(ident);
+                free(key);
+            }
+        }
+        return out;
+    }
+    json_t *records = json_object_get(event, "Records");
+    json_t *first = json_array_get(records, 0);
+    if (!json_object_get(first, "kinesis")) {
+        json_decref(out);
+        return NULL;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(records, i, r)
+    {
+        json_t *k = json_object_get(r, "kinesis");
+        const char *seq = json_string_value(json_object_get(k, "sequenceNumber"));
+        json_t *ident = json_string(seq ? seq : "");
+        json_array_append_new(
+            out, fn_stream_record(seq ? seq : "-", json_string_value(json_object_get(k, "data")),
+                                  json_string_value(json_object_get(k, "partitionKey")), ident));
+        json_decref(ident);
+    }
+    return out;
+}
+
 /* The records of an event: its Records[] (SQS, S3), or, with any_event, for an event without
  * them (what the Invoke API queues for an asynchronous invocation), one record standing for the
  * whole event: its messageId the event's "id" member when it is a string, its body the event as
  * compact JSON. A new reference; NULL when the event has no Records and any_event is false. */
 static json_t *fn_event_records(json_t *event, bool any_event)
 {
+    json_t *stream = fn_stream_records(event);
+    if (stream)
+        return stream;
     json_t *records = json_object_get(event, "Records");
     if (json_is_array(records))
         return json_incref(records);
@@ -110,8 +203,9 @@ static bool fn_event_scan(json_t *records, const struct fn_fail_rule *rule, long
         bool after_failure = rule->fifo && group && json_object_get(failed_groups, group);
         if (after_failure || fn_record_fails(rule, body, receives)) {
             any_fails = true;
+            json_t *ident = json_object_get(r, "ident");
             if (rule->match)
-                json_array_append_new(failing, json_string(id));
+                json_array_append_new(failing, ident ? json_incref(ident) : json_string(id));
             if (group)
                 json_object_set_new(failed_groups, group, json_true());
         }

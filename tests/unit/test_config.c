@@ -497,10 +497,10 @@ static void mapping_must_name_a_known_function_and_source(void **state)
 {
     expect_one(FN_HEAD "mappings:\n  - name: m\n    source: redis://h/0/q\n    function: b\n",
                "t.yaml:7:15: ", "mapping 'm': no function named 'b'");
-    expect_one(FN_HEAD "mappings:\n  - name: m\n    source: kafka://u:pw@h:9092/t\n"
+    expect_one(FN_HEAD "mappings:\n  - name: m\n    source: amqp://u:pw@h:9092/t\n"
                        "    function: a\n",
                "t.yaml:6:13: ",
-               "mapping 'm': source has an unknown scheme 'kafka'; known schemes: redis://");
+               "mapping 'm': source has an unknown scheme 'amqp'; known schemes: redis://");
     /* The password in a URI never reaches a message. */
     struct weir_cfg_report rep;
     assert_null(load(FN_HEAD "mappings:\n  - name: m\n    source: u:pw@h:9092/t\n"
@@ -635,7 +635,7 @@ static void every_error_is_reported_in_file_order(void **state)
     assert_string_equal(rep.errors[1], "t.yaml:3:5: unknown key 'tmeout' in function 'a'; did "
                                        "you mean 'timeout'?");
     assert_string_equal(rep.errors[2], "t.yaml:6:13: mapping 'm': source has an unknown scheme "
-                                       "'sqs'; known schemes: redis://, file://");
+                                       "'sqs'; known schemes: redis://, file://, kafka://");
     assert_string_equal(rep.errors[3], "t.yaml:7:15: mapping 'm': no function named 'nope'");
     assert_string_equal(rep.errors[4],
                         "t.yaml:8:17: mapping 'm': batch_size 0 is out of range 1..10000");

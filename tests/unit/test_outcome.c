@@ -252,7 +252,7 @@ static void every_row_classifies_as_the_reference_says(void **state)
         fill_body(&res.body, rw->body);
 
         struct weir_classified c;
-        weir_outcome_classify(&res, b, rw->report, &c);
+        weir_outcome_classify(&res, b, rw->report, NULL, &c);
         if ((int)c.outcome != rw->want)
             fail_msg("row \"%s\": outcome %s, want %s (why: %s)", rw->name,
                      weir_outcome_name(c.outcome), weir_outcome_name(rw->want), c.why);
@@ -331,7 +331,7 @@ static void large_batch_partial_names_the_right_records(void **state)
     weir_buf_append_str(&res.body, "]}");
 
     struct weir_classified c;
-    weir_outcome_classify(&res, b, true, &c);
+    weir_outcome_classify(&res, b, true, NULL, &c);
     assert_int_equal(c.outcome, WEIR_OUTCOME_PARTIAL);
     assert_int_equal(c.n_failed, named);
     for (size_t j = 0; j < c.n_failed; j++)
@@ -341,7 +341,7 @@ static void large_batch_partial_names_the_right_records(void **state)
     /* One unknown id at the very end still fails the whole batch. */
     res.body.len -= 2;
     weir_buf_append_str(&res.body, ",{\"itemIdentifier\":\"59a6b3d1-44f2-4f8e-9c43-x\"}]}");
-    weir_outcome_classify(&res, b, true, &c);
+    weir_outcome_classify(&res, b, true, NULL, &c);
     assert_int_equal(c.outcome, WEIR_OUTCOME_FUNCTION_ERROR);
     assert_non_null(strstr(c.why, "is not in the batch"));
     assert_null(c.failed);
@@ -366,7 +366,7 @@ static void unknown_long_id_is_cut_in_the_reason(void **state)
         weir_buf_append_char(&res.body, 'q');
     weir_buf_append_str(&res.body, "\\n\\\"\"}]}");
     struct weir_classified c;
-    weir_outcome_classify(&res, b, true, &c);
+    weir_outcome_classify(&res, b, true, NULL, &c);
     assert_int_equal(c.outcome, WEIR_OUTCOME_FUNCTION_ERROR);
     assert_true(strlen(c.why) < 160);
     assert_non_null(strstr(c.why, "qqq..."));

@@ -1,0 +1,757 @@
+/* The Kafka source (kafka://host:port,host:port/topic): a librdkafka high-level consumer in the
+ * mapping's consumer group (consumer_group_id, default weir-<mapping>). Records of a partition
+ * are its lane, in order; the mapping and the stream policy do the rest. Offsets are stored only
+ * when the mapping says every record below them is done (checkpoint), and committed by
+ * librdkafka after (every second, on a revoke and at stop). A partition the mapping holds enough
+ * of is paused while the consumer keeps polling, so the group never evicts weir; rebalances drop
+ * what was read of a revoked partition and not yet sent. librdkafka's queue event fd wakes the
+ * loop; only while partitions are paused does a one-second timer keep the consumer polling. A
+ * broker that is down is reconnected by librdkafka: weir logs it and loses nothing. Must never
+ * know functions, HTTP or retries. */
+#define _GNU_SOURCE /* pipe2 */
+#include "pollers/kafka.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "pollers/poller.h"
+
+/* Records handed over in one turn of the loop at most; the next turn goes on. */
+#define DRAIN_MAX 10000
+/* While partitions are paused, the consumer is polled this often (max.poll.interval.ms is far
+ * longer), so it stays in its group. */
+#define KEEPALIVE_MS 1000
+/* Blocking calls librdkafka has no other form of (committed offsets and offsets for times, on an
+ * assignment with AT_TIMESTAMP; the last commit at stop) wait at most this long. */
+#define BLOCKING_CALL_MS 10000
+
+enum start_at { START_TRIM_HORIZON, START_LATEST, START_AT_TIMESTAMP };
+
+struct weir_poller {
+    const struct weir_mapping_cfg *mc;
+    const struct weir_kafka_settings *ks;
+    struct weir_sink sink;
+    struct event_base *base;
+    char comp[96];
+    char *servers;
+    char *topic;
+    char *group;
+    enum start_at start_at;
+    struct weir_source_info info;
+    char *arn;
+
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer's, where everything arrives */
+    int wake[2];             /* librdkafka writes to [1] when the queue turns non-empty */
+    struct event *wake_ev;
+    struct event *drain_ev;       /* another turn of draining */
+    struct weir_timer *keepalive; /* polls while partitions are paused */
+    rd_kafka_topic_partition_list_t *assigned;
+    rd_kafka_topic_partition_list_t *paused; /* by the mapping, one by one */
+    bool all_paused;                         /* every assigned one, for the mapping's room */
+    bool started, stopping;
+    bool broker_down; /* an outage was reported; its end will be too */
+    uint64_t records;
+};
+
+static const struct weir_kafka_settings default_settings;
+
+/* ---- names ------------------------------------------------------------------------------- */
+
+bool weir_kafka_topic_ok(const char *topic)
+{
+    size_t n = strlen(topic);
+    if (n < 1 || n > 249 || !strcmp(topic, ".") || !strcmp(topic, ".."))
+        return false;
+    for (const char *c = topic; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '.' || *c == '_' || *c == '-'))
+            return false;
+    return true;
+}
+
+bool weir_kafka_uri_parse(const char *uri, char **servers, char **topic, char *why, size_t why_len)
+{
+    static const char scheme[] = "kafka://";
+    if (strncmp(uri, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(why, why_len, "a Kafka topic is kafka://host:port[,host:port...]/topic");
+        return false;
+    }
+    const char *hosts = uri + sizeof(scheme) - 1;
+    const char *slash = strchr(hosts, '/');
+    if (!slash || slash == hosts) {
+        snprintf(why, why_len, "no bootstrap servers: kafka://host:port[,host:port...]/topic");
+        return false;
+    }
+    const char *name = slash + 1;
+    if (strpbrk(name, "/?#") || !weir_kafka_topic_ok(name)) {
+        snprintf(why, why_len, "\"%.64s\" is not a Kafka topic name (1..249 of a-z A-Z 0-9 . _ -)",
+                 name);
+        return false;
+    }
+    /* Each server is host:port with a port. */
+    const char *at = hosts;
+    while (at < slash) {
+        const char *end = memchr(at, ',', (size_t)(slash - at));
+        if (!end)
+            end = slash;
+        const char *colon = NULL;
+        for (const char *c = at; c < end; c++)
+            if (*c == ':')
+                colon = c;
+        if (!colon || colon == at || colon + 1 == end) {
+            snprintf(why, why_len, "bootstrap server \"%.*s\" is not host:port", (int)(end - at),
+                     at);
+            return false;
+        }
+        for (const char *c = colon + 1; c < end; c++)
+            if (*c < '0' || *c > '9') {
+                snprintf(why, why_len, "bootstrap server \"%.*s\" has a bad port", (int)(end - at),
+                         at);
+                return false;
+            }
+        at = end + 1;
+    }
+    *servers = weir_strndup(hosts, (size_t)(slash - hosts));
+    *topic = weir_strdup(name);
+    return true;
+}
+
+/* ---- reading --------------------------------------------------------------------------------- */
+
+static struct weir_record *record_of(struct weir_poller *p, const rd_kafka_message_t *m)
+{
+    struct weir_record *r = weir_record_new();
+    char id[24];
+    if (m->payload) {
+        r->data = weir_malloc(m->len + 1);
+        memcpy(r->data, m->payload, m->len);
+        r->data[m->len] = '\0';
+        r->data_len = m->len;
+    } else {
+        r->data = weir_strdup("");
+        r->data_null = true;
+    }
+    if (m->key) {
+        r->key = weir_malloc(m->key_len ? m->key_len : 1);
+        memcpy(r->key, m->key, m->key_len);
+        r->key_len = m->key_len;
+    }
+    rd_kafka_headers_t *headers = NULL;
+    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
+        const char *name;
+        const void *value;
+        size_t size;
+        for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                           RD_KAFKA_RESP_ERR_NO_ERROR;
+             i++)
+            weir_headers_add(&r->headers, &r->headers_len, name, strlen(name), value, size);
+    }
+    r->stream = weir_strdup(p->topic);
+    r->partition = m->partition;
+    r->lane = (uint32_t)m->partition;
+    r->seq = (uint64_t)m->offset;
+    snprintf(id, sizeof(id), "%020" PRId64, m->offset);
+    r->id = weir_strdup(id);
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(m, &type);
+    r->sent_ms = ts >= 0 ? ts : weir_clock_wall_ms();
+    r->time_type =
+        type == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? WEIR_TIME_LOG_APPEND : WEIR_TIME_CREATE;
+    return r;
+}
+
+static void keepalive_arm(struct weir_poller *p)
+{
+    bool any = p->all_paused || (p->paused && p->paused->cnt > 0);
+    if (any && !weir_timer_armed(p->keepalive))
+        weir_timer_after(p->keepalive, KEEPALIVE_MS);
+}
+
+/* Pauses every assigned partition: the mapping can take nothing more at all. */
+static void pause_all(struct weir_poller *p)
+{
+    if (p->all_paused || !p->assigned || !p->assigned->cnt)
+        return;
+    p->all_paused = true;
+    rd_kafka_pause_partitions(p->rk, p->assigned);
+    keepalive_arm(p);
+}
+
+static bool is_paused_one(const struct weir_poller *p, int32_t partition)
+{
+    return p->paused && rd_kafka_topic_partition_list_find(p->paused, p->topic, partition);
+}
+
+static void resume_all(struct weir_poller *p)
+{
+    if (!p->all_paused)
+        return;
+    p->all_paused = false;
+    if (!p->assigned)
+        return;
+    rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(p->assigned->cnt);
+    for (int i = 0; i < p->assigned->cnt; i++)
+        if (!is_paused_one(p, p->assigned->elems[i].partition))
+            rd_kafka_topic_partition_list_add(back, p->topic, p->assigned->elems[i].partition);
+    if (back->cnt)
+        rd_kafka_resume_partitions(p->rk, back);
+    rd_kafka_topic_partition_list_destroy(back);
+}
+
+static void on_message_error(struct weir_poller *p, const rd_kafka_message_t *m)
+{
+    switch (m->err) {
+    case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+        return;
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__RESOLVE:
+        p->broker_down = true;
+        weir_log_limited(WEIR_LOG_WARN, p->comp,
+                         "broker unreachable; librdkafka reconnects, nothing is lost "
+                         "servers=%s why=\"%s\"",
+                         p->servers, rd_kafka_message_errstr(m));
+        return;
+    default:
+        weir_log_limited(WEIR_LOG_ERROR, p->comp, "consumer error topic=%s why=\"%s\"", p->topic,
+                         rd_kafka_message_errstr(m));
+    }
+}
+
+static void drain(struct weir_poller *p)
+{
+    size_t n = 0;
+    while (!p->stopping) {
+        if (p->sink.ops->room(p->sink.ctx, WEIR_LANE_ANY) == 0) {
+            pause_all(p);
+            break;
+        }
+        if (n >= DRAIN_MAX) {
+            event_active(p->drain_ev, EV_TIMEOUT, 0); /* the queue stays non-empty: no wake */
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 0);
+        if (!m)
+            break;
+        if (m->err) {
+            on_message_error(p, m);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (p->broker_down) {
+            p->broker_down = false;
+            weir_info(p->comp, "reading again servers=%s", p->servers);
+        }
+        struct weir_record *r = record_of(p, m);
+        rd_kafka_message_destroy(m);
+        p->records++;
+        n++;
+        p->sink.ops->deliver(p->sink.ctx, r);
+    }
+    if (n)
+        p->sink.ops->read_done(p->sink.ctx);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0) {
+    }
+    drain(arg);
+}
+
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    drain(arg);
+}
+
+static void on_keepalive(void *arg)
+{
+    struct weir_poller *p = arg;
+    if (p->stopping)
+        return;
+    drain(p);
+    keepalive_arm(p);
+}
+
+/* ---- the group ---------------------------------------------------------------------------- */
+
+/* AT_TIMESTAMP: a partition without a committed offset starts at the first record at or after
+ * the timestamp; one with a committed offset keeps it, as AWS. These calls block (bounded). */
+static void apply_timestamp(struct weir_poller *p, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err = rd_kafka_committed(p->rk, parts, BLOCKING_CALL_MS);
+    if (err) {
+        weir_error(p->comp, "could not read committed offsets; AT_TIMESTAMP not applied why=\"%s\"",
+                   rd_kafka_err2str(err));
+        return;
+    }
+    rd_kafka_topic_partition_list_t *by_time = rd_kafka_topic_partition_list_new(parts->cnt);
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0)
+            rd_kafka_topic_partition_list_add(by_time, parts->elems[i].topic,
+                                              parts->elems[i].partition)
+                ->offset = (int64_t)p->ks->starting_position_timestamp * 1000;
+    if (by_time->cnt) {
+        err = rd_kafka_offsets_for_times(p->rk, by_time, BLOCKING_CALL_MS);
+        if (err)
+            weir_error(p->comp,
+                       "offsets for AT_TIMESTAMP failed; reading from the start why=\"%s\"",
+                       rd_kafka_err2str(err));
+        for (int i = 0; i < by_time->cnt; i++) {
+            rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_find(
+                parts, by_time->elems[i].topic, by_time->elems[i].partition);
+            t->offset =
+                err || by_time->elems[i].err ? RD_KAFKA_OFFSET_BEGINNING : by_time->elems[i].offset;
+        }
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0 && parts->elems[i].offset != RD_KAFKA_OFFSET_BEGINNING &&
+            parts->elems[i].offset != RD_KAFKA_OFFSET_END)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_topic_partition_list_destroy(by_time);
+}
+
+static void list_names(const rd_kafka_topic_partition_list_t *parts, char *out, size_t len)
+{
+    size_t at = 0;
+    out[0] = '\0';
+    for (int i = 0; i < parts->cnt && at + 16 < len; i++)
+        at += (size_t)snprintf(out + at, len - at, "%s%d", i ? "," : "", parts->elems[i].partition);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct weir_poller *p = opaque;
+    char names[256];
+    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    list_names(parts, names, sizeof(names));
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (p->start_at == START_AT_TIMESTAMP)
+            apply_timestamp(p, parts);
+        weir_info(p->comp, "partitions assigned topic=%s partitions=%s", p->topic, names);
+        if (cooperative)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+        else
+            rd_kafka_assign(rk, parts);
+        if (!p->assigned)
+            p->assigned = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+            if (!rd_kafka_topic_partition_list_find(p->assigned, p->topic,
+                                                    parts->elems[i].partition))
+                rd_kafka_topic_partition_list_add(p->assigned, p->topic, parts->elems[i].partition);
+        if (p->all_paused)
+            rd_kafka_pause_partitions(rk, parts);
+        return;
+    }
+    /* Revoked (or lost): what was read of these and not sent is dropped; batches in flight
+     * finish, and their checkpoints are no longer stored. Offsets stored so far are committed
+     * before the partitions go. */
+    weir_info(p->comp, "partitions revoked topic=%s partitions=%s", p->topic, names);
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        rd_kafka_commit(rk, NULL, 0);
+    for (int i = 0; i < parts->cnt; i++) {
+        int32_t part = parts->elems[i].partition;
+        if (p->sink.ops->forget)
+            p->sink.ops->forget(p->sink.ctx, (uint32_t)part);
+        if (p->assigned)
+            rd_kafka_topic_partition_list_del(p->assigned, p->topic, part);
+        if (p->paused)
+            rd_kafka_topic_partition_list_del(p->paused, p->topic, part);
+    }
+    if (cooperative)
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+    else
+        rd_kafka_assign(rk, NULL);
+}
+
+/* librdkafka's own log lines come through the consumer's queue, so on the loop. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    struct weir_poller *p = rd_kafka_opaque(rk);
+    enum weir_log_level lvl = level <= 3   ? WEIR_LOG_ERROR
+                              : level <= 4 ? WEIR_LOG_WARN
+                              : level <= 6 ? WEIR_LOG_INFO
+                                           : WEIR_LOG_DEBUG;
+    /* Connection failures repeat while a broker is down: one line in a while says it. */
+    weir_log_limited(lvl, p ? p->comp : "kafka", "librdkafka %s: %s", fac, buf);
+}
+
+/* ---- the poller ------------------------------------------------------------------------------ */
+
+static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                     struct weir_err *err)
+{
+    char why[256];
+    if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        weir_err_set(err, "kafka_config.%s: %s", name, why);
+        return false;
+    }
+    return true;
+}
+
+static void kafka_free(struct weir_poller *p)
+{
+    if (!p)
+        return;
+    if (p->wake_ev)
+        event_free(p->wake_ev);
+    if (p->drain_ev)
+        event_free(p->drain_ev);
+    weir_timer_free(p->keepalive);
+    if (p->queue)
+        rd_kafka_queue_destroy(p->queue);
+    if (p->rk) {
+        if (!p->stopping && p->started)
+            rd_kafka_consumer_close(p->rk);
+        rd_kafka_destroy(p->rk);
+    }
+    if (p->assigned)
+        rd_kafka_topic_partition_list_destroy(p->assigned);
+    if (p->paused)
+        rd_kafka_topic_partition_list_destroy(p->paused);
+    if (p->wake[0] >= 0)
+        close(p->wake[0]);
+    if (p->wake[1] >= 0)
+        close(p->wake[1]);
+    free(p->servers);
+    free(p->topic);
+    free(p->group);
+    free(p->arn);
+    free(p);
+}
+
+static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct weir_err *err)
+{
+    const struct weir_mapping_cfg *mc = args->mc;
+    struct weir_poller *p = weir_calloc(1, sizeof(*p));
+    char why[256], arn[600];
+    p->mc = mc;
+    p->ks = mc->settings ? mc->settings : &default_settings;
+    p->sink = args->sink;
+    p->base = args->base;
+    p->wake[0] = p->wake[1] = -1;
+    snprintf(p->comp, sizeof(p->comp), "%s", args->component);
+    if (!weir_kafka_uri_parse(mc->source, &p->servers, &p->topic, why, sizeof(why))) {
+        weir_err_set(err, "source: %s", why);
+        goto fail;
+    }
+    const char *sp = p->ks->starting_position ? p->ks->starting_position : "TRIM_HORIZON";
+    p->start_at = !strcmp(sp, "LATEST")         ? START_LATEST
+                  : !strcmp(sp, "AT_TIMESTAMP") ? START_AT_TIMESTAMP
+                                                : START_TRIM_HORIZON;
+    if (p->ks->consumer_group_id) {
+        p->group = weir_strdup(p->ks->consumer_group_id);
+    } else {
+        size_t n = strlen(mc->name) + 6;
+        p->group = weir_malloc(n);
+        snprintf(p->group, n, "weir-%s", mc->name);
+    }
+    if (args->format == &weir_format_kinesis)
+        snprintf(arn, sizeof(arn), "arn:aws:kinesis:%s:000000000000:stream/%s", args->region,
+                 p->topic);
+    else
+        snprintf(arn, sizeof(arn), "arn:aws:kafka:%s:000000000000:topic/weir/%s", args->region,
+                 p->topic);
+    p->arn = weir_strdup(arn);
+    p->info.source_arn = p->arn;
+    p->info.endpoint = p->servers;
+    p->info.ordered_lanes = true;
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* Offsets are stored by weir when records are done, and committed by librdkafka after. */
+    if (!conf_set(conf, "bootstrap.servers", p->servers, err) ||
+        !conf_set(conf, "group.id", p->group, err) ||
+        !conf_set(conf, "enable.auto.offset.store", "false", err) ||
+        !conf_set(conf, "enable.auto.commit", "true", err) ||
+        !conf_set(conf, "auto.commit.interval.ms", "1000", err) ||
+        !conf_set(conf, "auto.offset.reset", p->start_at == START_LATEST ? "latest" : "earliest",
+                  err) ||
+        !conf_set(conf, "enable.partition.eof", "false", err) ||
+        !conf_set(conf, "log.queue", "true", err)) {
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    for (size_t i = 0; i < p->ks->n_kafka_config; i++) {
+        if (!conf_set(conf, p->ks->kafka_config[2 * i], p->ks->kafka_config[2 * i + 1], err)) {
+            rd_kafka_conf_destroy(conf);
+            goto fail;
+        }
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        weir_err_set(err, "kafka consumer: %s", why);
+        goto fail;
+    }
+    rd_kafka_set_log_queue(p->rk, NULL);
+    rd_kafka_poll_set_consumer(p->rk);
+    p->queue = rd_kafka_queue_get_consumer(p->rk);
+    if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+        weir_err_set(err, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    rd_kafka_queue_io_event_enable(p->queue, p->wake[1], "1", 1);
+    p->wake_ev = event_new(p->base, p->wake[0], EV_READ | EV_PERSIST, on_wake, p);
+    p->drain_ev = event_new(p->base, -1, 0, on_drain, p);
+    p->keepalive = weir_timer_new(p->base, on_keepalive, p);
+    p->paused = rd_kafka_topic_partition_list_new(4);
+    return p;
+fail:
+    kafka_free(p);
+    return NULL;
+}
+
+static const struct weir_source_info *kafka_info(const struct weir_poller *p)
+{
+    return &p->info;
+}
+
+static weir_status kafka_start(struct weir_poller *p)
+{
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, p->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(p->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        weir_error(p->comp, "cannot subscribe topic=%s why=\"%s\"", p->topic,
+                   rd_kafka_err2str(err));
+        return WEIR_ERR;
+    }
+    p->started = true;
+    event_add(p->wake_ev, NULL);
+    weir_info(p->comp,
+              "consuming topic=%s servers=%s group=%s starting_position=%s (an existing group's "
+              "committed offsets win)",
+              p->topic, p->servers, p->group,
+              p->start_at == START_LATEST         ? "LATEST"
+              : p->start_at == START_AT_TIMESTAMP ? "AT_TIMESTAMP"
+                                                  : "TRIM_HORIZON");
+    /* Whatever is queued already woke nobody. */
+    event_active(p->drain_ev, EV_TIMEOUT, 0);
+    return WEIR_OK;
+}
+
+static void kafka_pause(struct weir_poller *p, uint32_t lane)
+{
+    int32_t part = (int32_t)lane;
+    if (is_paused_one(p, part))
+        return;
+    rd_kafka_topic_partition_list_add(p->paused, p->topic, part);
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, p->topic, part);
+    rd_kafka_pause_partitions(p->rk, one);
+    rd_kafka_topic_partition_list_destroy(one);
+    weir_debug(p->comp, "partition paused partition=%d", part);
+    keepalive_arm(p);
+}
+
+static void kafka_resume(struct weir_poller *p, uint32_t lane)
+{
+    if (p->stopping)
+        return;
+    if (lane == WEIR_LANE_ANY) {
+        resume_all(p);
+    } else if (is_paused_one(p, (int32_t)lane)) {
+        int32_t part = (int32_t)lane;
+        rd_kafka_topic_partition_list_del(p->paused, p->topic, part);
+        if (!p->all_paused) {
+            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(one, p->topic, part);
+            rd_kafka_resume_partitions(p->rk, one);
+            rd_kafka_topic_partition_list_destroy(one);
+        }
+        weir_debug(p->comp, "partition resumed partition=%d", part);
+    }
+    if (p->started)
+        event_active(p->drain_ev, EV_TIMEOUT, 0);
+}
+
+/* Records are settled by position (kafka_checkpoint); a record never goes back to the topic. */
+static void kafka_settle(struct weir_poller *p, const struct weir_batch *b)
+{
+}
+
+static void kafka_checkpoint(struct weir_poller *p, uint32_t lane, uint64_t done_below)
+{
+    int32_t part = (int32_t)lane;
+    if (!p->assigned || !rd_kafka_topic_partition_list_find(p->assigned, p->topic, part))
+        return; /* revoked: another consumer reads it from its last commit */
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, p->topic, part)->offset = (int64_t)done_below;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->rk, one);
+    rd_kafka_topic_partition_list_destroy(one);
+    if (err)
+        weir_debug(p->comp, "offset not stored partition=%d offset=%llu why=\"%s\"", part,
+                   (unsigned long long)done_below, rd_kafka_err2str(err));
+    else
+        weir_trace(p->comp, "offset stored partition=%d offset=%llu", part,
+                   (unsigned long long)done_below);
+}
+
+/* The last stored offsets are committed and the group left (both block, briefly): the mapping
+ * calls this once nothing of it is in flight. */
+static void kafka_stop(struct weir_poller *p, void (*done)(void *arg), void *arg)
+{
+    p->stopping = true;
+    if (p->wake_ev)
+        event_del(p->wake_ev);
+    if (p->drain_ev)
+        event_del(p->drain_ev);
+    weir_timer_stop(p->keepalive);
+    if (p->rk && p->started) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(p->rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            weir_warn(p->comp,
+                      "last commit failed; the next start reads again from the one before "
+                      "why=\"%s\"",
+                      rd_kafka_err2str(err));
+        rd_kafka_consumer_close(p->rk);
+    }
+    weir_info(p->comp, "consumer closed topic=%s records=%llu", p->topic,
+              (unsigned long long)p->records);
+    done(arg);
+}
+
+static const struct weir_poller_ops kafka_ops = {
+    .new = kafka_new,
+    .info = kafka_info,
+    .start = kafka_start,
+    .pause = kafka_pause,
+    .resume = kafka_resume,
+    .settle = kafka_settle,
+    .checkpoint = kafka_checkpoint,
+    .stop = kafka_stop,
+    .free = kafka_free,
+};
+
+/* ---- the row ------------------------------------------------------------------------------ */
+
+static const struct weir_cfg_key kafka_keys[] = {
+    WEIR_CFG_KEY_STRING("consumer_group_id", struct weir_kafka_settings, consumer_group_id, 1),
+    WEIR_CFG_KEY_STRING("starting_position", struct weir_kafka_settings, starting_position, 1),
+    WEIR_CFG_KEY_INT("starting_position_timestamp", struct weir_kafka_settings,
+                     starting_position_timestamp, 0, INT32_MAX, 0),
+    WEIR_CFG_KEY_STRING("event_format", struct weir_kafka_settings, event_format, 1),
+    WEIR_CFG_KEY_MAP("kafka_config", struct weir_kafka_settings, kafka_config, n_kafka_config),
+};
+
+static const struct weir_event_format *kafka_format_of(const struct weir_mapping_cfg *mc)
+{
+    const struct weir_kafka_settings *ks = mc->settings;
+    if (ks && ks->event_format && !strcmp(ks->event_format, "Kinesis"))
+        return &weir_format_kinesis;
+    return &weir_format_kafka;
+}
+
+static void kafka_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep)
+{
+    const struct weir_kafka_settings *ks = mc->settings;
+    const char *name = mc->name ? mc->name : "?";
+    char why[256], *servers = NULL, *topic = NULL;
+    if (!weir_kafka_uri_parse(mc->source, &servers, &topic, why, sizeof(why)))
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"), "mapping '%s': %s", name, why);
+    const char *sp = ks->starting_position;
+    if (sp && strcmp(sp, "TRIM_HORIZON") && strcmp(sp, "LATEST") && strcmp(sp, "AT_TIMESTAMP"))
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "starting_position"),
+                            "mapping '%s': starting_position \"%s\" is not TRIM_HORIZON, LATEST or "
+                            "AT_TIMESTAMP",
+                            name, sp);
+    bool at_time = sp && !strcmp(sp, "AT_TIMESTAMP");
+    bool has_ts = weir_mapping_cfg_has(mc, "starting_position_timestamp");
+    if (at_time && !has_ts)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "starting_position"),
+                            "mapping '%s': AT_TIMESTAMP needs starting_position_timestamp (epoch "
+                            "seconds)",
+                            name);
+    if (has_ts && !at_time)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "starting_position_timestamp"),
+                            "mapping '%s': starting_position_timestamp is only read with "
+                            "starting_position: AT_TIMESTAMP",
+                            name);
+    if (has_ts && (int64_t)ks->starting_position_timestamp * 1000 > weir_clock_wall_ms())
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "starting_position_timestamp"),
+                            "mapping '%s': starting_position_timestamp is in the future (AWS "
+                            "refuses it)",
+                            name);
+    if (ks->event_format && strcmp(ks->event_format, "SelfManagedKafka") &&
+        strcmp(ks->event_format, "Kinesis"))
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "event_format"),
+                            "mapping '%s': event_format \"%s\" is not SelfManagedKafka or Kinesis",
+                            name, ks->event_format);
+    if (ks->consumer_group_id && strlen(ks->consumer_group_id) > 200)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "consumer_group_id"),
+                            "mapping '%s': consumer_group_id is longer than 200 characters", name);
+    /* Each property is tried on a configuration of its own: a name or value librdkafka refuses
+     * is reported here, not when the mapping starts. */
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < ks->n_kafka_config; i++) {
+        const char *k = ks->kafka_config[2 * i], *v = ks->kafka_config[2 * i + 1];
+        if (!strcmp(k, "enable.auto.offset.store") || !strcmp(k, "enable.auto.commit") ||
+            !strcmp(k, "group.id") || !strcmp(k, "bootstrap.servers"))
+            weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "kafka_config"),
+                                "mapping '%s': kafka_config.%s is weir's to set (offsets are "
+                                "stored only when records are done; servers and group have keys "
+                                "of their own)",
+                                name, k);
+        else if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK)
+            weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "kafka_config"),
+                                "mapping '%s': kafka_config.%s: %s", name, k, why);
+    }
+    rd_kafka_conf_destroy(conf);
+    /* A failed record written back to the topic it came from would come back forever. */
+    char *dservers = NULL, *dtopic = NULL;
+    if (topic && mc->stream.on_failure &&
+        weir_kafka_uri_parse(mc->stream.on_failure, &dservers, &dtopic, why, sizeof(why)) &&
+        !strcmp(dtopic, topic))
+        weir_cfg_report_add(rep,
+                            weir_mapping_cfg_pos(mc, "destination_config.on_failure.destination"),
+                            "mapping '%s': the on_failure destination is the source topic '%s' "
+                            "itself (AWS refuses it: failed records would come back forever)",
+                            name, topic);
+    free(dservers);
+    free(dtopic);
+    free(servers);
+    free(topic);
+    if (mc->fn && mc->fn->timeout > 14 * 60)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "function"),
+                            "mapping '%s': a Kafka mapping's function may run at most 14 minutes "
+                            "(AWS's rule); its timeout is %d s",
+                            name, mc->fn->timeout);
+}
+
+const struct weir_source weir_source_kafka = {
+    .config =
+        {
+            .name = "kafka",
+            .scheme = "kafka",
+            .example_uri = "kafka://127.0.0.1:9092/orders",
+            .keys = kafka_keys,
+            .n_keys = sizeof(kafka_keys) / sizeof(*kafka_keys),
+            .settings_size = sizeof(struct weir_kafka_settings),
+            .default_batch_size = 100,
+            .max_batch_size = 10000,
+            .default_window_ms = 500,
+            .stream = true,
+            .validate = kafka_validate,
+        },
+    .format = &weir_format_kafka,
+    .format_of = kafka_format_of,
+    .delivery = WEIR_DELIVERY_STREAM,
+    .ops = &kafka_ops,
+};
