@@ -1347,6 +1347,102 @@ static void without_an_env_every_source_is_an_unknown_scheme(void **state)
     assert_null(weir_cfg_source_find(NULL, "redis://h/0/q"));
 }
 
+/* Six lines: one Kafka mapping. */
+#define KAFKA_HEAD                                                                                 \
+    "mappings:\n"                                                                                  \
+    "  - name: k\n"                                                                                \
+    "    source: kafka://127.0.0.1:9092/orders\n"                                                  \
+    "    function: a\n"
+
+static void stream_keys_take_aws_defaults_and_ranges(void **state)
+{
+    struct weir_cfg_report rep;
+    struct weir_config *cfg = load(FN_HEAD KAFKA_HEAD, &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    const struct weir_mapping_cfg *mc = &cfg->mappings[0];
+    assert_int_equal(mc->batch_size, 100);
+    assert_int_equal(mc->batching_window_ms, 500); /* Kafka's default window, as AWS */
+    assert_int_equal(mc->stream.maximum_retry_attempts, -1);
+    assert_int_equal(mc->stream.maximum_record_age_in_seconds, -1);
+    assert_int_equal(mc->stream.parallelization_factor, 1);
+    assert_false(mc->stream.bisect_batch_on_function_error);
+    assert_null(mc->stream.on_failure);
+    weir_config_free(cfg);
+
+    cfg = load(FN_HEAD KAFKA_HEAD "    maximum_retry_attempts: 3\n"
+                                  "    maximum_record_age_in_seconds: 60\n"
+                                  "    bisect_batch_on_function_error: true\n"
+                                  "    parallelization_factor: 10\n"
+                                  "    maximum_batching_window_in_seconds: 0\n"
+                                  "    destination_config:\n"
+                                  "      on_failure:\n"
+                                  "        destination: file:///tmp/failures\n",
+               &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    mc = &cfg->mappings[0];
+    assert_int_equal(mc->stream.maximum_retry_attempts, 3);
+    assert_int_equal(mc->stream.maximum_record_age_in_seconds, 60);
+    assert_true(mc->stream.bisect_batch_on_function_error);
+    assert_int_equal(mc->stream.parallelization_factor, 10);
+    assert_int_equal(mc->batching_window_ms, 0);
+    assert_string_equal(mc->stream.on_failure, "file:///tmp/failures");
+    weir_config_free(cfg);
+
+    expect_one(FN_HEAD KAFKA_HEAD "    maximum_record_age_in_seconds: 59\n", "t.yaml:",
+               "maximum_record_age_in_seconds 59: AWS takes -1 (records never age out) or "
+               "60..604800");
+    expect_one(FN_HEAD KAFKA_HEAD "    maximum_record_age_in_seconds: 604801\n",
+               "t.yaml:8:36: ", "out of range -1..604800");
+    expect_one(FN_HEAD KAFKA_HEAD "    maximum_retry_attempts: -2\n",
+               "t.yaml:8:29: ", "maximum_retry_attempts -2 is out of range -1..10000");
+    expect_one(FN_HEAD KAFKA_HEAD "    parallelization_factor: 11\n",
+               "t.yaml:8:29: ", "parallelization_factor 11 is out of range 1..10");
+}
+
+static void stream_keys_are_refused_on_a_queue(void **state)
+{
+    expect_one(FN_HEAD MAP_HEAD "    maximum_retry_attempts: 2\n", "t.yaml:8:5: ",
+               "key 'maximum_retry_attempts' in mapping 'm' applies only to stream sources");
+    expect_one(FN_HEAD MAP_HEAD "    bisect_batch_on_function_error: true\n", "t.yaml:8:5: ",
+               "applies only to stream sources (Kafka, Postgres; reference 1.4), and this "
+               "mapping's source is redis://");
+}
+
+static void kafka_keys_are_checked(void **state)
+{
+    expect_one(FN_HEAD KAFKA_HEAD "    starting_position: FOO\n",
+               "t.yaml:", "starting_position \"FOO\" is not TRIM_HORIZON, LATEST or AT_TIMESTAMP");
+    expect_one(FN_HEAD KAFKA_HEAD "    starting_position: AT_TIMESTAMP\n",
+               "t.yaml:", "AT_TIMESTAMP needs starting_position_timestamp");
+    expect_one(FN_HEAD KAFKA_HEAD "    starting_position_timestamp: 1700000000\n",
+               "t.yaml:", "only read with starting_position: AT_TIMESTAMP");
+    expect_one(FN_HEAD KAFKA_HEAD "    event_format: Kinesiss\n",
+               "t.yaml:", "event_format \"Kinesiss\" is not SelfManagedKafka or Kinesis");
+    expect_one(FN_HEAD KAFKA_HEAD "    kafka_config: {no.such.property: x}\n",
+               "t.yaml:", "kafka_config.no.such.property: No such configuration property");
+    expect_one(FN_HEAD KAFKA_HEAD "    kafka_config: {enable.auto.commit: \"false\"}\n",
+               "t.yaml:", "kafka_config.enable.auto.commit is weir's to set");
+    expect_one(FN_HEAD "mappings:\n  - name: k\n    source: kafka://127.0.0.1/orders\n"
+                       "    function: a\n",
+               "t.yaml:6:5: ", "bootstrap server \"127.0.0.1\" is not host:port");
+    expect_one(FN_HEAD "mappings:\n  - name: k\n    source: kafka://127.0.0.1:9092/a/b\n"
+                       "    function: a\n",
+               "t.yaml:6:5: ", "is not a Kafka topic name");
+    struct weir_cfg_report rep;
+    struct weir_config *cfg =
+        load(FN_HEAD KAFKA_HEAD "    starting_position: AT_TIMESTAMP\n"
+                                "    starting_position_timestamp: 1700000000\n"
+                                "    event_format: Kinesis\n"
+                                "    consumer_group_id: billing\n"
+                                "    kafka_config: {session.timeout.ms: 6000, client.id: weir-a}\n",
+             &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    weir_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1390,6 +1486,9 @@ int main(void)
         cmocka_unit_test(async_settings_refuse_what_aws_refuses),
         cmocka_unit_test(destinations_are_checked_by_their_scheme),
         cmocka_unit_test(api_section_turns_the_invoke_api_on),
+        cmocka_unit_test(stream_keys_take_aws_defaults_and_ranges),
+        cmocka_unit_test(stream_keys_are_refused_on_a_queue),
+        cmocka_unit_test(kafka_keys_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
