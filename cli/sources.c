@@ -12,15 +12,18 @@
 #include "mapping/filter.h"
 #include "pollers/poller.h"
 
-static bool check_pattern(const struct weir_cfg_source *cs, const char *text, size_t len,
+static bool check_pattern(const struct weir_mapping_cfg *mc, const char *text, size_t len,
                           struct weir_cfg_pattern_error *err)
 {
-    const struct weir_source *src = weir_source_of(cs);
-    const struct weir_filter_shape *shape = src ? src->format->filter_shape : NULL;
+    const struct weir_source *src = weir_source_of(mc->src);
+    const struct weir_event_format *format = src && src->format_of ? src->format_of(mc)
+                                             : src                 ? src->format
+                                                                   : NULL;
+    const struct weir_filter_shape *shape = format ? format->filter_shape : NULL;
     if (!shape) {
         err->offset = 0;
         err->path[0] = '\0';
-        snprintf(err->msg, sizeof(err->msg), "the %s source cannot filter records", cs->name);
+        snprintf(err->msg, sizeof(err->msg), "the %s source cannot filter records", mc->src->name);
         return false;
     }
     struct weir_filter_error ferr;

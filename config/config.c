@@ -139,6 +139,7 @@ struct load {
     const char *kind; /* "function" or "mapping" while walking one; NULL at the top level */
     char place[96];   /* "mapping 'orders'" (or "mapping #2" until its name is known) */
     const struct weir_cfg_source *src; /* the current mapping's source, once known */
+    const struct weir_mapping_cfg *mc; /* the mapping being read */
     struct weir_cfg_keypos **keys;     /* where the current object's key positions go */
     size_t *n_keys;
     bool *fn_bad;     /* per function: it had errors, so its values may be stand-ins */
@@ -922,7 +923,7 @@ static void set_pattern(struct load *ld, const struct field *f, const struct wei
     if (!ld->src || !ld->env->check_pattern)
         return;
     memset(&ferr, 0, sizeof(ferr));
-    if (ld->env->check_pattern(ld->src, s, v->len, &ferr))
+    if (ld->env->check_pattern(ld->mc, s, v->len, &ferr))
         return;
     bool placed = scalar_pos(ld, v, ferr.offset, &line, &col);
     if (!placed) {
@@ -1107,9 +1108,14 @@ static const struct field mapping_fields[] = {
     {.key = "scaling_config", .set = set_object, .sub = &scaling_schema},
     {.key = "enabled", .set = set_bool, .off = MC(enabled)},
     INT("maximum_buffered_mib", MC(maximum_buffered_mib), 1, 1048576),
-    {.key = "filter_criteria", .set = set_filter_criteria},
 };
 static const struct schema mapping_schema = {mapping_fields, LEN(mapping_fields)};
+/* Read after the source's own keys: patterns are checked against the event format the mapping
+ * chose (a Kafka mapping's event_format). */
+static const struct field criteria_key_fields[] = {
+    {.key = "filter_criteria", .set = set_filter_criteria},
+};
+static const struct schema criteria_key_schema = {criteria_key_fields, LEN(criteria_key_fields)};
 
 static void set_functions(struct load *ld, const struct field *f, const struct weir_cfgnode *v,
                           const char *path, void *obj);
@@ -1511,8 +1517,8 @@ static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
                          struct weir_mapping_cfg *mc)
 {
     bool *claimed = weir_calloc(map->n ? map->n : 1, sizeof(*claimed));
-    const struct schema *schemas[3] = {&mapping_schema, NULL, NULL};
-    size_t n_schemas = 1;
+    const struct schema *schemas[4] = {&mapping_schema, &criteria_key_schema, NULL, NULL};
+    size_t n_schemas = 2;
     walk_fields(ld, &mapping_schema, map, "", mc, claimed);
     if (ld->src && ld->src->stream) {
         schemas[n_schemas++] = &stream_schema;
@@ -1522,6 +1528,7 @@ static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
         schemas[n_schemas] = source_schema_of(ld, ld->src);
         walk_fields(ld, schemas[n_schemas++], map, "", mc->settings, claimed);
     }
+    walk_fields(ld, &criteria_key_schema, map, "", mc, claimed);
     report_unclaimed(ld, schemas, n_schemas, map, "", claimed);
     free(claimed);
 }
@@ -1585,6 +1592,7 @@ static void set_mappings(struct load *ld, const struct field *f, const struct we
         mc->stream.maximum_retry_attempts = -1;
         mc->stream.maximum_record_age_in_seconds = -1;
         mc->stream.parallelization_factor = 1;
+        ld->mc = mc;
         mc->pos = (struct weir_cfg_pos){.file = cfg->file, .line = node->line, .col = node->col};
         ld->kind = "mapping";
         ld->src = NULL;

@@ -204,7 +204,7 @@ struct weir_cfg_env {
     const struct weir_cfg_source *const *sources; /* NULL-terminated */
     /* True when text is a valid pattern for src's records; otherwise fills err. NULL: patterns
      * are kept unchecked (the mapping refuses them when it starts). */
-    bool (*check_pattern)(const struct weir_cfg_source *src, const char *text, size_t len,
+    bool (*check_pattern)(const struct weir_mapping_cfg *mc, const char *text, size_t len,
                           struct weir_cfg_pattern_error *err);
     /* Whether uri names a destination weir can write to (a Redis list, a directory, an HTTP
      * endpoint); fills err.msg when not. NULL: destinations are kept unchecked. */

@@ -1401,6 +1401,31 @@ static void stream_keys_take_aws_defaults_and_ranges(void **state)
                "t.yaml:8:29: ", "parallelization_factor 11 is out of range 1..10");
 }
 
+static void kafka_filters_are_checked_against_the_chosen_event_format(void **state)
+{
+    struct weir_cfg_report rep;
+    struct weir_config *cfg =
+        load(FN_HEAD KAFKA_HEAD "    filter_criteria:\n"
+                                "      filters: [{pattern: '{\"value\": {\"s\": [\"PAID\"]}}'}]\n",
+             &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    weir_config_free(cfg);
+    /* Written before event_format: patterns are checked once the format is known. */
+    cfg = load(FN_HEAD KAFKA_HEAD "    filter_criteria:\n"
+                                  "      filters: [{pattern: '{\"data\": {\"s\": [\"PAID\"]}}'}]\n"
+                                  "    event_format: Kinesis\n",
+               &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    weir_config_free(cfg);
+    expect_one(FN_HEAD KAFKA_HEAD
+               "    event_format: Kinesis\n"
+               "    filter_criteria:\n"
+               "      filters: [{pattern: '{\"value\": {\"s\": [\"PAID\"]}}'}]\n",
+               "t.yaml:", "value");
+}
+
 static void stream_keys_are_refused_on_a_queue(void **state)
 {
     expect_one(FN_HEAD MAP_HEAD "    maximum_retry_attempts: 2\n", "t.yaml:8:5: ",
@@ -1488,6 +1513,7 @@ int main(void)
         cmocka_unit_test(api_section_turns_the_invoke_api_on),
         cmocka_unit_test(stream_keys_take_aws_defaults_and_ranges),
         cmocka_unit_test(stream_keys_are_refused_on_a_queue),
+        cmocka_unit_test(kafka_filters_are_checked_against_the_chosen_event_format),
         cmocka_unit_test(kafka_keys_are_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
