@@ -91,6 +91,9 @@ struct weir_stream_stats {
 struct weir_stream *weir_stream_new(struct weir_function *fn, const struct weir_stream_cfg *cfg,
                                     const char *mapping_name, const char *region,
                                     struct event_base *base, struct weir_err *err);
+/* The mapping stops: a batch waiting to be retried comes back now, not done (the source keeps
+ * its checkpoint below it), and one whose attempt fails comes back instead of being retried. */
+void weir_stream_stop(struct weir_stream *s);
 /* Batches still held are dropped (their callbacks never called). NULL is a no-op. */
 void weir_stream_free(struct weir_stream *s);
 const struct weir_stream_stats *weir_stream_stats(const struct weir_stream *s);

@@ -49,6 +49,7 @@ struct weir_stream {
     char comp[96];
     char function_arn[256];
     struct weir_list runs; /* every batch held, also one already handed back with puts out */
+    bool stopping;         /* the mapping stops: a failed batch is handed back, not retried */
     struct weir_stream_stats stats;
 };
 
@@ -141,6 +142,22 @@ void weir_stream_free(struct weir_stream *s)
         run_free(weir_list_entry(node, struct run, link));
     weir_destination_free(s->on_failure);
     free(s);
+}
+
+static void run_abort(struct run *run);
+
+void weir_stream_stop(struct weir_stream *s)
+{
+    s->stopping = true;
+    /* A batch waiting out a retry's backoff comes back now, not done; one being invoked, or
+     * written to the destination, finishes that first. */
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &s->runs)
+    {
+        struct run *run = weir_list_entry(node, struct run, link);
+        if (run->b && run->holding && !run->n_gone)
+            run_abort(run);
+    }
 }
 
 const struct weir_stream_stats *weir_stream_stats(const struct weir_stream *s)
@@ -528,7 +545,7 @@ static void on_attempted(void *arg, struct weir_batch *a)
     struct weir_record *resume = first_failed < n ? a->records[first_failed] : NULL;
     if (a != run->b)
         weir_batch_free(a);
-    if (weir_function_aborting(run->fn)) {
+    if (weir_function_aborting(run->fn) || (failed && s->stopping)) {
         run_abort(run);
         return;
     }
@@ -636,6 +653,10 @@ static enum weir_policy_next stream_judge(struct weir_attempt *at, struct weir_b
             b->records[c->failed[i]]->verdict = WEIR_VERDICT_RETRY;
         return WEIR_POLICY_FINISH;
     case WEIR_OUTCOME_THROTTLED: {
+        if (s->stopping) {
+            weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
+            return WEIR_POLICY_FINISH;
+        }
         weir_log_limited_for(WEIR_LOG_WARN, at->component, at->pol->mapping_name,
                              "throttled mapping=%s why=\"%s\"", at->pol->mapping_name, c->why);
         int age = s->cfg->maximum_record_age_in_seconds;

@@ -925,6 +925,8 @@ void weir_mapping_stop(struct weir_mapping *m, void (*done)(void *arg), void *ar
     weir_timer_stop(m->scale_timer);
     weir_function_unwatch(m->fn, on_function_slot, m);
     size_t given = give_back_unsent(m);
+    if (m->pol.stream)
+        weir_stream_stop(m->pol.stream);
     weir_info(m->component, "stopping inflight_batches=%zu giving_back=%zu", m->inflight,
               given + (m->release ? m->release->n : 0));
     maybe_finish_stop(m);
