@@ -474,10 +474,16 @@ static void on_window(void *arg)
     poller_resume(m);
 }
 
+/* Whether the mapping's concurrency scales with the backlog, as AWS scales SQS pollers. */
+static bool scales_with_backlog(const struct weir_mapping *m)
+{
+    return m->pol.delivery == WEIR_DELIVERY_QUEUE;
+}
+
 static void on_scale(void *arg)
 {
     struct weir_mapping *m = arg;
-    if (!weir_delivery_invokes(m->pol.delivery))
+    if (!scales_with_backlog(m))
         return; /* its cap is fixed */
     size_t floor = min_size(SCALE_START, m->limit);
     size_t before = m->cap;
@@ -793,9 +799,10 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
         if (!m->pol.stream)
             goto fail;
     }
-    /* Storing needs no scaling up as pollers do (AWS scales SQS pollers; S3 pushes): all the
-     * batches the mapping may have in flight at once from the start. */
-    if (!weir_delivery_invokes(m->pol.delivery))
+    /* Storing needs no scaling up as pollers do (AWS scales SQS pollers; S3 pushes), and a
+     * stream's concurrency is its lanes (partitions x parallelization_factor, one batch each):
+     * all the batches the mapping may have in flight at once from the start. */
+    if (!scales_with_backlog(m))
         m->cap = m->limit;
     m->pol.report_batch_item_failures = mc->report_batch_item_failures;
     m->pol.mapping_name = mc->name;
