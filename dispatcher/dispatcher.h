@@ -30,8 +30,13 @@ struct weir_disp_policy {
      * record ids are strings. */
     const struct weir_event_format *format;
     const struct weir_event_ctx *ctx;
-    struct weir_stream
-        *stream; /* STREAM: the mapping's retries, age, bisect, failure destination */
+    /* STREAM: the mapping's retries, record age, bisect and failure destination. */
+    struct weir_stream *stream;
+    /* STREAM: told as records of a batch still held become done (those before a partial
+     * response's lowest reported record, a half that succeeded, records given up), so the
+     * source's checkpoint can move before the batch comes back. NULL: not told. */
+    void (*records_done)(void *ctx, struct weir_record *const *records, size_t n);
+    void *records_done_ctx;
 };
 
 /* Called once per submitted batch when every record has a verdict; ownership of b returns. */

@@ -3,10 +3,10 @@
  * checkpoint stays below it. Each attempt invokes what is left of the batch: all of it at first,
  * then the part a partial response asked for again (from its lowest reported record), or one half
  * after a bisection. Function errors and reported failures spend maximum_retry_attempts;
- * throttles are retried with backoff without spending it; records older than
- * maximum_record_age_in_seconds are not invoked again. What is given up — retries spent, records
- * aged out, a record no event can hold — goes to the on_failure destination (the failure record
- * of reference 1.6, or, for a destination that takes records, the records themselves) and is
+ * throttles are retried with backoff without spending it, never past a record's age; records older
+ * than maximum_record_age_in_seconds are not invoked again. What is given up — retries spent,
+ * records aged out, a record no event can hold — goes to the on_failure destination (the failure
+ * record of reference 1.6, or, for a destination that takes records, the records themselves) and is
  * then done. A destination that fails is tried again: the lane waits, nothing is dropped. Must
  * never parse a source protocol or speak a destination's. */
 #include <stdint.h>
@@ -50,6 +50,7 @@ struct weir_stream {
     char function_arn[256];
     struct weir_list runs; /* every batch held, also one already handed back with puts out */
     bool stopping;         /* the mapping stops: a failed batch is handed back, not retried */
+    struct run *accepting; /* inside stream_accept: a batch done already goes back later */
     struct weir_stream_stats stats;
 };
 
@@ -70,7 +71,9 @@ struct run {
     size_t n_ranges, cap_ranges;
     struct weir_batch *attempt; /* in flight: b itself, or a part of it borrowing its records */
     uint32_t invocations;       /* of the records now being attempted: approximateInvokeCount */
+    uint32_t attempts;          /* submitted to the dispatcher, whether or not they ran */
     int64_t backoff_ms;
+    int64_t throttle_ms;      /* the last throttle's backoff; 0 once the function ran */
     struct weir_timer *timer; /* the next attempt, or the destination again */
     struct weir_hold hold;    /* while waiting out the timer or the destination */
     bool holding;
@@ -181,13 +184,20 @@ static void run_finish(struct run *run)
     struct weir_batch *b = run->b;
     weir_disp_done_fn done = run->done;
     void *arg = run->arg;
+    bool accepting = run->s->accepting == run;
+    struct weir_function *fn = run->fn;
+    const struct weir_disp_policy *pol = run->pol;
     run->b = NULL;
     unhold(run);
     if (run->timer)
         weir_timer_stop(run->timer);
     if (!run->puts_out)
         run_free(run);
-    done(arg, b);
+    /* Never from inside weir_disp_submit: its caller may still be working with the batch. */
+    if (accepting)
+        weir_disp_finish_later(fn, b, pol, done, arg);
+    else
+        done(arg, b);
 }
 
 /* Shutdown: what is not done comes back not done; the source keeps its checkpoint below it. */
@@ -196,7 +206,7 @@ static void run_abort(struct run *run)
     for (size_t i = 0; i < run->b->n; i++) {
         struct weir_record *r = run->b->records[i];
         if (r->verdict != WEIR_VERDICT_DONE)
-            r->verdict = run->invocations ? WEIR_VERDICT_RETRY : WEIR_VERDICT_RELEASE;
+            r->verdict = run->attempts ? WEIR_VERDICT_RETRY : WEIR_VERDICT_RELEASE;
     }
     run_finish(run);
 }
@@ -268,12 +278,26 @@ static void failure_record(struct run *run, struct weir_buf *out)
     weir_buf_append_char(out, '}');
 }
 
+/* Tells the mapping that records of the batch still held are done, so the source's checkpoint
+ * can move before the batch comes back (AWS moves it on a partial response). */
+static void report_done(const struct run *run, struct weir_record *const *records, size_t n)
+{
+    if (n && run->pol->records_done)
+        run->pol->records_done(run->pol->records_done_ctx, records, n);
+}
+
 static void gone_done(struct run *run)
 {
+    unhold(run);
     for (size_t i = 0; i < run->n_gone; i++)
         run->gone[i]->verdict = WEIR_VERDICT_DONE;
+    report_done(run, run->gone, run->n_gone);
     run->n_gone = 0;
     run->backoff_ms = 0;
+    if (run->s->stopping || weir_function_aborting(run->fn)) {
+        run_abort(run); /* what is left is not invoked while stopping */
+        return;
+    }
     run_next(run);
 }
 
@@ -336,8 +360,13 @@ static void origin_headers(const struct run *run, const struct weir_record *r, c
 static void write_gone(struct run *run)
 {
     struct weir_stream *s = run->s;
-    unhold(run);
     run->put_failed = false;
+    /* Held while the destination writes, so a shutdown past its bound can hand the batch back
+     * (what was being written comes back not done). */
+    if (!run->holding) {
+        weir_function_hold(run->fn, &run->hold);
+        run->holding = true;
+    }
     if (!s->on_failure) {
         weir_log_limited(WEIR_LOG_WARN, s->comp,
                          "records given up and dropped (no on_failure destination) condition=%s "
@@ -477,6 +506,7 @@ static void attempt(struct run *run, struct range *rg)
     for (size_t i = 0; i < run->attempt->n; i++)
         run->attempt->records[i]->verdict = WEIR_VERDICT_PENDING;
     run->s->stats.attempts++;
+    run->attempts++;
     weir_disp_submit_row(run->fn, run->attempt, run->pol, &weir_policy_stream_attempt, on_attempted,
                          run);
 }
@@ -525,6 +555,42 @@ static void keep_last(struct run *run, struct weir_batch *a)
     run->invoked = run->invoked || run->last.ran;
 }
 
+/* Wall ms at which the oldest record not done of rg ages out; INT64_MAX when none will. */
+static int64_t ages_out(const struct run *run, const struct range *rg)
+{
+    int age = run->s->cfg->maximum_record_age_in_seconds;
+    int64_t first = INT64_MAX;
+    for (size_t i = rg->lo; age >= 0 && i < rg->hi; i++) {
+        const struct weir_record *r = run->b->records[i];
+        if (r->verdict != WEIR_VERDICT_DONE && r->sent_ms > 0 &&
+            r->sent_ms + (int64_t)age * 1000 < first)
+            first = r->sent_ms + (int64_t)age * 1000;
+    }
+    return first;
+}
+
+/* The function never ran: try again after a backoff that spends no retry, but never past the
+ * moment a record ages out (then the next step gives it up, without invoking it). */
+static void throttled(struct run *run, const struct range *rg)
+{
+    struct weir_stream *s = run->s;
+    s->stats.throttles++;
+    if (s->stopping) {
+        run_abort(run);
+        return;
+    }
+    run->throttle_ms = run->throttle_ms ? run->throttle_ms * 2 : THROTTLE_FIRST_MS;
+    if (run->throttle_ms > THROTTLE_MAX_MS)
+        run->throttle_ms = THROTTLE_MAX_MS;
+    int64_t wait = run->throttle_ms;
+    int64_t end = ages_out(run, rg), now = weir_clock_wall_ms();
+    if (end != INT64_MAX && now + wait > end)
+        wait = end - now + 1 > 0 ? end - now + 1 : 0;
+    weir_log_limited(WEIR_LOG_WARN, s->comp, "throttled; trying again delay_ms=%lld why=\"%s\"",
+                     (long long)wait, run->last.why);
+    wait_timer(run, wait);
+}
+
 static void on_attempted(void *arg, struct weir_batch *a)
 {
     struct run *run = arg;
@@ -543,6 +609,10 @@ static void on_attempted(void *arg, struct weir_batch *a)
         }
     }
     struct weir_record *resume = first_failed < n ? a->records[first_failed] : NULL;
+    /* A part of the batch that succeeded (a half, what followed a partial response) is done now;
+     * the whole batch succeeding comes back at once. */
+    if (a != run->b && !weir_function_aborting(run->fn))
+        report_done(run, a->records, first_failed);
     if (a != run->b)
         weir_batch_free(a);
     if (weir_function_aborting(run->fn) || (failed && s->stopping)) {
@@ -555,17 +625,18 @@ static void on_attempted(void *arg, struct weir_batch *a)
         return;
     }
     if (!run->last.ran) {
-        /* Throttled until its records aged out (the attempt's own backoff ran out of age). */
-        s->stats.throttles++;
-        run_next(run);
+        throttled(run, rg);
         return;
     }
+    run->throttle_ms = 0;
     if (failed < n) {
         /* A partial response: done up to the lowest reported record; from it on, everything is
          * tried again, as AWS moves the checkpoint to just before it. */
         size_t at = rg->lo;
         while (run->b->records[at] != resume)
             at++;
+        if (a == run->b)
+            report_done(run, run->b->records + rg->lo, at - rg->lo);
         for (size_t i = at; i < rg->hi; i++)
             if (run->b->records[i]->verdict == WEIR_VERDICT_DONE)
                 run->b->records[i]->verdict = WEIR_VERDICT_PENDING;
@@ -634,15 +705,16 @@ static void stream_accept(struct weir_function *fn, struct weir_batch *b,
         wait_timer(run, 0);
         return;
     }
-    run_next(run);
+    s->accepting = run;
+    run_next(run); /* may finish, and free, the run */
+    s->accepting = NULL;
 }
 
-/* One attempt's outcome becomes verdicts on its records; throttles are retried here, without
- * spending the budget, until a record would age out. */
+/* One attempt's outcome becomes verdicts on its records; the run decides what follows (a throttle
+ * too: it waits where a stopping mapping finds it). */
 static enum weir_policy_next stream_judge(struct weir_attempt *at, struct weir_batch *b,
                                           const struct weir_classified *c, int64_t *delay_ms)
 {
-    const struct weir_stream *s = at->pol->stream;
     switch (c->outcome) {
     case WEIR_OUTCOME_OK:
         weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
@@ -652,31 +724,10 @@ static enum weir_policy_next stream_judge(struct weir_attempt *at, struct weir_b
         for (size_t i = 0; i < c->n_failed; i++)
             b->records[c->failed[i]]->verdict = WEIR_VERDICT_RETRY;
         return WEIR_POLICY_FINISH;
-    case WEIR_OUTCOME_THROTTLED: {
-        if (s->stopping) {
-            weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
-            return WEIR_POLICY_FINISH;
-        }
-        weir_log_limited_for(WEIR_LOG_WARN, at->component, at->pol->mapping_name,
-                             "throttled mapping=%s why=\"%s\"", at->pol->mapping_name, c->why);
-        int age = s->cfg->maximum_record_age_in_seconds;
-        int64_t backoff = at->backoff_ms ? at->backoff_ms * 2 : THROTTLE_FIRST_MS;
-        if (backoff > THROTTLE_MAX_MS)
-            backoff = THROTTLE_MAX_MS;
-        at->backoff_ms = backoff;
-        /* Not past the moment the oldest record ages out: then the run gives it up. */
-        int64_t now = weir_clock_wall_ms(), ages_out = INT64_MAX;
-        for (size_t i = 0; age >= 0 && i < b->n; i++)
-            if (b->records[i]->sent_ms > 0 &&
-                b->records[i]->sent_ms + (int64_t)age * 1000 < ages_out)
-                ages_out = b->records[i]->sent_ms + (int64_t)age * 1000;
-        if (ages_out < now) {
-            weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
-            return WEIR_POLICY_FINISH;
-        }
-        *delay_ms = ages_out - now + 1 < backoff ? ages_out - now + 1 : backoff;
-        return WEIR_POLICY_AGAIN;
-    }
+    case WEIR_OUTCOME_THROTTLED:
+        /* The run waits out the backoff itself, where a stopping mapping finds it. */
+        weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
+        return WEIR_POLICY_FINISH;
     default:
         weir_batch_set_verdicts(b, WEIR_VERDICT_RETRY);
         return WEIR_POLICY_FINISH;

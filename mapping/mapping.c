@@ -239,20 +239,46 @@ static void lane_maybe_resume(struct weir_mapping *m, struct lane *l)
 
 /* ---- settling ---- */
 
+/* Marks done records in their partitions' positions and tells the source each checkpoint that
+ * moved, once per partition (a batch holds one; what a filter left out may hold several). */
+static void move_checkpoints(struct weir_mapping *m, struct weir_record *const *records, size_t n)
+{
+    uint32_t part = 0;
+    uint64_t below = 0;
+    bool moved = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct weir_record *r = records[i];
+        uint64_t at;
+        if (moved && partition_of(r) != part) {
+            m->src->ops->checkpoint(m->p, part, below);
+            moved = false;
+        }
+        if (r->verdict == WEIR_VERDICT_DONE &&
+            weir_positions_done(&m->positions, partition_of(r), r->seq, &at)) {
+            part = partition_of(r);
+            below = at;
+            moved = true;
+        }
+    }
+    if (moved)
+        m->src->ops->checkpoint(m->p, part, below);
+}
+
 /* Hands b's verdicts to the source; for a stream, done records also move their partition's
  * checkpoint, which the source is told. */
 static void settle(struct weir_mapping *m, const struct weir_batch *b)
 {
     m->src->ops->settle(m->p, b);
-    if (!m->positional)
-        return;
-    for (size_t i = 0; i < b->n; i++) {
-        const struct weir_record *r = b->records[i];
-        uint64_t below;
-        if (r->verdict == WEIR_VERDICT_DONE &&
-            weir_positions_done(&m->positions, partition_of(r), r->seq, &below))
-            m->src->ops->checkpoint(m->p, partition_of(r), below);
-    }
+    if (m->positional)
+        move_checkpoints(m, b->records, b->n);
+}
+
+/* The stream policy's word that records of a batch it still holds are done. */
+static void on_records_done(void *ctx, struct weir_record *const *records, size_t n)
+{
+    struct weir_mapping *m = ctx;
+    if (m->positional)
+        move_checkpoints(m, records, n);
 }
 
 /* ---- batches to the dispatcher and back ---- */
@@ -794,6 +820,8 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->pol.delivery = src->delivery;
     m->pol.format = m->format;
     m->pol.ctx = &m->ctx;
+    m->pol.records_done = on_records_done;
+    m->pol.records_done_ctx = m;
     if (src->delivery == WEIR_DELIVERY_STREAM) {
         m->pol.stream = weir_stream_new(fn, &mc->stream, mc->name, region, base, err);
         if (!m->pol.stream)

@@ -938,7 +938,8 @@ static void records_older_than_the_maximum_age_are_given_up_without_an_invocatio
     check_failure(r, "RecordAgeExceeded", 0, "0", "1", 2);
     check_no_response_context(r);
     json_decref(r);
-    assert_int_equal(src.n_ckpts, 0);
+    /* Given up is done: the checkpoint passes them while the rest is with the function. */
+    assert_at(0, 2);
     ok(0);
     assert_at(0, 4);
 }
@@ -1129,7 +1130,7 @@ static void bisect_invokes_the_older_half_first(void **state)
     ok(1);
     step_until_calls(3);
     assert_string_equal(offs_of(2), "2,3");
-    assert_int_equal(src.n_ckpts, 0); /* the batch is handed back whole */
+    assert_at(0, 2); /* the older half is done: the checkpoint passes it */
     ok(2);
     assert_at(0, 4);
 }
