@@ -6,10 +6,7 @@
 #include <string.h>
 
 static const struct weir_destination_ops *const rows[] = {
-    &weir_dest_redis,
-    &weir_dest_dir,
-    &weir_dest_http,
-    &weir_dest_https,
+    &weir_dest_redis, &weir_dest_dir, &weir_dest_http, &weir_dest_https, &weir_dest_kafka,
 };
 
 const struct weir_destination_ops *weir_destination_find(const char *uri)

@@ -77,5 +77,6 @@ extern const struct weir_destination_ops weir_dest_redis;
 extern const struct weir_destination_ops weir_dest_dir;
 extern const struct weir_destination_ops weir_dest_http;
 extern const struct weir_destination_ops weir_dest_https;
+extern const struct weir_destination_ops weir_dest_kafka;
 
 #endif
