@@ -384,7 +384,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: weir redrive -c FILE --from URI [--function NAME] [--rate N] [--limit N]\n"
             "                   [--endpoint-url URL]\n"
-            "  --from URI       a failure destination: file:///dir or redis://host:port/db/list\n"
+            "  --from URI       a failure destination: file:///dir or redis://host:port/db/list,\n"
+            "                   or a Kafka topic of failed stream records:\n"
+            "                   kafka://host:port/topic (each goes back to its own topic)\n"
             "  --function NAME  send to NAME (dead letters name no function; records do)\n"
             "  --rate N         events per second (default 10; 0: no limit)\n"
             "  --limit N        at most N\n"
@@ -448,6 +450,16 @@ int weir_redrive_main(int argc, char **argv)
         return EXIT_USAGE;
     int code = EXIT_USAGE;
     rd.cfg = cfg;
+    if (!strncmp(rd.from, "kafka://", 8)) {
+        /* A stream's failed records go back to their topic, not through the API. */
+        if (rd.function) {
+            fprintf(stderr, "weir redrive: --function does not apply to a Kafka topic: each record "
+                            "goes back to the topic it came from\n");
+            goto out;
+        }
+        code = weir_redrive_kafka(rd.from, rd.rate, rd.limit);
+        goto out;
+    }
     if (!cfg->api.enabled) {
         fprintf(stderr,
                 "weir redrive: %s has no api section: redrive sends events through the "
@@ -475,7 +487,8 @@ int weir_redrive_main(int argc, char **argv)
     } else if (!strncmp(rd.from, "redis://", 8)) {
         opened = open_redis(&rd);
     } else {
-        fprintf(stderr, "weir redrive: --from is file:///dir or redis://host:port/db/list\n");
+        fprintf(stderr, "weir redrive: --from is file:///dir, redis://host:port/db/list or "
+                        "kafka://host:port/topic\n");
         goto out;
     }
     code = EXIT_RUNTIME;

@@ -5,4 +5,8 @@
 /* The subcommand, given its own argv (argv[0] is "redrive"). Returns the exit code. */
 int weir_redrive_main(int argc, char **argv);
 
+/* A Kafka topic of a stream's failed records back into the topics they came from
+ * (cli/redrive_kafka.c); returns the exit code. */
+int weir_redrive_kafka(const char *from, double rate, long limit);
+
 #endif
