@@ -14,6 +14,11 @@
 #     the durable asynchronous queue, beside the raw inotify rate of the same writes; then the
 #     Invoke API's Event accepts per second.
 #     scripts/bench.sh bucket --files 50000 --size 65536
+#   scripts/bench.sh kafka [ARGS]     bench_kafka: a Kafka topic (the test broker, kafka_broker,
+#     librdkafka's mock cluster, 64 partitions) through weir at batch 100 and 1000, beside a raw
+#     librdkafka consumer and kcat reading the same topic; then latency at a steady produce rate.
+#     scripts/bench.sh kafka                      # the full run: 1,000,000 records of 100 bytes
+#     scripts/bench.sh kafka --records 200000     # a quick run
 # The build is scripts/setup.sh's (build/); BUILD_DIR=dir builds only weir and the benchmark
 # there instead, also RelWithDebInfo. Build output goes to stderr; stdout carries only figures.
 set -euo pipefail
@@ -26,7 +31,16 @@ bucket)
     BENCH=bench_bucket
     shift
     ;;
+kafka)
+    BENCH=bench_kafka
+    shift
+    ;;
 esac
+# bench_kafka starts the test broker built beside it.
+TARGETS=(weir "$BENCH")
+if [[ $BENCH == bench_kafka ]]; then
+    TARGETS+=(kafka_broker)
+fi
 
 if [[ -z ${BUILD_DIR:-} && -x $ROOT/scripts/setup.sh ]]; then
     "$ROOT/scripts/setup.sh" >&2
@@ -35,7 +49,7 @@ else
     build=${BUILD_DIR:-$ROOT/build-bench}
     # A Debug or sanitizer build would measure the wrong program.
     cmake -S "$ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_SANITIZE=OFF >&2
-    cmake --build "$build" -j"$(nproc)" --target weir "$BENCH" >&2
+    cmake --build "$build" -j"$(nproc)" --target "${TARGETS[@]}" >&2
 fi
 
 exec "$build/$BENCH" --weir "$build/weir" "$@"
