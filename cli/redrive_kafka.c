@@ -12,6 +12,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #define CALL_MS      10000
 
 static const char ORIGIN_TOPIC[] = "weir-source-topic";
+static const char ORIGIN_PARTITION[] = "weir-source-partition";
 static const char ORIGIN_PREFIX[] = "weir-";
 
 struct kredrive {
@@ -90,6 +92,18 @@ static int move_one(struct kredrive *kr, const rd_kafka_message_t *m)
     }
     memcpy(origin, value, size);
     origin[size] = '\0';
+    /* Back into the partition it came from, so it keeps its place among its key's records. */
+    int32_t partition = RD_KAFKA_PARTITION_UA;
+    char num[16];
+    if (rd_kafka_header_get_last(in, ORIGIN_PARTITION, &value, &size) == 0 && value && size > 0 &&
+        size < sizeof(num)) {
+        memcpy(num, value, size);
+        num[size] = '\0';
+        char *end;
+        long p = strtol(num, &end, 10);
+        if (*end == '\0' && p >= 0 && p <= INT32_MAX)
+            partition = (int32_t)p;
+    }
     if (!weir_kafka_topic_ok(origin) || !strcmp(origin, kr->topic)) {
         fprintf(stderr,
                 "weir redrive: %s [%d] offset %lld names topic \"%s\", which cannot take "
@@ -104,9 +118,9 @@ static int move_one(struct kredrive *kr, const rd_kafka_message_t *m)
             rd_kafka_header_add(out, name, -1, value, (ssize_t)size);
     kr->delivered = kr->delivery_failed = false;
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        kr->producer, RD_KAFKA_V_TOPIC(origin), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_HEADERS(out),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        kr->producer, RD_KAFKA_V_TOPIC(origin), RD_KAFKA_V_PARTITION(partition),
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->payload, m->len),
+        RD_KAFKA_V_HEADERS(out), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err) {
         rd_kafka_headers_destroy(out);
         fprintf(stderr, "weir redrive: cannot produce to %s: %s\n", origin, rd_kafka_err2str(err));
@@ -188,6 +202,8 @@ int weir_redrive_kafka(const char *from, double rate, long limit)
     if (partitions <= 0)
         goto out;
     int64_t started = weir_clock_mono_ms(), shown = started;
+    /* Partitions at their end now; one that gets a record again is not. */
+    rd_kafka_topic_partition_list_t *ended = rd_kafka_topic_partition_list_new(partitions);
     int at_end = 0;
     code = 0;
     while ((!limit || kr.moved < limit) && at_end < partitions) {
@@ -195,10 +211,14 @@ int weir_redrive_kafka(const char *from, double rate, long limit)
         int64_t now = weir_clock_mono_ms();
         if (!m)
             continue;
+        if (!m->err && rd_kafka_topic_partition_list_del(ended, kr.topic, m->partition))
+            at_end--;
         if (m->err) {
-            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+                !rd_kafka_topic_partition_list_find(ended, kr.topic, m->partition)) {
+                rd_kafka_topic_partition_list_add(ended, kr.topic, m->partition);
                 at_end++;
-            else
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 fprintf(stderr, "weir redrive: reading %s: %s\n", kr.topic,
                         rd_kafka_err2str(m->err));
             rd_kafka_message_destroy(m);
@@ -221,6 +241,7 @@ int weir_redrive_kafka(const char *from, double rate, long limit)
                 usleep((useconds_t)((due - now) * 1000));
         }
     }
+    rd_kafka_topic_partition_list_destroy(ended);
     fprintf(stderr, "weir redrive: %ld moved back into their topics\n", kr.moved);
 out:
     if (kr.consumer) {

@@ -65,6 +65,9 @@ struct weir_stream_cfg {
     bool bisect_batch_on_function_error; /* default false */
     int parallelization_factor;          /* 1..10, default 1 */
     char *on_failure;                    /* destination_config.on_failure.destination, or NULL */
+    /* Never from a file: the fewest records a partition may hold before it is paused (0: the
+     * mapping's default); tests lower it to see pauses with a few records. */
+    int partition_held_min;
 };
 
 struct weir_mapping_cfg {

@@ -395,7 +395,8 @@ static void kafka_put(struct weir_destination *base, const struct weir_message *
     weir_list_push_back(&d->produced, &put->link);
     rd_kafka_resp_err_t err =
         rd_kafka_producev(d->rk, RD_KAFKA_V_RKT(d->rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_VALUE((void *)msg->body, msg->body_len),
+                          RD_KAFKA_V_VALUE(msg->body_null ? NULL : (void *)msg->body,
+                                           msg->body_null ? 0 : msg->body_len),
                           RD_KAFKA_V_KEY(msg->key, msg->key ? msg->key_len : 0),
                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(put), RD_KAFKA_V_END);
     if (!err)

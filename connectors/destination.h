@@ -27,6 +27,7 @@ struct weir_message {
     /* A record handed on as itself (a stream's failed record to a Kafka topic): its key and
      * packed headers (model/record.h), NULL when it has none. Destinations that write messages
      * (a list, a file) ignore them. */
+    bool body_null; /* a record's null value (a Kafka tombstone), not an empty one */
     const char *key;
     size_t key_len;
     const char *headers;

@@ -99,6 +99,9 @@ struct weir_stream *weir_stream_new(struct weir_function *fn, const struct weir_
 /* The mapping stops: a batch waiting to be retried comes back now, not done (the source keeps
  * its checkpoint below it), and one whose attempt fails comes back instead of being retried. */
 void weir_stream_stop(struct weir_stream *s);
+/* The source no longer owns partition (revoked): its batches come back, not done, without more
+ * attempts (at once when waiting, else when their invocation or destination write ends). */
+void weir_stream_forget(struct weir_stream *s, int32_t partition);
 /* Batches still held are dropped (their callbacks never called). NULL is a no-op. */
 void weir_stream_free(struct weir_stream *s);
 const struct weir_stream_stats *weir_stream_stats(const struct weir_stream *s);

@@ -60,6 +60,12 @@ struct range {
     int retries; /* function errors and partial responses spent on it */
 };
 
+/* One write to the destination: which record (SIZE_MAX: the failure record of them all). */
+struct put {
+    struct run *run;
+    size_t i;
+};
+
 struct run {
     struct weir_stream *s;
     struct weir_function *fn;
@@ -77,12 +83,15 @@ struct run {
     struct weir_timer *timer; /* the next attempt, or the destination again */
     struct weir_hold hold;    /* while waiting out the timer or the destination */
     bool holding;
+    bool forgotten; /* its partition was revoked: it comes back, not done, without more attempts */
     /* Records being given up: written to the destination, then done. */
     struct weir_record **gone;
     size_t n_gone;
     const char *condition;
     struct weir_response last; /* the answer that gave them up (responseContext) */
     bool invoked;              /* whether the function ever ran for them */
+    struct put *puts;          /* one per record given up, for a destination that takes records */
+    bool *gone_written;        /* which of them it has: a retry writes only the others */
     unsigned puts_out;
     bool put_failed;
     struct weir_list link; /* in s->runs */
@@ -133,6 +142,8 @@ static void run_free(struct run *run)
     weir_buf_deinit(&run->last.payload);
     free(run->ranges);
     free(run->gone);
+    free(run->puts);
+    free(run->gone_written);
     free(run);
 }
 
@@ -159,6 +170,22 @@ void weir_stream_stop(struct weir_stream *s)
     {
         struct run *run = weir_list_entry(node, struct run, link);
         if (run->b && run->holding && !run->n_gone)
+            run_abort(run);
+    }
+}
+
+void weir_stream_forget(struct weir_stream *s, int32_t partition)
+{
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &s->runs)
+    {
+        struct run *run = weir_list_entry(node, struct run, link);
+        if (!run->b || !run->b->n || run->b->records[0]->partition != partition)
+            continue;
+        run->forgotten = true;
+        /* Waiting out a backoff: back now. Being invoked, or written to the destination: back
+         * when that ends. */
+        if (run->holding && !run->n_gone)
             run_abort(run);
     }
 }
@@ -286,6 +313,16 @@ static void report_done(const struct run *run, struct weir_record *const *record
         run->pol->records_done(run->pol->records_done_ctx, records, n);
 }
 
+/* Room for n records to give up, none of them written yet. */
+static void gone_reserve(struct run *run, size_t n)
+{
+    run->n_gone = 0;
+    run->gone = weir_realloc(run->gone, (n ? n : 1) * sizeof(*run->gone));
+    run->puts = weir_realloc(run->puts, (n ? n : 1) * sizeof(*run->puts));
+    run->gone_written = weir_realloc(run->gone_written, (n ? n : 1) * sizeof(*run->gone_written));
+    memset(run->gone_written, 0, (n ? n : 1) * sizeof(*run->gone_written));
+}
+
 static void gone_done(struct run *run)
 {
     unhold(run);
@@ -294,7 +331,7 @@ static void gone_done(struct run *run)
     report_done(run, run->gone, run->n_gone);
     run->n_gone = 0;
     run->backoff_ms = 0;
-    if (run->s->stopping || weir_function_aborting(run->fn)) {
+    if (run->s->stopping || run->forgotten || weir_function_aborting(run->fn)) {
         run_abort(run); /* what is left is not invoked while stopping */
         return;
     }
@@ -306,11 +343,14 @@ static void on_timer(void *arg);
 
 static void on_put(void *arg, weir_status st, const char *error)
 {
-    struct run *run = arg;
+    struct put *put = arg;
+    struct run *run = put->run;
     struct weir_stream *s = run->s;
     run->puts_out--;
     if (st == WEIR_OK) {
         s->stats.delivered++;
+        if (put->i != SIZE_MAX)
+            run->gone_written[put->i] = true;
     } else {
         s->stats.delivery_failures++;
         run->put_failed = true;
@@ -368,11 +408,12 @@ static void write_gone(struct run *run)
         run->holding = true;
     }
     if (!s->on_failure) {
-        weir_log_limited(WEIR_LOG_WARN, s->comp,
-                         "records given up and dropped (no on_failure destination) condition=%s "
-                         "records=%zu first_seq=%llu last_seq=%llu",
-                         run->condition, run->n_gone, (unsigned long long)run->gone[0]->seq,
-                         (unsigned long long)run->gone[run->n_gone - 1]->seq);
+        weir_warn(s->comp,
+                  "records given up and dropped (no on_failure destination) condition=%s "
+                  "records=%zu partition=%d first_seq=%llu last_seq=%llu",
+                  run->condition, run->n_gone, run->gone[0]->partition,
+                  (unsigned long long)run->gone[0]->seq,
+                  (unsigned long long)run->gone[run->n_gone - 1]->seq);
         gone_done(run);
         return;
     }
@@ -384,9 +425,12 @@ static void write_gone(struct run *run)
     char request_id[37];
     weir_uuid4(request_id);
     if (s->on_failure->ops->takes_records) {
-        run->puts_out = (unsigned)run->n_gone;
+        for (size_t i = 0; i < run->n_gone; i++)
+            run->puts_out += !run->gone_written[i];
         for (size_t i = 0; i < run->n_gone; i++) {
             const struct weir_record *r = run->gone[i];
+            if (run->gone_written[i])
+                continue;
             char *headers = NULL;
             size_t headers_len = 0;
             origin_headers(run, r, &headers, &headers_len);
@@ -394,12 +438,14 @@ static void write_gone(struct run *run)
                 .id = request_id,
                 .body = r->data,
                 .body_len = r->data_len,
+                .body_null = r->data_null,
                 .key = r->key,
                 .key_len = r->key_len,
                 .headers = headers,
                 .headers_len = headers_len,
             };
-            s->on_failure->ops->put(s->on_failure, &msg, on_put, run);
+            run->puts[i] = (struct put){run, i};
+            s->on_failure->ops->put(s->on_failure, &msg, on_put, &run->puts[i]);
             free(headers);
         }
         return;
@@ -409,7 +455,8 @@ static void write_gone(struct run *run)
     failure_record(run, &body);
     struct weir_message msg = {.id = request_id, .body = body.data, .body_len = body.len};
     run->puts_out = 1;
-    s->on_failure->ops->put(s->on_failure, &msg, on_put, run);
+    run->puts[0] = (struct put){run, SIZE_MAX};
+    s->on_failure->ops->put(s->on_failure, &msg, on_put, &run->puts[0]);
     weir_buf_deinit(&body);
 }
 
@@ -419,8 +466,7 @@ static void give_up(struct run *run, size_t lo, size_t hi, const char *condition
                     bool (*pick)(const struct run *run, const struct weir_record *r, int64_t now))
 {
     int64_t now = weir_clock_wall_ms();
-    run->n_gone = 0;
-    run->gone = weir_realloc(run->gone, (hi - lo) * sizeof(*run->gone));
+    gone_reserve(run, hi - lo);
     for (size_t i = lo; i < hi; i++) {
         struct weir_record *r = run->b->records[i];
         if (r->verdict != WEIR_VERDICT_DONE && (!pick || pick(run, r, now)))
@@ -575,7 +621,7 @@ static void throttled(struct run *run, const struct range *rg)
 {
     struct weir_stream *s = run->s;
     s->stats.throttles++;
-    if (s->stopping) {
+    if (s->stopping || run->forgotten) {
         run_abort(run);
         return;
     }
@@ -613,9 +659,14 @@ static void on_attempted(void *arg, struct weir_batch *a)
      * the whole batch succeeding comes back at once. */
     if (a != run->b && !weir_function_aborting(run->fn))
         report_done(run, a->records, first_failed);
+    /* From the lowest reported record on, what the attempt held is tried again (also records
+     * after it that succeeded), as AWS moves the checkpoint to just before it; records given up
+     * earlier (aged out) were not in the attempt and stay done. */
+    for (size_t i = first_failed; i < n; i++)
+        a->records[i]->verdict = WEIR_VERDICT_PENDING;
     if (a != run->b)
         weir_batch_free(a);
-    if (weir_function_aborting(run->fn) || (failed && s->stopping)) {
+    if (weir_function_aborting(run->fn) || run->forgotten || (failed && s->stopping)) {
         run_abort(run);
         return;
     }
@@ -629,17 +680,15 @@ static void on_attempted(void *arg, struct weir_batch *a)
         return;
     }
     run->throttle_ms = 0;
-    if (failed < n) {
-        /* A partial response: done up to the lowest reported record; from it on, everything is
-         * tried again, as AWS moves the checkpoint to just before it. */
+    /* A partial response (the function did not fail) is one even when it names every record:
+     * then it is retried whole, not bisected. */
+    if (failed < n || !run->last.function_error[0]) {
+        /* Done up to the lowest reported record; from it on, tried again. */
         size_t at = rg->lo;
         while (run->b->records[at] != resume)
             at++;
         if (a == run->b)
             report_done(run, run->b->records + rg->lo, at - rg->lo);
-        for (size_t i = at; i < rg->hi; i++)
-            if (run->b->records[i]->verdict == WEIR_VERDICT_DONE)
-                run->b->records[i]->verdict = WEIR_VERDICT_PENDING;
         rg->lo = at;
         weir_info(s->comp,
                   "partial batch response; retrying from the lowest reported record seq=%llu "
@@ -693,8 +742,7 @@ static void stream_accept(struct weir_function *fn, struct weir_batch *b,
         for (size_t i = 0; i < b->n; i++)
             if (b->records[i]->verdict != WEIR_VERDICT_REJECT)
                 b->records[i]->verdict = WEIR_VERDICT_PENDING;
-        run->n_gone = 0;
-        run->gone = weir_realloc(run->gone, rejected * sizeof(*run->gone));
+        gone_reserve(run, rejected);
         for (size_t i = 0; i < b->n; i++)
             if (b->records[i]->verdict == WEIR_VERDICT_REJECT)
                 run->gone[run->n_gone++] = b->records[i];

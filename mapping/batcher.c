@@ -99,6 +99,13 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
     return true;
 }
 
+void weir_batcher_flush_lane(struct weir_batcher *bt, uint32_t lane)
+{
+    struct weir_batch *b = weir_u32map_get(&bt->by_lane, lane);
+    if (b)
+        close_batch(bt, b);
+}
+
 void weir_batcher_flush(struct weir_batcher *bt)
 {
     struct weir_list *node;

@@ -46,6 +46,8 @@ void weir_batcher_deinit(struct weir_batcher *bt);
  * larger than max_bytes cannot be delivered in any event: it is not taken (false), so the
  * caller can reject it. */
 bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r);
+/* Closes and hands over lane's open batch, if it has one. */
+void weir_batcher_flush_lane(struct weir_batcher *bt, uint32_t lane);
 /* Closes and hands over every open batch, oldest first. */
 void weir_batcher_flush(struct weir_batcher *bt);
 /* Mono ms at which the oldest open batch's window ends; -1 when nothing is open or window_ms

@@ -272,29 +272,27 @@ static long kafka_find_item(const json_t *ident, const struct weir_batch *b, cha
     }
     const char *name = json_string_value(tp);
     size_t name_len = json_string_length(tp);
-    bool tp_seen = false;
     char key[KAFKA_TOPIC_MAX + 16];
-    for (size_t i = 0; i < b->n; i++) {
-        const struct weir_record *r = b->records[i];
-        const char *topic = r->stream ? r->stream : "";
-        size_t topic_len = strlen(topic);
-        char part[16];
-        int pn = snprintf(part, sizeof(part), "-%" PRId32, r->partition);
-        if (name_len != topic_len + (size_t)pn || memcmp(name, topic, topic_len) != 0 ||
-            memcmp(name + topic_len, part, (size_t)pn) != 0)
-            continue;
-        tp_seen = true;
-        if (r->seq == offset)
-            return (long)i;
-    }
+    size_t key_len = b->n ? tp_text(b->records[0], key, sizeof(key)) : 0;
     printable(name, name_len, shown);
-    if (!tp_seen) {
-        size_t n = b->n ? tp_text(b->records[0], key, sizeof(key)) : 0;
-        printable(key, n, mine);
+    /* A batch holds one partition, in offset order: the name is checked once, the offset found
+     * by halving (a 10,000-record batch naming every record costs no scan per entry). */
+    if (!b->n || name_len != key_len || memcmp(name, key, key_len) != 0) {
+        printable(key, key_len, mine);
         snprintf(why, why_len, "names topic-partition \"%s\", not this batch's \"%s\"", shown,
                  mine);
         return -1;
     }
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->records[mid]->seq < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < b->n && b->records[lo]->seq == offset)
+        return (long)lo;
     snprintf(why, why_len, "offset %" PRIu64 " of \"%s\" is not in the batch", offset, shown);
     return -1;
 }

@@ -169,13 +169,28 @@ static size_t room_any(const struct weir_mapping *m)
     return min_size(room, bytes_room(m));
 }
 
-/* A stream partition holds up to two batches per lane it is spread over, read, waiting and in
- * flight together; then it is paused, and the consumer goes on reading the others. */
+/* Records a stream partition holds at most, read, waiting and in flight together: two batches
+ * per lane it is spread over, and never fewer than this. A paused partition is read again only
+ * after the source fetches it anew (Kafka: the next fetch round, up to fetch.wait.max.ms later),
+ * so a bound of a batch or two would pause a healthy partition after every batch; the byte
+ * budget bounds the memory of all partitions together. */
+#define PARTITION_HELD_MIN 10000
+
+static size_t partition_bound(const struct weir_mapping *m)
+{
+    size_t bound = m->lanes_per_partition * ORDERED_LANE_BATCHES * (size_t)m->mc->batch_size;
+    size_t least = m->mc->stream.partition_held_min > 0 ? (size_t)m->mc->stream.partition_held_min
+                                                        : PARTITION_HELD_MIN;
+    return bound > least ? bound : least;
+}
+
+/* A stream partition reads until it holds its bound; then it is paused, and the consumer goes on
+ * reading the others. */
 static size_t room_partition(const struct weir_mapping *m, uint32_t part)
 {
     if (!m->started || m->stopping)
         return 0;
-    size_t bound = m->lanes_per_partition * ORDERED_LANE_BATCHES * (size_t)m->mc->batch_size;
+    size_t bound = partition_bound(m);
     size_t held = weir_positions_held(&m->positions, part);
     return min_size(held < bound ? bound - held : 0, bytes_room(m));
 }
@@ -205,12 +220,33 @@ static void poller_resume(struct weir_mapping *m)
         m->src->ops->resume(m->p, WEIR_LANE_ANY);
 }
 
+/* A paused partition is resumed once it holds half its bound, not at the first free place: each
+ * resume costs the source a new fetch. */
 static void partition_maybe_resume(struct weir_mapping *m, uint32_t part)
 {
-    if (!weir_u32map_get(&m->paused_parts, part) || m->stopping || room_partition(m, part) == 0)
+    if (!weir_u32map_get(&m->paused_parts, part) || m->stopping ||
+        weir_positions_held(&m->positions, part) * 2 > partition_bound(m) ||
+        room_partition(m, part) == 0)
         return;
     weir_u32map_del(&m->paused_parts, part);
     m->src->ops->resume(m->p, part);
+}
+
+/* Every paused partition that has room again is resumed: room comes back as any batch finishes
+ * (the byte budget is shared), not only as one of the partition's own does. */
+static void partitions_maybe_resume(struct weir_mapping *m)
+{
+    size_t n = 0, cap = m->paused_parts.n;
+    if (!cap)
+        return;
+    /* Keys first: resuming deletes from the table, which must not happen while walking it. */
+    uint32_t *parts = weir_malloc(cap * sizeof(*parts));
+    for (size_t i = 0; i < m->paused_parts.cap && n < cap; i++)
+        if (m->paused_parts.vals[i])
+            parts[n++] = m->paused_parts.keys[i];
+    for (size_t k = 0; k < n; k++)
+        partition_maybe_resume(m, parts[k]);
+    free(parts);
 }
 
 static void partition_maybe_pause(struct weir_mapping *m, uint32_t part)
@@ -425,7 +461,6 @@ static void on_batch_done(void *arg, struct weir_batch *b)
 {
     struct weir_mapping *m = arg;
     struct lane *l = lane_get(m, b->lane);
-    uint32_t b_part = b->n ? partition_of(b->records[0]) : UINT32_MAX;
     m->inflight--;
     m->stats.inflight = m->inflight;
     l->inflight--;
@@ -455,8 +490,8 @@ static void on_batch_done(void *arg, struct weir_batch *b)
         maybe_finish_stop(m);
         return;
     }
-    if (m->positional && b_part != UINT32_MAX)
-        partition_maybe_resume(m, b_part);
+    if (m->positional)
+        partitions_maybe_resume(m);
     else
         lane_maybe_resume(m, l);
     lane_put(m, l);
@@ -609,12 +644,16 @@ static void sink_deliver(void *ctx, struct weir_record *r)
                            "limit",
                            r->event_bytes, WEIR_INVOKE_PAYLOAD_MAX);
         if (m->positional) {
-            /* A stream's policy gives it up to the failure destination, in a batch of its own
-             * (MaximumPayloadSizeExceeded, reference 1.6). */
-            struct weir_batch *alone = weir_batch_new(r->lane);
+            /* A stream's policy gives it up to the failure destination (reference 1.6,
+             * MaximumPayloadSizeExceeded), in a batch of its own that takes its turn in the lane
+             * after the records before it. */
+            uint32_t at = r->lane;
+            weir_batcher_flush_lane(&m->bt, at);
+            struct weir_batch *alone = weir_batch_new(at);
             weir_batch_take(alone, r);
-            l->records++;
-            submit(m, alone);
+            lane_get(m, at)->records++;
+            m->stats.bytes += r->data_len + r->event_bytes;
+            on_batch_closed(m, alone);
             return;
         }
         set_aside(m, &m->rejected, r);
@@ -716,6 +755,8 @@ static void sink_forget(void *ctx, uint32_t part)
     }
     weir_positions_forget(&m->positions, part);
     weir_u32map_del(&m->paused_parts, part);
+    if (m->pol.stream)
+        weir_stream_forget(m->pol.stream, (int32_t)part);
     weir_info(m->component, "partition revoked partition=%u dropped_unsent=%zu", part, dropped);
 }
 

@@ -25,7 +25,8 @@ bool weir_positions_add(struct weir_positions *p, uint32_t part, uint64_t seq);
  * partition was forgotten since) is ignored. */
 bool weir_positions_done(struct weir_positions *p, uint32_t part, uint64_t seq,
                          uint64_t *done_below);
-/* Records of part read and not yet done. */
+/* Records of part read and not yet passed by its checkpoint (done ones behind a record not done
+ * count too: they are still held). */
 size_t weir_positions_held(const struct weir_positions *p, uint32_t part);
 /* Forgets part: it is no longer read here. */
 void weir_positions_forget(struct weir_positions *p, uint32_t part);

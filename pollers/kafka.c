@@ -24,6 +24,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/worker.h"
 #include "pollers/poller.h"
 
 /* Records handed over in one turn of the loop at most; the next turn goes on. */
@@ -61,6 +62,14 @@ struct weir_poller {
     bool all_paused;                         /* every assigned one, for the mapping's room */
     bool started, stopping;
     bool broker_down; /* an outage was reported; its end will be too */
+    /* Stopping: the consumer closes on a thread of its own. Its callbacks, called there, touch
+     * nothing of the loop's while closing is set. */
+    bool closing;
+    struct weir_worker *closer;
+    struct weir_worker_job close_job;
+    rd_kafka_resp_err_t last_commit;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
     uint64_t records;
 };
 
@@ -89,14 +98,34 @@ bool weir_kafka_uri_parse(const char *uri, char **servers, char **topic, char *w
     }
     const char *hosts = uri + sizeof(scheme) - 1;
     const char *slash = strchr(hosts, '/');
-    if (!slash || slash == hosts) {
+    if (!slash) {
+        snprintf(why, why_len, "no topic: kafka://host:port[,host:port...]/topic");
+        return false;
+    }
+    if (slash == hosts) {
         snprintf(why, why_len, "no bootstrap servers: kafka://host:port[,host:port...]/topic");
         return false;
     }
+    if (!slash[1]) {
+        snprintf(why, why_len,
+                 "no topic after the servers: kafka://host:port[,host:port...]/topic");
+        return false;
+    }
+    /* A destination's URI may carry producer properties after '?': they are not the topic. */
     const char *name = slash + 1;
-    if (strpbrk(name, "/?#") || !weir_kafka_topic_ok(name)) {
+    size_t name_len = strcspn(name, "?");
+    char topic_name[256];
+    if (name_len >= sizeof(topic_name) || memchr(name, '/', name_len) ||
+        memchr(name, '#', name_len)) {
         snprintf(why, why_len, "\"%.64s\" is not a Kafka topic name (1..249 of a-z A-Z 0-9 . _ -)",
                  name);
+        return false;
+    }
+    memcpy(topic_name, name, name_len);
+    topic_name[name_len] = '\0';
+    if (!weir_kafka_topic_ok(topic_name)) {
+        snprintf(why, why_len, "\"%.64s\" is not a Kafka topic name (1..249 of a-z A-Z 0-9 . _ -)",
+                 topic_name);
         return false;
     }
     /* Each server is host:port with a port. */
@@ -123,7 +152,7 @@ bool weir_kafka_uri_parse(const char *uri, char **servers, char **topic, char *w
         at = end + 1;
     }
     *servers = weir_strndup(hosts, (size_t)(slash - hosts));
-    *topic = weir_strdup(name);
+    *topic = weir_strdup(topic_name);
     return true;
 }
 
@@ -229,14 +258,15 @@ static void on_message_error(struct weir_poller *p, const rd_kafka_message_t *m)
     }
 }
 
+/* Hands over what the consumer's queue holds. The consumer is polled even when the mapping has no
+ * room (its partitions are paused then, so little comes): polling is what keeps weir in its group
+ * (max.poll.interval.ms), and rebalances arrive through it. */
 static void drain(struct weir_poller *p)
 {
     size_t n = 0;
     while (!p->stopping) {
-        if (p->sink.ops->room(p->sink.ctx, WEIR_LANE_ANY) == 0) {
+        if (p->sink.ops->room(p->sink.ctx, WEIR_LANE_ANY) == 0)
             pause_all(p);
-            break;
-        }
         if (n >= DRAIN_MAX) {
             event_active(p->drain_ev, EV_TIMEOUT, 0); /* the queue stays non-empty: no wake */
             break;
@@ -342,10 +372,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (p->start_at == START_AT_TIMESTAMP)
             apply_timestamp(p, parts);
         weir_info(p->comp, "partitions assigned topic=%s partitions=%s", p->topic, names);
-        if (cooperative)
-            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-        else
-            rd_kafka_assign(rk, parts);
+        rd_kafka_resp_err_t assigned = RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) {
+                assigned = rd_kafka_error_code(e);
+                rd_kafka_error_destroy(e);
+            }
+        } else {
+            assigned = rd_kafka_assign(rk, parts);
+        }
+        if (assigned)
+            weir_error(p->comp, "assigning partitions failed why=\"%s\"",
+                       rd_kafka_err2str(assigned));
         if (!p->assigned)
             p->assigned = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
@@ -356,12 +395,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_pause_partitions(rk, parts);
         return;
     }
-    /* Revoked (or lost): what was read of these and not sent is dropped; batches in flight
-     * finish, and their checkpoints are no longer stored. Offsets stored so far are committed
-     * before the partitions go. */
-    weir_info(p->comp, "partitions revoked topic=%s partitions=%s", p->topic, names);
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
-        rd_kafka_commit(rk, NULL, 0);
+    /* Revoked (or lost): what was read of these and not sent is dropped, and their batches are
+     * handed back without more attempts; their checkpoints are no longer stored. librdkafka
+     * commits the offsets stored so far as it unassigns them (enable.auto.commit). While the
+     * consumer closes (on the closing thread) the mapping has given everything back already. */
+    if (p->closing) {
+        if (cooperative)
+            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+        else
+            rd_kafka_assign(rk, NULL);
+        return;
+    }
+    weir_info(p->comp, "partitions %s topic=%s partitions=%s",
+              rd_kafka_assignment_lost(rk) ? "lost" : "revoked", p->topic, names);
     for (int i = 0; i < parts->cnt; i++) {
         int32_t part = parts->elems[i].partition;
         if (p->sink.ops->forget)
@@ -371,22 +417,55 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (p->paused)
             rd_kafka_topic_partition_list_del(p->paused, p->topic, part);
     }
-    if (cooperative)
-        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
-    else
-        rd_kafka_assign(rk, NULL);
+    rd_kafka_resp_err_t unassigned = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (cooperative) {
+        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+        if (e) {
+            unassigned = rd_kafka_error_code(e);
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        unassigned = rd_kafka_assign(rk, NULL);
+    }
+    if (unassigned)
+        weir_warn(p->comp, "unassigning partitions failed why=\"%s\"",
+                  rd_kafka_err2str(unassigned));
 }
 
 /* librdkafka's own log lines come through the consumer's queue, so on the loop. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     struct weir_poller *p = rd_kafka_opaque(rk);
+    if (p && p->closing)
+        return; /* on the closing thread: weir's log is the loop's */
     enum weir_log_level lvl = level <= 3   ? WEIR_LOG_ERROR
                               : level <= 4 ? WEIR_LOG_WARN
                               : level <= 6 ? WEIR_LOG_INFO
                                            : WEIR_LOG_DEBUG;
-    /* Connection failures repeat while a broker is down: one line in a while says it. */
-    weir_log_limited(lvl, p ? p->comp : "kafka", "librdkafka %s: %s", fac, buf);
+    /* Connection failures repeat while a broker is down: one line in a while of each kind. */
+    weir_log_limited_for(lvl, p ? p->comp : "kafka", fac, "librdkafka %s: %s", fac, buf);
+}
+
+/* Errors librdkafka reports beside messages: a broker unreachable, all of them down. It goes on
+ * reconnecting by itself; weir says so, once in a while. */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct weir_poller *p = opaque;
+    rd_kafka_resp_err_t code = (rd_kafka_resp_err_t)err;
+    if (p->closing)
+        return; /* on the closing thread */
+    if (code == RD_KAFKA_RESP_ERR__TRANSPORT || code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+        code == RD_KAFKA_RESP_ERR__RESOLVE) {
+        p->broker_down = true;
+        weir_log_limited_for(WEIR_LOG_WARN, p->comp, rd_kafka_err2name(code),
+                             "broker unreachable; librdkafka reconnects, nothing is lost "
+                             "servers=%s why=\"%s\"",
+                             p->servers, reason);
+        return;
+    }
+    weir_log_limited_for(rd_kafka_fatal_error(rk, NULL, 0) ? WEIR_LOG_ERROR : WEIR_LOG_WARN,
+                         p->comp, rd_kafka_err2name(code), "kafka error %s why=\"%s\"",
+                         rd_kafka_err2name(code), reason);
 }
 
 /* ---- the poller ------------------------------------------------------------------------------ */
@@ -406,6 +485,7 @@ static void kafka_free(struct weir_poller *p)
 {
     if (!p)
         return;
+    weir_worker_free(p->closer); /* joins the closing thread */
     if (p->wake_ev)
         event_free(p->wake_ev);
     if (p->drain_ev)
@@ -414,8 +494,10 @@ static void kafka_free(struct weir_poller *p)
     if (p->queue)
         rd_kafka_queue_destroy(p->queue);
     if (p->rk) {
-        if (!p->stopping && p->started)
+        if (!p->stopping && p->started) {
+            p->closing = true;
             rd_kafka_consumer_close(p->rk);
+        }
         rd_kafka_destroy(p->rk);
     }
     if (p->assigned)
@@ -493,6 +575,7 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
     p->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!p->rk) {
         rd_kafka_conf_destroy(conf);
@@ -604,28 +687,55 @@ static void kafka_checkpoint(struct weir_poller *p, uint32_t lane, uint64_t done
                    (unsigned long long)done_below);
 }
 
-/* The last stored offsets are committed and the group left (both block, briefly): the mapping
- * calls this once nothing of it is in flight. */
+/* On the closing thread: the last stored offsets committed, the group left. Both block (for
+ * long when the brokers are down), so not on the loop. */
+static void run_close(void *ctx, struct weir_worker_job **jobs, size_t n)
+{
+    struct weir_poller *p = ctx;
+    p->last_commit = rd_kafka_commit(p->rk, NULL, 0);
+    rd_kafka_consumer_close(p->rk);
+}
+
+static void on_closed(struct weir_worker_job *job)
+{
+    struct weir_poller *p = weir_list_entry(job, struct weir_poller, close_job);
+    if (p->last_commit && p->last_commit != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        weir_warn(p->comp,
+                  "last commit failed; the next start reads again from the one before why=\"%s\"",
+                  rd_kafka_err2str(p->last_commit));
+    weir_info(p->comp, "consumer closed topic=%s records=%llu", p->topic,
+              (unsigned long long)p->records);
+    p->stop_done(p->stop_arg);
+}
+
+/* The mapping calls this once nothing of it is in flight. The consumer is closed on a thread of
+ * its own; the loop goes on meanwhile. */
 static void kafka_stop(struct weir_poller *p, void (*done)(void *arg), void *arg)
 {
+    struct weir_err err;
     p->stopping = true;
     if (p->wake_ev)
         event_del(p->wake_ev);
     if (p->drain_ev)
         event_del(p->drain_ev);
     weir_timer_stop(p->keepalive);
-    if (p->rk && p->started) {
-        rd_kafka_resp_err_t err = rd_kafka_commit(p->rk, NULL, 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            weir_warn(p->comp,
-                      "last commit failed; the next start reads again from the one before "
-                      "why=\"%s\"",
-                      rd_kafka_err2str(err));
-        rd_kafka_consumer_close(p->rk);
+    if (!p->rk || !p->started) {
+        done(arg);
+        return;
     }
-    weir_info(p->comp, "consumer closed topic=%s records=%llu", p->topic,
-              (unsigned long long)p->records);
-    done(arg);
+    p->stop_done = done;
+    p->stop_arg = arg;
+    p->closing = true; /* before the thread starts: its callbacks read it */
+    p->closer = weir_worker_new(p->base, "kafka-close", run_close, p, &err);
+    if (!p->closer) {
+        weir_warn(p->comp, "no closing thread (%s): closing on the loop", err.msg);
+        run_close(p, NULL, 0);
+        p->close_job.done = on_closed;
+        on_closed(&p->close_job);
+        return;
+    }
+    p->close_job.done = on_closed;
+    weir_worker_submit(p->closer, &p->close_job);
 }
 
 static const struct weir_poller_ops kafka_ops = {
@@ -666,6 +776,11 @@ static void kafka_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_re
     char why[256], *servers = NULL, *topic = NULL;
     if (!weir_kafka_uri_parse(mc->source, &servers, &topic, why, sizeof(why)))
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"), "mapping '%s': %s", name, why);
+    else if (strchr(mc->source, '?'))
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"),
+                            "mapping '%s': a Kafka source takes its librdkafka properties in "
+                            "kafka_config, not after '?' in its URI",
+                            name);
     const char *sp = ks->starting_position;
     if (sp && strcmp(sp, "TRIM_HORIZON") && strcmp(sp, "LATEST") && strcmp(sp, "AT_TIMESTAMP"))
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "starting_position"),
@@ -703,11 +818,13 @@ static void kafka_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_re
     for (size_t i = 0; i < ks->n_kafka_config; i++) {
         const char *k = ks->kafka_config[2 * i], *v = ks->kafka_config[2 * i + 1];
         if (!strcmp(k, "enable.auto.offset.store") || !strcmp(k, "enable.auto.commit") ||
-            !strcmp(k, "group.id") || !strcmp(k, "bootstrap.servers"))
+            !strcmp(k, "group.id") || !strcmp(k, "bootstrap.servers") ||
+            !strcmp(k, "auto.offset.reset") || !strcmp(k, "log.queue"))
             weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "kafka_config"),
                                 "mapping '%s': kafka_config.%s is weir's to set (offsets are "
-                                "stored only when records are done; servers and group have keys "
-                                "of their own)",
+                                "stored only when records are done; servers, group and "
+                                "starting_position have keys of their own; librdkafka's logs go "
+                                "through weir's loop)",
                                 name, k);
         else if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK)
             weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "kafka_config"),

@@ -19,8 +19,9 @@ struct weir_kafka_settings {
 /* Kafka's rules for a topic name: 1..249 of [a-zA-Z0-9._-], not "." or "..". */
 bool weir_kafka_topic_ok(const char *topic);
 
-/* Splits kafka://host:port[,host:port...]/topic into its bootstrap servers and topic (new
- * strings). false with why filled when uri is not of that form. */
+/* Splits kafka://host:port[,host:port...]/topic[?properties] into its bootstrap servers and
+ * topic (new strings; the properties are left out). false with why filled when uri is not of
+ * that form. */
 bool weir_kafka_uri_parse(const char *uri, char **servers, char **topic, char *why, size_t why_len);
 
 #endif

@@ -1389,13 +1389,18 @@ static void a_record_too_large_for_any_event_is_given_up_and_the_others_delivere
     free(value);
     deliver(0, 2, 1);
     read_done();
-    RUN_UNTIL(files_in(fail_dir) == 1 && n_calls == 1);
-    assert_string_equal(offs_of(0), "0,2");
+    /* It takes its turn in the lane: after 0, before 2. */
+    RUN_UNTIL(n_calls == 1);
+    assert_string_equal(offs_of(0), "0");
+    assert_int_equal(files_in(fail_dir), 0);
+    ok(0);
+    RUN_UNTIL(files_in(fail_dir) == 1 && n_calls == 2);
+    assert_string_equal(offs_of(1), "2");
     json_t *r = only_failure();
     check_failure(r, "MaximumPayloadSizeExceeded", 0, "1", "1", 1);
     check_no_response_context(r);
     json_decref(r);
-    ok(0);
+    ok(1);
     assert_at(0, 3);
     assert_int_equal(weir_mapping_stats(m)->bytes, 0);
 }
@@ -1853,6 +1858,7 @@ static void a_failing_key_does_not_block_the_other_keys_of_its_partition(void **
 
 static void a_partition_is_paused_when_it_holds_enough_and_resumed_after(void **state)
 {
+    mcfg.stream.partition_held_min = 1; /* two batches per lane, as the test counts */
     mcfg.batch_size = 2;
     start();
     /* One lane: a batch in flight and one waiting, then the partition is paused. */
@@ -1874,6 +1880,7 @@ static void a_partition_is_paused_when_it_holds_enough_and_resumed_after(void **
 
 static void a_partition_stays_paused_while_a_blocked_lane_holds_its_checkpoint(void **state)
 {
+    mcfg.stream.partition_held_min = 1; /* two batches per lane, as the test counts */
     mcfg.batch_size = 1;
     mcfg.stream.parallelization_factor = 2;
     start();
@@ -1914,6 +1921,7 @@ static void a_partition_stays_paused_while_a_blocked_lane_holds_its_checkpoint(v
 
 static void a_revoked_partition_is_dropped_and_its_late_checkpoints_ignored(void **state)
 {
+    mcfg.stream.partition_held_min = 1; /* two batches per lane, as the test counts */
     mcfg.batch_size = 2;
     mcfg.maximum_batching_window_in_seconds = 5;
     start();
@@ -1961,10 +1969,13 @@ static void a_partition_revoked_while_its_batch_retries_checkpoints_nothing(void
     deliver(0, 0, 3);
     read_done();
     fn_error(0);
+    /* Revoked while waiting to retry: the batch comes back, not done, and is not tried again by
+     * a consumer that no longer owns it (the new owner reads it from the checkpoint). */
     src.sink.ops->forget(src.sink.ctx, 0);
-    step_until_calls(2);
-    ok(1);
+    step_ms(30000);
+    assert_int_equal(n_calls, 1);
     assert_int_equal(src.n_ckpts, 0);
+    assert_int_equal(weir_mapping_stats(m)->inflight, 0);
 }
 
 /* ==== shutdown ================================================================================ */
