@@ -2,12 +2,13 @@
  * mapping's consumer group (consumer_group_id, default weir-<mapping>). Records of a partition
  * are its lane, in order; the mapping and the stream policy do the rest. Offsets are stored only
  * when the mapping says every record below them is done (checkpoint), and committed by
- * librdkafka after (every second, on a revoke and at stop). A partition the mapping holds enough
- * of is paused while the consumer keeps polling, so the group never evicts weir; rebalances drop
- * what was read of a revoked partition and not yet sent. librdkafka's queue event fd wakes the
- * loop; only while partitions are paused does a one-second timer keep the consumer polling. A
- * broker that is down is reconnected by librdkafka: weir logs it and loses nothing. Must never
- * know functions, HTTP or retries. */
+ * librdkafka after (every second, on a revoke and at stop). Each assigned partition has its own
+ * queue, read only while the mapping has room for it: a partition it holds enough of is not read
+ * (librdkafka stops fetching it once its queue is full) while the consumer keeps polling, so the
+ * group never evicts weir. Rebalances drop what was read of a revoked partition and not yet sent.
+ * librdkafka's queue event fd wakes the loop; a one-second timer polls the consumer besides, for
+ * the group's sake. A broker that is down is reconnected by librdkafka: weir logs it and loses
+ * nothing. Must never know functions, HTTP or retries. */
 #define _GNU_SOURCE /* pipe2 */
 #include "pollers/kafka.h"
 
@@ -24,6 +25,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/u32map.h"
 #include "core/worker.h"
 #include "pollers/poller.h"
 
@@ -32,11 +34,21 @@
 /* While partitions are paused, the consumer is polled this often (max.poll.interval.ms is far
  * longer), so it stays in its group. */
 #define KEEPALIVE_MS 1000
+/* What librdkafka fetches ahead per partition at most, before weir reads it. */
+#define PARTITION_PREFETCH_KB       "2048"
+#define PARTITION_PREFETCH_MESSAGES "10000"
 /* Blocking calls librdkafka has no other form of (committed offsets and offsets for times, on an
  * assignment with AT_TIMESTAMP; the last commit at stop) wait at most this long. */
 #define BLOCKING_CALL_MS 10000
 
 enum start_at { START_TRIM_HORIZON, START_LATEST, START_AT_TIMESTAMP };
+
+/* An assigned partition: its own queue, read while the mapping has room for it. */
+struct part {
+    int32_t id;
+    rd_kafka_queue_t *queue;
+    bool held; /* the mapping paused it: not read until resumed */
+};
 
 struct weir_poller {
     const struct weir_mapping_cfg *mc;
@@ -56,10 +68,9 @@ struct weir_poller {
     int wake[2];             /* librdkafka writes to [1] when the queue turns non-empty */
     struct event *wake_ev;
     struct event *drain_ev;       /* another turn of draining */
-    struct weir_timer *keepalive; /* polls while partitions are paused */
+    struct weir_timer *keepalive; /* polls the consumer at least once a second */
     rd_kafka_topic_partition_list_t *assigned;
-    rd_kafka_topic_partition_list_t *paused; /* by the mapping, one by one */
-    bool all_paused;                         /* every assigned one, for the mapping's room */
+    struct weir_u32map parts; /* partition -> struct part, while assigned */
     bool started, stopping;
     bool broker_down; /* an outage was reported; its end will be too */
     /* Stopping: the consumer closes on a thread of its own. Its callbacks, called there, touch
@@ -202,40 +213,8 @@ static struct weir_record *record_of(struct weir_poller *p, const rd_kafka_messa
 
 static void keepalive_arm(struct weir_poller *p)
 {
-    bool any = p->all_paused || (p->paused && p->paused->cnt > 0);
-    if (any && !weir_timer_armed(p->keepalive))
+    if (!p->stopping && !weir_timer_armed(p->keepalive))
         weir_timer_after(p->keepalive, KEEPALIVE_MS);
-}
-
-/* Pauses every assigned partition: the mapping can take nothing more at all. */
-static void pause_all(struct weir_poller *p)
-{
-    if (p->all_paused || !p->assigned || !p->assigned->cnt)
-        return;
-    p->all_paused = true;
-    rd_kafka_pause_partitions(p->rk, p->assigned);
-    keepalive_arm(p);
-}
-
-static bool is_paused_one(const struct weir_poller *p, int32_t partition)
-{
-    return p->paused && rd_kafka_topic_partition_list_find(p->paused, p->topic, partition);
-}
-
-static void resume_all(struct weir_poller *p)
-{
-    if (!p->all_paused)
-        return;
-    p->all_paused = false;
-    if (!p->assigned)
-        return;
-    rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(p->assigned->cnt);
-    for (int i = 0; i < p->assigned->cnt; i++)
-        if (!is_paused_one(p, p->assigned->elems[i].partition))
-            rd_kafka_topic_partition_list_add(back, p->topic, p->assigned->elems[i].partition);
-    if (back->cnt)
-        rd_kafka_resume_partitions(p->rk, back);
-    rd_kafka_topic_partition_list_destroy(back);
 }
 
 static void on_message_error(struct weir_poller *p, const rd_kafka_message_t *m)
@@ -250,45 +229,79 @@ static void on_message_error(struct weir_poller *p, const rd_kafka_message_t *m)
         weir_log_limited(WEIR_LOG_WARN, p->comp,
                          "broker unreachable; librdkafka reconnects, nothing is lost "
                          "servers=%s why=\"%s\"",
-                         p->servers, rd_kafka_message_errstr(m));
+                         p->servers, rd_kafka_err2str(m->err));
         return;
     default:
         weir_log_limited(WEIR_LOG_ERROR, p->comp, "consumer error topic=%s why=\"%s\"", p->topic,
-                         rd_kafka_message_errstr(m));
+                         rd_kafka_err2str(m->err));
     }
 }
 
-/* Hands over what the consumer's queue holds. The consumer is polled even when the mapping has no
- * room (its partitions are paused then, so little comes): polling is what keeps weir in its group
- * (max.poll.interval.ms), and rebalances arrive through it. */
+/* Hands one message over (or reports it, when it is an error); takes it. */
+static void take(struct weir_poller *p, rd_kafka_message_t *m)
+{
+    if (m->err) {
+        on_message_error(p, m);
+        rd_kafka_message_destroy(m);
+        return;
+    }
+    if (p->broker_down) {
+        p->broker_down = false;
+        weir_info(p->comp, "reading again servers=%s", p->servers);
+    }
+    struct weir_record *r = record_of(p, m);
+    rd_kafka_message_destroy(m);
+    p->records++;
+    p->sink.ops->deliver(p->sink.ctx, r);
+}
+
+/* Reads what a partition's queue holds, as far as the mapping has room for it; returns how many
+ * records went over. A partition the mapping has no room for is simply not read: librdkafka
+ * stops fetching it once its queue holds queued.max.messages.kbytes, and nothing it prefetched
+ * is thrown away (a pause would, and cost a fetch round to resume). */
+static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budget)
+{
+    rd_kafka_message_t *batch[256];
+    size_t n = 0;
+    while (n < budget && !pt->held) {
+        size_t room = p->sink.ops->room(p->sink.ctx, (uint32_t)pt->id);
+        size_t any = p->sink.ops->room(p->sink.ctx, WEIR_LANE_ANY);
+        if (any < room)
+            room = any;
+        if (room == 0)
+            break;
+        size_t want = room < budget - n ? room : budget - n;
+        if (want > sizeof(batch) / sizeof(*batch))
+            want = sizeof(batch) / sizeof(*batch);
+        ssize_t got = rd_kafka_consume_batch_queue(pt->queue, 0, batch, want);
+        if (got <= 0)
+            break;
+        for (ssize_t i = 0; i < got; i++)
+            take(p, batch[i]);
+        n += (size_t)got;
+    }
+    return n;
+}
+
+/* Serves the consumer's queue (rebalances, errors; polling it is what keeps weir in its group,
+ * max.poll.interval.ms) and reads every partition with room, at most DRAIN_MAX records a turn.
+ * librdkafka signals the wake fd only when a queue turns non-empty, so a turn that stops with
+ * records left (no room, or the turn's share) relies on resume or the next turn to read on. */
 static void drain(struct weir_poller *p)
 {
     size_t n = 0;
-    while (!p->stopping) {
-        if (p->sink.ops->room(p->sink.ctx, WEIR_LANE_ANY) == 0)
-            pause_all(p);
-        if (n >= DRAIN_MAX) {
-            event_active(p->drain_ev, EV_TIMEOUT, 0); /* the queue stays non-empty: no wake */
-            break;
-        }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->rk, 0);
-        if (!m)
-            break;
-        if (m->err) {
-            on_message_error(p, m);
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (p->broker_down) {
-            p->broker_down = false;
-            weir_info(p->comp, "reading again servers=%s", p->servers);
-        }
-        struct weir_record *r = record_of(p, m);
-        rd_kafka_message_destroy(m);
-        p->records++;
+    rd_kafka_message_t *m;
+    while (!p->stopping && (m = rd_kafka_consumer_poll(p->rk, 0))) {
+        take(p, m); /* a message before its partition's queue was split off */
         n++;
-        p->sink.ops->deliver(p->sink.ctx, r);
     }
+    for (size_t i = 0; i < p->parts.cap && !p->stopping; i++) {
+        struct part *pt = p->parts.vals[i];
+        if (pt && n < DRAIN_MAX)
+            n += read_partition(p, pt, DRAIN_MAX - n);
+    }
+    if (n >= DRAIN_MAX && !p->stopping)
+        event_active(p->drain_ev, EV_TIMEOUT, 0);
     if (n)
         p->sink.ops->read_done(p->sink.ctx);
 }
@@ -306,6 +319,8 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
     drain(arg);
 }
 
+/* Polls the consumer at least once a second, also while nothing arrives and while the mapping
+ * reads nothing: that keeps weir in its group. */
 static void on_keepalive(void *arg)
 {
     struct weir_poller *p = arg;
@@ -313,6 +328,30 @@ static void on_keepalive(void *arg)
         return;
     drain(p);
     keepalive_arm(p);
+}
+
+/* A partition's own queue: split off from the consumer's, so each partition is read only when
+ * the mapping has room for it; its wake goes to the same fd. */
+static void part_open(struct weir_poller *p, int32_t id)
+{
+    if (weir_u32map_get(&p->parts, (uint32_t)id))
+        return;
+    struct part *pt = weir_calloc(1, sizeof(*pt));
+    pt->id = id;
+    pt->queue = rd_kafka_queue_get_partition(p->rk, p->topic, id);
+    rd_kafka_queue_forward(pt->queue, NULL);
+    rd_kafka_queue_io_event_enable(pt->queue, p->wake[1], "1", 1);
+    weir_u32map_put(&p->parts, (uint32_t)id, pt);
+}
+
+static void part_close(struct weir_poller *p, int32_t id)
+{
+    struct part *pt = weir_u32map_del(&p->parts, (uint32_t)id);
+    if (!pt)
+        return;
+    rd_kafka_queue_io_event_enable(pt->queue, -1, NULL, 0);
+    rd_kafka_queue_destroy(pt->queue);
+    free(pt);
 }
 
 /* ---- the group ---------------------------------------------------------------------------- */
@@ -391,8 +430,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (!rd_kafka_topic_partition_list_find(p->assigned, p->topic,
                                                     parts->elems[i].partition))
                 rd_kafka_topic_partition_list_add(p->assigned, p->topic, parts->elems[i].partition);
-        if (p->all_paused)
-            rd_kafka_pause_partitions(rk, parts);
+        for (int i = 0; i < parts->cnt; i++)
+            part_open(p, parts->elems[i].partition);
+        event_active(p->drain_ev, EV_TIMEOUT, 0);
         return;
     }
     /* Revoked (or lost): what was read of these and not sent is dropped, and their batches are
@@ -414,8 +454,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->sink.ops->forget(p->sink.ctx, (uint32_t)part);
         if (p->assigned)
             rd_kafka_topic_partition_list_del(p->assigned, p->topic, part);
-        if (p->paused)
-            rd_kafka_topic_partition_list_del(p->paused, p->topic, part);
+        part_close(p, part);
     }
     rd_kafka_resp_err_t unassigned = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (cooperative) {
@@ -502,8 +541,14 @@ static void kafka_free(struct weir_poller *p)
     }
     if (p->assigned)
         rd_kafka_topic_partition_list_destroy(p->assigned);
-    if (p->paused)
-        rd_kafka_topic_partition_list_destroy(p->paused);
+    for (size_t i = 0; i < p->parts.cap; i++) {
+        struct part *pt = p->parts.vals[i];
+        if (pt) {
+            rd_kafka_queue_destroy(pt->queue);
+            free(pt);
+        }
+    }
+    weir_u32map_deinit(&p->parts);
     if (p->wake[0] >= 0)
         close(p->wake[0]);
     if (p->wake[1] >= 0)
@@ -562,6 +607,11 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
         !conf_set(conf, "auto.offset.reset", p->start_at == START_LATEST ? "latest" : "earliest",
                   err) ||
         !conf_set(conf, "enable.partition.eof", "false", err) ||
+        /* With a queue per partition these bound each partition's prefetch, not the consumer's
+         * (librdkafka's 64 MiB each would let 64 partitions hold 4 GiB); kafka_config may
+         * change them. */
+        !conf_set(conf, "queued.max.messages.kbytes", PARTITION_PREFETCH_KB, err) ||
+        !conf_set(conf, "queued.min.messages", PARTITION_PREFETCH_MESSAGES, err) ||
         !conf_set(conf, "log.queue", "true", err)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
@@ -593,7 +643,7 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
     p->wake_ev = event_new(p->base, p->wake[0], EV_READ | EV_PERSIST, on_wake, p);
     p->drain_ev = event_new(p->base, -1, 0, on_drain, p);
     p->keepalive = weir_timer_new(p->base, on_keepalive, p);
-    p->paused = rd_kafka_topic_partition_list_new(4);
+    weir_u32map_init(&p->parts);
     return p;
 fail:
     kafka_free(p);
@@ -627,40 +677,31 @@ static weir_status kafka_start(struct weir_poller *p)
                                                   : "TRIM_HORIZON");
     /* Whatever is queued already woke nobody. */
     event_active(p->drain_ev, EV_TIMEOUT, 0);
+    keepalive_arm(p);
     return WEIR_OK;
 }
 
+/* The mapping holds enough of the partition: it is not read until resumed. The consumer goes on
+ * polling, and librdkafka stops fetching it once its queue is full. */
 static void kafka_pause(struct weir_poller *p, uint32_t lane)
 {
-    int32_t part = (int32_t)lane;
-    if (is_paused_one(p, part))
+    struct part *pt = weir_u32map_get(&p->parts, lane);
+    if (!pt || pt->held)
         return;
-    rd_kafka_topic_partition_list_add(p->paused, p->topic, part);
-    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(one, p->topic, part);
-    rd_kafka_pause_partitions(p->rk, one);
-    rd_kafka_topic_partition_list_destroy(one);
-    weir_debug(p->comp, "partition paused partition=%d", part);
-    keepalive_arm(p);
+    pt->held = true;
+    weir_debug(p->comp, "partition paused partition=%d", pt->id);
 }
 
 static void kafka_resume(struct weir_poller *p, uint32_t lane)
 {
     if (p->stopping)
         return;
-    if (lane == WEIR_LANE_ANY) {
-        resume_all(p);
-    } else if (is_paused_one(p, (int32_t)lane)) {
-        int32_t part = (int32_t)lane;
-        rd_kafka_topic_partition_list_del(p->paused, p->topic, part);
-        if (!p->all_paused) {
-            rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(one, p->topic, part);
-            rd_kafka_resume_partitions(p->rk, one);
-            rd_kafka_topic_partition_list_destroy(one);
-        }
-        weir_debug(p->comp, "partition resumed partition=%d", part);
+    struct part *pt = lane == WEIR_LANE_ANY ? NULL : weir_u32map_get(&p->parts, lane);
+    if (pt && pt->held) {
+        pt->held = false;
+        weir_debug(p->comp, "partition resumed partition=%d", pt->id);
     }
+    /* What waits in the queues woke nobody: read it now. */
     if (p->started)
         event_active(p->drain_ev, EV_TIMEOUT, 0);
 }
@@ -719,6 +760,15 @@ static void kafka_stop(struct weir_poller *p, void (*done)(void *arg), void *arg
     if (p->drain_ev)
         event_del(p->drain_ev);
     weir_timer_stop(p->keepalive);
+    /* The partitions' queues go before the close, which unassigns them. */
+    while (p->parts.n) {
+        for (size_t i = 0; i < p->parts.cap; i++) {
+            if (p->parts.vals[i]) {
+                part_close(p, ((struct part *)p->parts.vals[i])->id);
+                break; /* the table changed: walk it again */
+            }
+        }
+    }
     if (!p->rk || !p->started) {
         done(arg);
         return;
