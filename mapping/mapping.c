@@ -926,6 +926,18 @@ static void on_stopped_event(evutil_socket_t fd, short what, void *arg)
         (unsigned long long)m->stats.records_retry, (unsigned long long)m->stats.records_released,
         (unsigned long long)m->stats.records_filtered,
         (unsigned long long)m->stats.records_rejected, (unsigned long long)m->stats.invocations);
+    if (m->pol.stream) {
+        const struct weir_stream_stats *st = weir_stream_stats(m->pol.stream);
+        weir_info(m->component,
+                  "stream attempts=%llu retries=%llu throttles=%llu bisections=%llu "
+                  "retries_exhausted=%llu record_age_exceeded=%llu too_large=%llu "
+                  "to_destination=%llu destination_failures=%llu",
+                  (unsigned long long)st->attempts, (unsigned long long)st->retries,
+                  (unsigned long long)st->throttles, (unsigned long long)st->bisections,
+                  (unsigned long long)st->retries_exhausted,
+                  (unsigned long long)st->record_age_exceeded, (unsigned long long)st->too_large,
+                  (unsigned long long)st->delivered, (unsigned long long)st->delivery_failures);
+    }
     if (m->stop_done)
         m->stop_done(m->stop_arg);
 }
