@@ -170,11 +170,9 @@ static size_t room_any(const struct weir_mapping *m)
 }
 
 /* Records a stream partition holds at most, read, waiting and in flight together: two batches
- * per lane it is spread over, and never fewer than this. A paused partition is read again only
- * after the source fetches it anew (Kafka: the next fetch round, up to fetch.wait.max.ms later),
- * so a bound of a batch or two would pause a healthy partition after every batch; the byte
- * budget bounds the memory of all partitions together. */
-#define PARTITION_HELD_MIN 10000
+ * per lane it is spread over, and never fewer than this, so a partition of small batches keeps
+ * its next ones at hand. The byte budget bounds the memory of all partitions together. */
+#define PARTITION_HELD_MIN 1000
 
 static size_t partition_bound(const struct weir_mapping *m)
 {
@@ -220,8 +218,8 @@ static void poller_resume(struct weir_mapping *m)
         m->src->ops->resume(m->p, WEIR_LANE_ANY);
 }
 
-/* A paused partition is resumed once it holds half its bound, not at the first free place: each
- * resume costs the source a new fetch. */
+/* A paused partition is resumed once it holds half its bound, not at the first free place, so it
+ * is read in runs rather than a record at a time (a source may pay for each resume: a fetch). */
 static void partition_maybe_resume(struct weir_mapping *m, uint32_t part)
 {
     if (!weir_u32map_get(&m->paused_parts, part) || m->stopping ||
