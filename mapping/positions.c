@@ -18,6 +18,7 @@ struct part {
     size_t cap; /* a power of two */
     size_t head;
     size_t len;
+    size_t hint;         /* where the next done position most likely is: after the last one */
     uint64_t last;       /* the last position read */
     uint64_t done_below; /* the checkpoint told last */
 };
@@ -86,22 +87,29 @@ bool weir_positions_done(struct weir_positions *p, uint32_t part, uint64_t seq,
     struct part *pt = weir_u32map_get(&p->parts, part);
     if (!pt || !pt->len)
         return false;
-    size_t lo = 0, hi = pt->len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (at(pt, mid)->seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
+    /* A batch is done in order: its next record is most often right after the last one. */
+    size_t lo = pt->hint;
+    if (lo >= pt->len || at(pt, lo)->seq != seq) {
+        size_t hi = pt->len;
+        lo = 0;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (at(pt, mid)->seq < seq)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
     }
     if (lo == pt->len || at(pt, lo)->seq != seq)
         return false;
     at(pt, lo)->done = true;
+    pt->hint = lo + 1;
     if (lo != 0)
         return false;
     while (pt->len && at(pt, 0)->done) {
         pt->head = (pt->head + 1) & (pt->cap - 1);
         pt->len--;
+        pt->hint = pt->hint ? pt->hint - 1 : 0;
     }
     uint64_t below = pt->len ? at(pt, 0)->seq : pt->last + 1;
     if (below <= pt->done_below)
