@@ -466,9 +466,12 @@ static void on_batch_done(void *arg, struct weir_batch *b)
     m->stats.invocations += b->invocations;
     count_verdicts(m, b);
     /* In an ordered lane a record that is not done (to retry, or never sent) holds back the
-     * lane's later records. */
-    bool blocked = m->info->ordered_lanes && (weir_batch_count(b, WEIR_VERDICT_RETRY) > 0 ||
-                                              weir_batch_count(b, WEIR_VERDICT_RELEASE) > 0);
+     * lane's later records. Not in a stream outside a stop: a stream batch comes back not done
+     * only when its partition was revoked, and what the lane holds now was read since, maybe of
+     * the same partition assigned again; its checkpoint stays below what was not done. */
+    bool not_done = weir_batch_count(b, WEIR_VERDICT_RETRY) > 0 ||
+                    weir_batch_count(b, WEIR_VERDICT_RELEASE) > 0;
+    bool blocked = m->info->ordered_lanes && not_done && (!m->positional || m->stopping);
     if (blocked) {
         block_lane(m, l, b);
     } else {
