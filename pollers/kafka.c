@@ -336,9 +336,15 @@ static void part_open(struct weir_poller *p, int32_t id)
 {
     if (weir_u32map_get(&p->parts, (uint32_t)id))
         return;
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_partition(p->rk, p->topic, id);
+    if (!queue) {
+        /* Its records then come through the consumer's queue, read whatever the room. */
+        weir_warn(p->comp, "no queue of its own for partition=%d", id);
+        return;
+    }
     struct part *pt = weir_calloc(1, sizeof(*pt));
     pt->id = id;
-    pt->queue = rd_kafka_queue_get_partition(p->rk, p->topic, id);
+    pt->queue = queue;
     rd_kafka_queue_forward(pt->queue, NULL);
     rd_kafka_queue_io_event_enable(pt->queue, p->wake[1], "1", 1);
     weir_u32map_put(&p->parts, (uint32_t)id, pt);
