@@ -412,6 +412,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct weir_poller *p = opaque;
     char names[256];
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    /* While the consumer closes (on the closing thread, or in kafka_free) a rebalance still
+     * outstanding is served there, an assignment too: it touches nothing of the loop's and
+     * assigns nothing (librdkafka takes any assignment during a close as an unassignment). */
+    if (p->closing) {
+        if (cooperative)
+            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+        else
+            rd_kafka_assign(rk, NULL);
+        return;
+    }
     list_names(parts, names, sizeof(names));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (p->start_at == START_AT_TIMESTAMP)
@@ -427,9 +437,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             assigned = rd_kafka_assign(rk, parts);
         }
-        if (assigned)
+        if (assigned) {
             weir_error(p->comp, "assigning partitions failed why=\"%s\"",
                        rd_kafka_err2str(assigned));
+            return;
+        }
         if (!p->assigned)
             p->assigned = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
@@ -438,20 +450,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_topic_partition_list_add(p->assigned, p->topic, parts->elems[i].partition);
         for (int i = 0; i < parts->cnt; i++)
             part_open(p, parts->elems[i].partition);
-        event_active(p->drain_ev, EV_TIMEOUT, 0);
+        if (!p->stopping)
+            event_active(p->drain_ev, EV_TIMEOUT, 0);
         return;
     }
     /* Revoked (or lost): what was read of these and not sent is dropped, and their batches are
      * handed back without more attempts; their checkpoints are no longer stored. librdkafka
-     * commits the offsets stored so far as it unassigns them (enable.auto.commit). While the
-     * consumer closes (on the closing thread) the mapping has given everything back already. */
-    if (p->closing) {
-        if (cooperative)
-            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
-        else
-            rd_kafka_assign(rk, NULL);
-        return;
-    }
+     * commits the offsets stored so far as it unassigns them (enable.auto.commit). */
     weir_info(p->comp, "partitions %s topic=%s partitions=%s",
               rd_kafka_assignment_lost(rk) ? "lost" : "revoked", p->topic, names);
     for (int i = 0; i < parts->cnt; i++) {
@@ -526,34 +531,46 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
     return true;
 }
 
+/* Destroys the poller's queue handles: librdkafka wants them gone before the consumer closes. */
+static void queues_destroy(struct weir_poller *p)
+{
+    while (p->parts.n) {
+        for (size_t i = 0; i < p->parts.cap; i++) {
+            if (p->parts.vals[i]) {
+                part_close(p, ((struct part *)p->parts.vals[i])->id);
+                break; /* the table changed: walk it again */
+            }
+        }
+    }
+    if (p->queue) {
+        rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->queue);
+        p->queue = NULL;
+    }
+}
+
 static void kafka_free(struct weir_poller *p)
 {
     if (!p)
         return;
     weir_worker_free(p->closer); /* joins the closing thread */
-    if (p->wake_ev)
-        event_free(p->wake_ev);
-    if (p->drain_ev)
-        event_free(p->drain_ev);
-    weir_timer_free(p->keepalive);
-    if (p->queue)
-        rd_kafka_queue_destroy(p->queue);
+    /* The consumer closes (when stop never did) before the events it could wake are freed. */
+    queues_destroy(p);
     if (p->rk) {
         if (!p->stopping && p->started) {
+            p->stopping = true;
             p->closing = true;
             rd_kafka_consumer_close(p->rk);
         }
         rd_kafka_destroy(p->rk);
     }
+    if (p->wake_ev)
+        event_free(p->wake_ev);
+    if (p->drain_ev)
+        event_free(p->drain_ev);
+    weir_timer_free(p->keepalive);
     if (p->assigned)
         rd_kafka_topic_partition_list_destroy(p->assigned);
-    for (size_t i = 0; i < p->parts.cap; i++) {
-        struct part *pt = p->parts.vals[i];
-        if (pt) {
-            rd_kafka_queue_destroy(pt->queue);
-            free(pt);
-        }
-    }
     weir_u32map_deinit(&p->parts);
     if (p->wake[0] >= 0)
         close(p->wake[0]);
@@ -618,6 +635,9 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
          * change them. */
         !conf_set(conf, "queued.max.messages.kbytes", PARTITION_PREFETCH_KB, err) ||
         !conf_set(conf, "queued.min.messages", PARTITION_PREFETCH_MESSAGES, err) ||
+        /* Set, or librdkafka lowers it to queued.max.messages.kbytes: a fetch response holds
+         * every partition of a broker. Its own default. */
+        !conf_set(conf, "fetch.max.bytes", "52428800", err) ||
         !conf_set(conf, "log.queue", "true", err)) {
         rd_kafka_conf_destroy(conf);
         goto fail;
@@ -766,15 +786,8 @@ static void kafka_stop(struct weir_poller *p, void (*done)(void *arg), void *arg
     if (p->drain_ev)
         event_del(p->drain_ev);
     weir_timer_stop(p->keepalive);
-    /* The partitions' queues go before the close, which unassigns them. */
-    while (p->parts.n) {
-        for (size_t i = 0; i < p->parts.cap; i++) {
-            if (p->parts.vals[i]) {
-                part_close(p, ((struct part *)p->parts.vals[i])->id);
-                break; /* the table changed: walk it again */
-            }
-        }
-    }
+    /* The queues go before the close, which unassigns the partitions. */
+    queues_destroy(p);
     if (!p->rk || !p->started) {
         done(arg);
         return;
