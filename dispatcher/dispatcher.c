@@ -82,6 +82,13 @@ static struct job *job_of(struct weir_list *node)
     return node ? weir_list_entry(node, struct job, link) : NULL;
 }
 
+void weir_policy_partial_verdicts(struct weir_batch *b, const struct weir_classified *c)
+{
+    weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
+    for (size_t i = 0; i < c->n_failed; i++)
+        b->records[c->failed[i]]->verdict = WEIR_VERDICT_RETRY;
+}
+
 const struct weir_policy *weir_policy_of(enum weir_delivery d)
 {
     static const struct weir_policy *const rows[WEIR_DELIVERY_COUNT] = {

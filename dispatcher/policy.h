@@ -55,6 +55,9 @@ extern const struct weir_policy weir_policy_async_attempt;
 extern const struct weir_policy weir_policy_stream_attempt;
 extern const struct weir_policy weir_policy_direct;
 
+/* Every record of b done, but those a partial response named (c->failed), which are to retry. */
+void weir_policy_partial_verdicts(struct weir_batch *b, const struct weir_classified *c);
+
 /* The row of delivery kind d. */
 const struct weir_policy *weir_policy_of(enum weir_delivery d);
 

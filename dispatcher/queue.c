@@ -25,9 +25,7 @@ static enum weir_policy_next queue_judge(struct weir_attempt *at, struct weir_ba
         weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
         return WEIR_POLICY_FINISH;
     case WEIR_OUTCOME_PARTIAL:
-        weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
-        for (size_t i = 0; i < c->n_failed; i++)
-            b->records[c->failed[i]]->verdict = WEIR_VERDICT_RETRY;
+        weir_policy_partial_verdicts(b, c);
         weir_info(at->component, "partial batch response mapping=%s records=%zu failed=%zu", m,
                   b->n, c->n_failed);
         return WEIR_POLICY_FINISH;

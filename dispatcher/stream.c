@@ -768,9 +768,7 @@ static enum weir_policy_next stream_judge(struct weir_attempt *at, struct weir_b
         weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
         return WEIR_POLICY_FINISH;
     case WEIR_OUTCOME_PARTIAL:
-        weir_batch_set_verdicts(b, WEIR_VERDICT_DONE);
-        for (size_t i = 0; i < c->n_failed; i++)
-            b->records[c->failed[i]]->verdict = WEIR_VERDICT_RETRY;
+        weir_policy_partial_verdicts(b, c);
         return WEIR_POLICY_FINISH;
     case WEIR_OUTCOME_THROTTLED:
         /* The run waits out the backoff itself, where a stopping mapping finds it. */

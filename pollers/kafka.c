@@ -406,20 +406,31 @@ static void list_names(const rd_kafka_topic_partition_list_t *parts, char *out, 
         at += (size_t)snprintf(out + at, len - at, "%s%d", i ? "," : "", parts->elems[i].partition);
 }
 
+/* Takes parts in (assign) or out of the assignment, by the group's protocol: the cooperative one
+ * moves only these partitions, the eager one replaces the whole assignment. */
+static rd_kafka_resp_err_t change_assignment(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                                             bool assign)
+{
+    if (strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") != 0)
+        return rd_kafka_assign(rk, assign ? parts : NULL);
+    rd_kafka_error_t *e =
+        assign ? rd_kafka_incremental_assign(rk, parts) : rd_kafka_incremental_unassign(rk, parts);
+    rd_kafka_resp_err_t code = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e)
+        rd_kafka_error_destroy(e);
+    return code;
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     struct weir_poller *p = opaque;
     char names[256];
-    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     /* While the consumer closes (on the closing thread, or in kafka_free) a rebalance still
      * outstanding is served there, an assignment too: it touches nothing of the loop's and
      * assigns nothing (librdkafka takes any assignment during a close as an unassignment). */
     if (p->closing) {
-        if (cooperative)
-            rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
-        else
-            rd_kafka_assign(rk, NULL);
+        change_assignment(rk, parts, false);
         return;
     }
     list_names(parts, names, sizeof(names));
@@ -427,16 +438,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (p->start_at == START_AT_TIMESTAMP)
             apply_timestamp(p, parts);
         weir_info(p->comp, "partitions assigned topic=%s partitions=%s", p->topic, names);
-        rd_kafka_resp_err_t assigned = RD_KAFKA_RESP_ERR_NO_ERROR;
-        if (cooperative) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-            if (e) {
-                assigned = rd_kafka_error_code(e);
-                rd_kafka_error_destroy(e);
-            }
-        } else {
-            assigned = rd_kafka_assign(rk, parts);
-        }
+        rd_kafka_resp_err_t assigned = change_assignment(rk, parts, true);
         if (assigned) {
             weir_error(p->comp, "assigning partitions failed why=\"%s\"",
                        rd_kafka_err2str(assigned));
@@ -467,16 +469,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_del(p->assigned, p->topic, part);
         part_close(p, part);
     }
-    rd_kafka_resp_err_t unassigned = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (cooperative) {
-        rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-        if (e) {
-            unassigned = rd_kafka_error_code(e);
-            rd_kafka_error_destroy(e);
-        }
-    } else {
-        unassigned = rd_kafka_assign(rk, NULL);
-    }
+    rd_kafka_resp_err_t unassigned = change_assignment(rk, parts, false);
     if (unassigned)
         weir_warn(p->comp, "unassigning partitions failed why=\"%s\"",
                   rd_kafka_err2str(unassigned));
