@@ -859,6 +859,7 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->ctx.region = m->region;
     m->ctx.mapping_name = mc->name;
     m->ctx.endpoint = m->info->endpoint;
+    m->ctx.stream_label = m->info->stream_label;
     m->pol.delivery = src->delivery;
     m->pol.format = m->format;
     m->pol.ctx = &m->ctx;

@@ -22,6 +22,9 @@ struct weir_event_ctx {
     const char *region;       /* awsRegion */
     const char *mapping_name; /* S3: s3.configurationId, the notification's name */
     const char *endpoint;     /* Kafka: bootstrapServers, as the mapping's source names them */
+    /* DynamoDB: each record's table has a stream ARN of its own, built from the region, the
+     * record's stream (the table) and this label: ...:table/<table>/stream/<label>. */
+    const char *stream_label;
 };
 
 struct weir_encoder {

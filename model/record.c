@@ -63,6 +63,7 @@ void weir_record_free(struct weir_record *r)
     free(r->stream);
     free(r->key);
     free(r->headers);
+    weir_row_free(r->row);
     free(r);
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "core/list.h"
+#include "model/row.h"
 
 /* Kafka's timestampType: the producer's clock, or the broker's at append. */
 enum weir_time_type { WEIR_TIME_CREATE = 0, WEIR_TIME_LOG_APPEND };
@@ -75,6 +76,7 @@ struct weir_record {
     int32_t partition;             /* the stream's partition (a Kafka partition, a shard) */
     enum weir_time_type time_type; /* what sent_ms is (Kafka's timestampType) */
     bool data_null;                /* the payload is null, not empty (a Kafka tombstone) */
+    struct weir_row *row;          /* a table row's change (Postgres), owned; NULL otherwise */
     uint64_t seq;                  /* source order: list sequence, offset, LSN */
     uint64_t fifo_seq;             /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
     uint32_t lane;                 /* ordering lane; records of one batch share it */
