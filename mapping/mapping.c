@@ -860,6 +860,8 @@ struct weir_mapping *weir_mapping_new_with(const struct weir_mapping_cfg *mc,
     m->ctx.mapping_name = mc->name;
     m->ctx.endpoint = m->info->endpoint;
     m->ctx.stream_label = m->info->stream_label;
+    m->ctx.stream_view_type = m->info->stream_view_type;
+    m->ctx.arrays_as_sets = m->info->arrays_as_sets;
     m->pol.delivery = src->delivery;
     m->pol.format = m->format;
     m->pol.ctx = &m->ctx;

@@ -25,6 +25,11 @@ struct weir_event_ctx {
     /* DynamoDB: each record's table has a stream ARN of its own, built from the region, the
      * record's stream (the table) and this label: ...:table/<table>/stream/<label>. */
     const char *stream_label;
+    /* DynamoDB: which images a record carries (KEYS_ONLY, NEW_IMAGE, OLD_IMAGE,
+     * NEW_AND_OLD_IMAGES), and whether a one-dimensional array of distinct strings, numbers or
+     * bytes without NULLs is written as a set (SS, NS, BS) instead of a list (L). */
+    const char *stream_view_type;
+    bool arrays_as_sets;
 };
 
 struct weir_encoder {
@@ -98,5 +103,8 @@ extern const struct weir_event_format weir_format_s3;
 extern const struct weir_event_format weir_format_kafka;
 /* Kinesis Records[] (reference section 4.1) of a Kafka partition: mapping/format_kinesis.c. */
 extern const struct weir_event_format weir_format_kinesis;
+/* DynamoDB Streams Records[] of a table's row changes (reference section 4.4):
+ * mapping/format_dynamodb.c. */
+extern const struct weir_event_format weir_format_dynamodb;
 
 #endif

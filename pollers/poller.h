@@ -53,11 +53,13 @@ struct weir_poller_args {
 
 /* What a running poller tells about its source. */
 struct weir_source_info {
-    const char *source_arn;   /* eventSourceARN; owned by the poller */
-    const char *endpoint;     /* what events name as the source's servers (Kafka's
-                                 bootstrapServers), or NULL; owned by the poller */
-    const char *stream_label; /* what ends a table's stream ARN (event.h), or NULL; owned by
-                                 the poller */
+    const char *source_arn;       /* eventSourceARN; owned by the poller */
+    const char *endpoint;         /* what events name as the source's servers (Kafka's
+                                     bootstrapServers), or NULL; owned by the poller */
+    const char *stream_label;     /* what ends a table's stream ARN (event.h), or NULL; owned by
+                                     the poller */
+    const char *stream_view_type; /* DynamoDB's images (event.h), or NULL; owned by the poller */
+    bool arrays_as_sets;          /* DynamoDB: arrays written as sets where they can be */
     /* Records of one lane must reach the function in order, one batch of a lane at a time (SQS
      * FIFO message groups, partitions). false: lanes are only for capacity. */
     bool ordered_lanes;
