@@ -81,8 +81,52 @@ static json_t *fn_stream_record(const char *id, const char *value_b64, const cha
     return r;
 }
 
-/* Kafka's records{} (SelfManagedKafka) and Kinesis' Records[] turned into SQS-shaped records;
- * NULL when the event is neither. */
+/* Appends v as compact JSON, keys sorted, with no whitespace at all: a space inside a string is
+ * written \u0020 (the same JSON), so that space-separated words of a body stay apart and each
+ * reads back with jq. "-" for NULL. */
+static void fn_append_json_word(struct weir_buf *b, json_t *v)
+{
+    if (!v) {
+        weir_buf_append_char(b, '-');
+        return;
+    }
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    for (const char *s = text; s && *s; s++) {
+        if (*s == ' ')
+            weir_buf_append_str(b, "\\u0020");
+        else
+            weir_buf_append_char(b, *s);
+    }
+    free(text);
+}
+
+/* A DynamoDB Streams record as an SQS-shaped one: messageId and identifier its
+ * dynamodb.SequenceNumber, body "<eventName> <Keys> <NewImage> <OldImage>" (fn_append_json_word;
+ * "-" for an image the record lacks), and Keys again as MessageGroupId, so a test checks the order
+ * per item key. */
+static json_t *fn_dynamodb_record(json_t *r)
+{
+    json_t *d = json_object_get(r, "dynamodb");
+    const char *seq = json_string_value(json_object_get(d, "SequenceNumber"));
+    const char *name = json_string_value(json_object_get(r, "eventName"));
+    struct weir_buf keys, body;
+    weir_buf_init(&keys);
+    weir_buf_init(&body);
+    fn_append_json_word(&keys, json_object_get(d, "Keys"));
+    weir_buf_printf(&body, "%s %s ", name && *name ? name : "-", keys.data);
+    fn_append_json_word(&body, json_object_get(d, "NewImage"));
+    weir_buf_append_char(&body, ' ');
+    fn_append_json_word(&body, json_object_get(d, "OldImage"));
+    seq = seq ? seq : "-";
+    json_t *out = json_pack("{s:s, s:s, s:{s:s}, s:s}", "messageId", seq, "body", body.data,
+                            "attributes", "MessageGroupId", keys.data, "ident", seq);
+    weir_buf_deinit(&keys);
+    weir_buf_deinit(&body);
+    return out;
+}
+
+/* Kafka's records{} (SelfManagedKafka), Kinesis' Records[] and DynamoDB Streams' Records[]
+ * turned into SQS-shaped records; NULL when the event is none of them. */
 static json_t *fn_stream_records(json_t *event)
 {
     json_t *out = json_array();
@@ -114,6 +158,16 @@ static json_t *fn_stream_records(json_t *event)
     }
     json_t *records = json_object_get(event, "Records");
     json_t *first = json_array_get(records, 0);
+    const char *source = json_string_value(json_object_get(first, "eventSource"));
+    if (source && strcmp(source, "aws:dynamodb") == 0) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(records, i, r)
+        {
+            json_array_append_new(out, fn_dynamodb_record(r));
+        }
+        return out;
+    }
     if (!json_object_get(first, "kinesis")) {
         json_decref(out);
         return NULL;
