@@ -59,15 +59,15 @@ struct weir_filter_key {
     enum weir_filter_key_kind kind;
 };
 
-/* The record a source delivers as patterns see it: its top-level keys, exactly one of them the
- * data key. Metadata values are read from the record element the source's encoder writes, so a
- * pattern sees what the function would see. */
+/* The record a source delivers as patterns see it: its top-level keys, at most one of them the
+ * data key (a DynamoDB record has none: it is all metadata). Metadata values are read from the
+ * record element the source's encoder writes, so a pattern sees what the function would see. */
 struct weir_filter_shape {
     const char *name; /* for messages: "SQS" */
     const struct weir_filter_key *keys;
     size_t n_keys;
     /* SQS: a payload that is not JSON is a plain string, matched by plain patterns on the data
-     * key. Without it (Kinesis, DynamoDB) a plain pattern on the data key is refused. */
+     * key. Without it (Kinesis) a plain pattern on the data key is refused. */
     bool plain_data;
 };
 
