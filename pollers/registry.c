@@ -8,11 +8,13 @@
 extern const struct weir_source weir_source_redis;
 extern const struct weir_source weir_source_bucket;
 extern const struct weir_source weir_source_kafka;
+extern const struct weir_source weir_source_postgres;
 
 const struct weir_source *const weir_sources[] = {
     &weir_source_redis,
     &weir_source_bucket,
     &weir_source_kafka,
+    &weir_source_postgres,
     NULL,
 };
 
