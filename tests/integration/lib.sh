@@ -1,6 +1,7 @@
 # Integration test harness: every tests/integration/t_*.sh sources this file.
-# It owns the servers a test starts (redis-server, kafka_broker, fn_http, weir), their temp dir,
-# and the cleanup that stops them; it must never touch a server or a file it did not create.
+# It owns the servers a test starts (redis-server, kafka_broker, postgres, fn_http, weir), their
+# temp dir, and the cleanup that stops them; it must never touch a server or a file it did not
+# create.
 #
 # Environment:
 #   WEIR_BUILD_DIR   build dir whose weir, fn_http, fn_exec and kafka_broker are used
@@ -101,11 +102,12 @@ fail() {
 SANITIZER_REPORT='[0-9]+:[0-9]+: runtime error: |ERROR: [A-Za-z]+Sanitizer|SUMMARY: [A-Za-z]+Sanitizer'
 
 # Ends a passing test. Every weir still running must exit 0 on SIGTERM (stop_weir) and every
-# fn_http and kafka_broker too: under the sanitizers a report makes that status non-zero, so a report from a
-# process the test did not stop itself fails the test as well. Then no log may hold a sanitizer
-# report: a process whose exit status nobody checks (fn_exec, run by weir, writes to weir's
-# log) may have written one, and UBSan always writes to stderr (GCC's libubsan is a runtime of
-# its own, which ignores UBSAN_OPTIONS' log_path).
+# fn_http and kafka_broker too, and postgres on a fast shutdown: under the sanitizers a report
+# makes that status non-zero, so a report from a process the test did not stop itself fails the
+# test as well. Then no log may hold a sanitizer report: a process whose exit status nobody
+# checks (fn_exec, run by weir, writes to weir's log) may have written one, and UBSan always
+# writes to stderr (GCC's libubsan is a runtime of its own, which ignores UBSAN_OPTIONS'
+# log_path).
 pass() {
     local pid f
     for pid in "${!_WEIRS[@]}"; do
@@ -116,6 +118,9 @@ pass() {
     done
     if [[ -n $KAFKA_PID ]]; then
         stop_kafka
+    fi
+    if [[ -n $PG_PID ]]; then
+        pg_stop fast
     fi
     for f in "${_LOGS[@]}"; do
         if [[ -f $f ]] && grep -qE "$SANITIZER_REPORT" "$f"; then
@@ -188,6 +193,7 @@ _cleanup() {
         fi
         wait "$pid" 2>/dev/null
     done
+    _pg_cleanup "$rc"
     if [[ -n ${WEIR_TEST_PIDS:-} ]]; then
         rm -f "$WEIR_TEST_PIDS/$TEST_NAME.$$"
     fi
@@ -449,6 +455,290 @@ kafka_count() {
 kafka_read() {
     timeout "$HANG_SECS" kcat -b "$KAFKA_BOOTSTRAP" -C -e -q -t "$1" \
         -f '%p\t%o\t%k\t%s\n' 2>"$T/kcat.err"
+}
+
+# ---- postgres ------------------------------------------------------------------------------
+# A Postgres 15 cluster of the test's own (Debian's postgresql-15, which scripts/setup.sh installs
+# without Debian's default cluster): initdb in a new directory, wal_level=logical, listening on
+# 127.0.0.1 on a free port and on a socket in that directory. One cluster per test. Postgres
+# refuses to run as root: under root, initdb and the server run as the user postgres, in a
+# directory under /tmp that user owns ($T may sit below directories only root can enter), linked
+# from $T/pg; otherwise as the test's user, in $T/pg.
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_PORT=
+PG_DIR=
+PG_DATA=
+PG_URI=
+PG_PID=
+PG_LOG=
+PG_START_SECS=
+_PG_TMP= # the cluster's directory when it is outside $T
+
+# What runs a program as the cluster's user: a prefix of a simple command, never a function,
+# so that a background job's $! is the program's own pid (setpriv execs it).
+_PG_AS=()
+if [[ $EUID == 0 ]]; then
+    _PG_AS=(setpriv --reuid=postgres --regid=postgres --init-groups --)
+fi
+
+# _pg_psql ARGS...: psql against the test cluster, reading SQL from stdin: no psqlrc, quiet,
+# tuples only, unaligned, fields separated by tabs, stopping at the first error. ARGS go before
+# (e.g. -v name=value, which SQL from stdin reads as :'name').
+_pg_psql() {
+    "$PG_BIN/psql" -X -q -At -F $'\t' -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres \
+        -d postgres "$@"
+}
+
+# The server writes "ready" on line 8 of postmaster.pid once it accepts connections.
+_pg_ready() {
+    local -a lines
+    { mapfile -t lines <"$PG_DATA/postmaster.pid"; } 2>/dev/null || return 1
+    [[ ${lines[0]:-} == "$PG_PID" && ${lines[7]:-} == ready* ]]
+}
+
+# _pg_launch PORT: starts the server on PORT and waits (up to HANG_SECS) until it accepts
+# connections and is ours. False when it exited (the port was taken) or never became ready.
+_pg_launch() {
+    local port=$1 end
+    # fsync=off: a test's cluster never has to survive a power cut, only killed processes (what
+    # was written is in the page cache), and commits, checkpoints and shutdowns are much faster.
+    "${_PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DATA" -c listen_addresses=127.0.0.1 -c port="$port" \
+        -c unix_socket_directories="$PG_DIR" -c wal_level=logical -c max_replication_slots=10 \
+        -c max_wal_senders=10 -c fsync=off </dev/null >>"$PG_LOG" 2>&1 &
+    PG_PID=$!
+    # Not in _PIDS: the generic cleanup's SIGTERM is a smart shutdown, which waits for clients,
+    # and a SIGKILLed postmaster leaves its backends behind. _pg_cleanup stops it instead.
+    if [[ -n ${WEIR_TEST_PIDS:-} && -d ${WEIR_TEST_PIDS:-} ]]; then
+        printf '%s %s\n' "$PG_PID" postgres >>"$WEIR_TEST_PIDS/$TEST_NAME.$$"
+    fi
+    end=$(deadline "$HANG_SECS")
+    while lt "$EPOCHREALTIME" "$end"; do
+        if ! alive "$PG_PID"; then
+            wait "$PG_PID" 2>/dev/null || true
+            PG_PID=
+            return 1
+        fi
+        if _pg_ready; then
+            # Ours: another server on that port would not name our socket directory.
+            PG_PORT=$port
+            [[ $(_pg_psql <<<"show unix_socket_directories" 2>/dev/null) == "$PG_DIR" ]] &&
+                return 0
+            break
+        fi
+        sleep 0.02
+    done
+    kill -QUIT "$PG_PID" 2>/dev/null || true
+    _wait_gone "$PG_PID" "$HANG_SECS" || kill -KILL "$PG_PID" 2>/dev/null || true
+    wait "$PG_PID" 2>/dev/null || true
+    PG_PID=
+    return 1
+}
+
+# start_postgres: a new cluster (initdb -A trust, superuser postgres, UTF8, locale C) started on
+# a free loopback port with wal_level=logical, max_replication_slots=10, max_wal_senders=10 and
+# fsync=off; waits (up to HANG_SECS) until it accepts connections. Sets and exports PG_PORT,
+# PG_DIR (its socket directory and log), PG_DATA, PG_URI (postgres://postgres@127.0.0.1:PORT/
+# postgres), PG_PID, PG_LOG; PG_START_SECS is how long it took. Stopped (immediate shutdown) and
+# removed when the test ends; kept, and named, when it fails.
+start_postgres() {
+    [[ -z $PG_PID ]] || fail "start_postgres: postgres pid $PG_PID is already running"
+    local bin t0 attempt port
+    for bin in initdb postgres psql pg_recvlogical; do
+        [[ -x $PG_BIN/$bin ]] ||
+            fail "$PG_BIN/$bin is missing (scripts/setup.sh installs postgresql-15)"
+    done
+    t0=$EPOCHREALTIME
+    if [[ $EUID == 0 ]]; then
+        getent passwd postgres >/dev/null ||
+            fail "no user postgres to run the server as (scripts/setup.sh installs postgresql-15)"
+        _PG_TMP=$(mktemp -d "/tmp/weir-pg-$TEST_NAME.XXXXXX")
+        chown postgres:postgres "$_PG_TMP"
+        ln -s "$_PG_TMP" "$T/pg"
+        PG_DIR=$_PG_TMP
+    else
+        PG_DIR=$T/pg
+        mkdir -m 700 "$PG_DIR"
+    fi
+    PG_DATA=$PG_DIR/data
+    PG_LOG=$PG_DIR/postgres.log
+    _LOGS+=("$PG_LOG")
+    "${_PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -A trust -E UTF8 --locale=C \
+        --no-sync --no-instructions </dev/null >"$PG_DIR/initdb.log" 2>&1 ||
+        fail "initdb failed: $(tail -n 5 "$PG_DIR/initdb.log")"
+    for ((attempt = 0; attempt < 30; attempt++)); do
+        port=$((20000 + RANDOM % 12000))
+        port_busy "$port" && continue
+        if _pg_launch "$port"; then
+            PG_URI=postgres://postgres@127.0.0.1:$PG_PORT/postgres
+            export PG_PORT PG_DIR PG_DATA PG_URI
+            PG_START_SECS=$(since "$t0")
+            note "postgres pid $PG_PID on 127.0.0.1:$PG_PORT, data $PG_DATA (${PG_START_SECS}s)"
+            return 0
+        fi
+    done
+    fail "could not start postgres on a free port"
+}
+
+# pg_stop [fast|immediate|smart]: shuts the server down (default fast: clients disconnected,
+# a checkpoint written) and waits until it is gone; it must exit 0. `immediate` is a crash as far
+# as the data goes: the next start replays the WAL, and replication slots come back as the last
+# checkpoint saved them (a slot's confirmed_flush_lsn may go back: changes are decoded again).
+pg_stop() {
+    local mode=${1:-fast} sig pid=$PG_PID rc=0
+    [[ -n $pid ]] || fail "pg_stop: postgres is not running"
+    case $mode in
+    fast) sig=INT ;;
+    immediate) sig=QUIT ;;
+    smart) sig=TERM ;;
+    *) fail "pg_stop: unknown mode $mode" ;;
+    esac
+    kill "-$sig" "$pid" 2>/dev/null || true
+    if ! _wait_gone "$pid" "$HANG_SECS"; then
+        kill -QUIT "$pid" 2>/dev/null || true
+        fail "postgres pid $pid did not stop within ${HANG_SECS}s of SIG$sig ($mode shutdown)"
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    PG_PID=
+    [[ $rc == 0 ]] || fail "postgres pid $pid exited with status $rc after SIG$sig ($mode)"
+    note "postgres pid $pid stopped ($mode)"
+}
+
+# pg_start: starts the stopped server again on its port and data (retried for a few seconds
+# while the port is not free again); waits until it accepts connections.
+pg_start() {
+    [[ -n $PG_PORT && -d $PG_DATA ]] || fail "pg_start: no cluster (start_postgres first)"
+    [[ -z $PG_PID ]] || fail "pg_start: postgres pid $PG_PID is already running"
+    local attempt
+    for ((attempt = 0; attempt < 20; attempt++)); do
+        if _pg_launch "$PG_PORT"; then
+            note "postgres started again, pid $PG_PID on 127.0.0.1:$PG_PORT"
+            return 0
+        fi
+        sleep 0.25
+    done
+    fail "could not start postgres again on port $PG_PORT"
+}
+
+# pg_restart [SECS]: pg_stop (fast), down SECS seconds (default 0), pg_start: same port, same data.
+pg_restart() {
+    pg_stop fast
+    [[ ${1:-0} == 0 ]] || sleep "$1"
+    pg_start
+}
+
+# Immediate shutdown at the end of the test (after the generic cleanup stopped weir and the rest),
+# then the directory outside $T removed with it, or kept and named.
+_pg_cleanup() {
+    local rc=$1
+    if [[ -n $PG_PID ]]; then
+        kill -QUIT "$PG_PID" 2>/dev/null
+        if ! _wait_gone "$PG_PID" 10; then
+            kill -KILL "$PG_PID" 2>/dev/null
+            _wait_gone "$PG_PID" 5
+        fi
+        wait "$PG_PID" 2>/dev/null
+        PG_PID=
+    fi
+    if [[ -n $_PG_TMP ]]; then
+        if [[ $rc == 0 && $_FAILED == 0 && ${WEIR_KEEP_TMP:-0} != 1 ]]; then
+            rm -rf "$_PG_TMP"
+        else
+            echo "---- postgres dir kept: $_PG_TMP"
+        fi
+    fi
+}
+
+# pg_sql [-v NAME=VALUE]... [SQL]: runs SQL (without it, stdin) against the test cluster with
+# psql and prints the rows, one a line, fields separated by tabs. Statements run one by one
+# (autocommit) and the first error stops it: the test fails, also when pg_sql ran in a command
+# substitution or a wait_until condition. Variables are read in SQL as :'NAME' (a quoted
+# literal) or :"NAME" (an identifier).
+pg_sql() {
+    [[ -n $PG_PORT ]] || fail "pg_sql: no cluster (start_postgres first)"
+    local -a vars=()
+    while [[ ${1:-} == -v ]]; do
+        vars+=(-v "$2")
+        shift 2
+    done
+    local err=$T/.pg_sql.$BASHPID.err rc=0
+    if (($#)); then
+        _pg_psql "${vars[@]}" <<<"$1" 2>"$err" || rc=$?
+    else
+        _pg_psql "${vars[@]}" 2>"$err" || rc=$?
+    fi
+    if [[ $rc != 0 ]]; then
+        { tr -s '\n ' '  ' <"$err" | cut -c1-500; } >"$T/.pg_sql.failed"
+        rm -f "$err"
+        echo "  .. pg_sql failed (psql status $rc): $(cat "$T/.pg_sql.failed")" >&2
+        if [[ $BASHPID != "$$" ]]; then
+            # A subshell: failing here would only end the subshell. The test's shell fails on
+            # the signal as soon as the command it runs returns.
+            kill -USR1 "$$"
+            exit 1
+        fi
+        fail "pg_sql: psql status $rc: $(cat "$T/.pg_sql.failed")"
+    fi
+    rm -f "$err"
+}
+trap 'fail "pg_sql: $(cat "$T/.pg_sql.failed" 2>/dev/null)"' USR1
+
+# pg_slot_confirmed SLOT: prints the logical slot's confirmed_flush_lsn (e.g. 0/1A2B3C8); false,
+# printing nothing, when there is no such slot.
+pg_slot_confirmed() {
+    local lsn
+    lsn=$(pg_sql -v slot="$1" \
+        "select confirmed_flush_lsn from pg_replication_slots where slot_name = :'slot'")
+    [[ -n $lsn ]] || return 1
+    printf '%s\n' "$lsn"
+}
+
+# pg_slot_active SLOT: prints t while a client streams from the slot, f otherwise; false,
+# printing nothing, when there is no such slot.
+pg_slot_active() {
+    local a
+    a=$(pg_sql -v slot="$1" "select active from pg_replication_slots where slot_name = :'slot'")
+    [[ -n $a ]] || return 1
+    printf '%s\n' "$a"
+}
+
+# pg_slots: every replication slot, "name<TAB>plugin<TAB>active<TAB>confirmed_flush_lsn" a line.
+pg_slots() {
+    pg_sql "select slot_name, plugin, active, confirmed_flush_lsn from pg_replication_slots
+            order by slot_name"
+}
+
+# pg_wait_slot_active SLOT [TIMEOUT], pg_wait_slot_inactive SLOT [TIMEOUT]: waits (default 60 s)
+# until a client streams from the slot (weir's poller connected to it) / none does (the slot
+# exists and its walsender has gone, e.g. after weir was killed). False after TIMEOUT.
+pg_wait_slot_active() {
+    wait_until '[[ $(pg_slot_active "'"$1"'" || true) == t ]]' "${2:-60}"
+}
+pg_wait_slot_inactive() {
+    wait_until '[[ $(pg_slot_active "'"$1"'" || true) == f ]]' "${2:-60}"
+}
+
+# pg_current_lsn: the server's current WAL write position.
+pg_current_lsn() { pg_sql "select pg_current_wal_lsn()"; }
+
+# pg_lsn_num LSN: the LSN "HI/LO" (hex) as a decimal byte position.
+pg_lsn_num() {
+    [[ $1 =~ ^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$ ]] || fail "pg_lsn_num: not an LSN: '$1'"
+    echo $(((16#${BASH_REMATCH[1]} << 32) + 16#${BASH_REMATCH[2]}))
+}
+
+# pg_lsn_diff A B: A - B in bytes (negative when A comes before B). No server needed.
+pg_lsn_diff() { echo $(($(pg_lsn_num "$1") - $(pg_lsn_num "$2"))); }
+
+# pg_wait_confirmed SLOT LSN [TIMEOUT]: waits (default 60 s) until the slot's confirmed_flush_lsn
+# is at or past LSN: its consumer acknowledged everything before it. False after TIMEOUT.
+pg_wait_confirmed() {
+    wait_until '_pg_confirmed_past "'"$1"'" "'"$2"'"' "${3:-60}"
+}
+_pg_confirmed_past() {
+    local c
+    c=$(pg_slot_confirmed "$1") || return 1
+    (($(pg_lsn_diff "$c" "$2") >= 0))
 }
 
 # ---- test functions ------------------------------------------------------------------------
@@ -730,3 +1020,30 @@ count_overlaps() { { grep -c '^OVERLAP' "$@" 2>/dev/null || true; } | awk '{ s +
 
 # max_in_flight FILE...: the most requests fn_http had in flight when one arrived, plus it.
 max_in_flight() { records "$@" | awk -F'\t' 'NF >= 8 && $8 + 1 > m { m = $8 + 1 } END { print m + 0 }'; }
+
+# ---- DynamoDB Streams records ---------------------------------------------------------------
+# The functions' line for a DynamoDB Streams record (docs/functions.md): messageId is the
+# record's SequenceNumber, the body "<eventName> <Keys> <NewImage|-> <OldImage|->" (compact
+# JSON, keys sorted, no spaces: a space in a string is \u0020), the group its Keys.
+
+# ddb_order_errors FILE...: prints every first delivery of a record that came after a record of
+# the same item key with a higher SequenceNumber had been delivered, and the count last
+# ("errors=N"). Redelivery (after a failure or a kill) is not an error. Sequence numbers compare
+# as decimals of any length.
+ddb_order_errors() {
+    records "$@" | awk -F'\t' '
+        function after(a, b) {
+            sub(/^0+/, "", a)
+            sub(/^0+/, "", b)
+            return length(a) > length(b) || (length(a) == length(b) && a "" > b "")
+        }
+        NF >= 8 {
+            if (($7 SUBSEP $1) in seen) next
+            seen[$7, $1] = 1
+            if (($7 in max) && after(max[$7], $1)) {
+                print "out of order: " $1 " of " $7 " after " max[$7]; errors++
+            }
+            if (!($7 in max) || after($1, max[$7])) max[$7] = $1
+        }
+        END { print "errors=" errors + 0 }'
+}
