@@ -19,6 +19,16 @@ filter)
     SOURCES=(tests/fuzz/fuzz_filter.c mapping/filter.c mapping/format_sqs.c model/record.c
         core/buf.c core/mem.c core/hash.c core/log.c core/clock.c core/status.c)
     ;;
+pgoutput)
+    SOURCES=(tests/fuzz/fuzz_pgoutput.c pollers/pgoutput.c model/row.c core/buf.c core/mem.c
+        core/u32map.c)
+    # The staleness check below reads only the mapping/, model/ and core/ headers.
+    for h in pollers/pgoutput.h tests/unit/pgoutput_captured.h; do
+        [[ $ROOT/$h -nt $OUT/fuzz_$TARGET ]] && rm -f "$OUT/fuzz_$TARGET"
+    done
+    # The target writes its seeds (the captured messages) into the seed directory itself.
+    export WEIR_FUZZ_SEED_DIR=$OUT/seeds-$TARGET
+    ;;
 *)
     echo "FAIL: run.sh: unknown fuzz target '$TARGET'" >&2
     exit 2
