@@ -1559,8 +1559,9 @@ static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad
                 "maximum_record_age_in_seconds %d: AWS takes -1 (records never age out) or "
                 "60..604800",
                 mc->stream.maximum_record_age_in_seconds);
-    /* A source with a window by default (Kafka's 500 ms) has no such rule in AWS. */
-    if (mc->batch_size > 10 && mc->batching_window_ms < 1000 && !(p && p->default_window_ms) &&
+    /* AWS documents the rule for streams too, but its own stream defaults (Kinesis and DynamoDB:
+     * batch 100, no window) break it, and the API enforces it only for SQS. */
+    if (mc->batch_size > 10 && mc->batching_window_ms < 1000 && !(p && p->stream) &&
         !reported_at(ld, before, weir_mapping_cfg_pos(mc, "batch_size")))
         err_pos(ld, weir_mapping_cfg_pos(mc, "batch_size"),
                 "batch_size %d needs maximum_batching_window_in_seconds >= 1 (AWS allows "
