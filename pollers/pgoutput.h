@@ -65,7 +65,9 @@ struct weir_pgo_msg {
      * RELATION message for the same id or weir_pgo_free. */
     const struct weir_pgo_relation *rel;
     /* INSERT, UPDATE, DELETE: owned; the caller may take it (then set msg->row = NULL). Each
-     * column is named after the relation's, with key set from its replica identity flag. */
+     * column is named after the relation's, with key set from its replica identity flag. An old
+     * key ('K') gives an old_row of the identity's columns only; an old row ('O') every column,
+     * with old_full set. The row borrows nothing from the decoder. */
     struct weir_row *row;
     uint32_t *relids; /* TRUNCATE: owned; the truncated relations' ids */
     size_t n_relids;
@@ -86,11 +88,11 @@ void weir_pgo_free(struct weir_pgo *d);
  * type byte) into msg, which is overwritten: clear it with weir_pgo_msg_clear before reusing it.
  * RELATION and TYPE messages update the decoder's caches, which persist across calls and across
  * reconnects (the server sends a table's Relation again before its first change on every
- * connection). Returns WEIR_OK, or WEIR_ERR with why (why_len bytes, NUL-terminated) naming the
- * message and the offset when the message is malformed or truncated, is a streamed or two-phase
- * message (weir asks for protocol version 1), holds a binary value, or is a change to a relation
- * no Relation message described; msg then owns nothing and the caches are unchanged. Never reads
- * past len. */
+ * connection). Returns WEIR_OK, or WEIR_ERR with why (why_len bytes, NUL-terminated; why may be
+ * NULL when why_len is 0) naming the message and the offset when the message is malformed or
+ * truncated, is a streamed or two-phase message (weir asks for protocol version 1), holds a
+ * binary value, or is a change to a relation no Relation message described; msg then owns
+ * nothing and the caches are unchanged. Never reads past len. */
 weir_status weir_pgo_decode(struct weir_pgo *d, const void *data, size_t len,
                             struct weir_pgo_msg *msg, char *why, size_t why_len);
 
