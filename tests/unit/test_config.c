@@ -14,6 +14,7 @@
 
 #include "cli/sources.h"
 #include "config/config.h"
+#include "pollers/postgres.h"
 #include "pollers/redis.h"
 
 /* The Redis source's own settings of a mapping. */
@@ -634,8 +635,9 @@ static void every_error_is_reported_in_file_order(void **state)
                         "program to run)");
     assert_string_equal(rep.errors[1], "t.yaml:3:5: unknown key 'tmeout' in function 'a'; did "
                                        "you mean 'timeout'?");
-    assert_string_equal(rep.errors[2], "t.yaml:6:13: mapping 'm': source has an unknown scheme "
-                                       "'sqs'; known schemes: redis://, file://, kafka://");
+    assert_string_equal(rep.errors[2],
+                        "t.yaml:6:13: mapping 'm': source has an unknown scheme "
+                        "'sqs'; known schemes: redis://, file://, kafka://, postgres://");
     assert_string_equal(rep.errors[3], "t.yaml:7:15: mapping 'm': no function named 'nope'");
     assert_string_equal(rep.errors[4],
                         "t.yaml:8:17: mapping 'm': batch_size 0 is out of range 1..10000");
@@ -1468,6 +1470,68 @@ static void kafka_keys_are_checked(void **state)
     weir_config_free(cfg);
 }
 
+#define PG_HEAD                                                                                    \
+    "mappings:\n"                                                                                  \
+    "  - name: p\n"                                                                                \
+    "    source: postgres://weir@127.0.0.1:5432/shop\n"                                            \
+    "    function: a\n"
+
+static void postgres_keys_are_checked(void **state)
+{
+    expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    stream_view_type: FULL\n", "t.yaml:",
+               "stream_view_type \"FULL\" is not KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or "
+               "NEW_AND_OLD_IMAGES");
+    expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    starting_position: AT_TIMESTAMP\n",
+               "t.yaml:", "starting_position \"AT_TIMESTAMP\" is not TRIM_HORIZON or LATEST");
+    expect_one(FN_HEAD PG_HEAD "    tables: [a.b.c]\n",
+               "t.yaml:9:5: ", "table \"a.b.c\" is not table or schema.table");
+    expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: Orders\n",
+               "t.yaml:10:5: ", "slot_name \"Orders\" is not a replication slot name");
+    expect_one(FN_HEAD PG_HEAD, "t.yaml:6:5: ", "a Postgres mapping names its tables");
+    expect_one(FN_HEAD "mappings:\n  - name: p\n"
+                       "    source: postgres://weir@127.0.0.1/shop?replication=database\n"
+                       "    function: a\n    tables: [orders]\n",
+               "t.yaml:6:5: ", "the source URI sets replication=");
+    expect_one(FN_HEAD "mappings:\n  - name: p\n"
+                       "    source: postgres://weir@127.0.0.1/shop?no_such=1\n"
+                       "    function: a\n    tables: [orders]\n",
+               "t.yaml:6:5: ", "not a Postgres connection URI");
+    /* A stream takes batches above 10 without a window; an existing publication needs no
+     * tables. */
+    struct weir_cfg_report rep;
+    struct weir_config *cfg =
+        load(FN_HEAD PG_HEAD "    batch_size: 1000\n    publication_name: shop_pub\n"
+                             "    create_publication: false\n    slot_name: shop_1\n"
+                             "    stream_view_type: KEYS_ONLY\n    arrays_as_sets: true\n"
+                             "    parallelization_factor: 4\n",
+             &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    weir_config_free(cfg);
+}
+
+static void postgres_names_follow_postgres_rules(void **state)
+{
+    char name[64], schema[64], table[64];
+    weir_pg_default_name("Orders-EU.1", name);
+    assert_string_equal(name, "weir_orders_eu_1");
+    weir_pg_default_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                         name);
+    assert_int_equal(strlen(name), 63);
+    assert_true(weir_pg_slot_name_ok(name));
+    assert_false(weir_pg_slot_name_ok(""));
+    assert_false(weir_pg_slot_name_ok("a-b"));
+    assert_true(weir_pg_table_split("orders", schema, table));
+    assert_string_equal(schema, "public");
+    assert_string_equal(table, "orders");
+    assert_true(weir_pg_table_split("billing.invoices", schema, table));
+    assert_string_equal(schema, "billing");
+    assert_string_equal(table, "invoices");
+    assert_false(weir_pg_table_split(".orders", schema, table));
+    assert_false(weir_pg_table_split("billing.", schema, table));
+    assert_false(weir_pg_table_split("a.b.c", schema, table));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1515,6 +1579,8 @@ int main(void)
         cmocka_unit_test(stream_keys_are_refused_on_a_queue),
         cmocka_unit_test(kafka_filters_are_checked_against_the_chosen_event_format),
         cmocka_unit_test(kafka_keys_are_checked),
+        cmocka_unit_test(postgres_keys_are_checked),
+        cmocka_unit_test(postgres_names_follow_postgres_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
