@@ -1484,9 +1484,9 @@ static void postgres_keys_are_checked(void **state)
     expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    starting_position: AT_TIMESTAMP\n",
                "t.yaml:", "starting_position \"AT_TIMESTAMP\" is not TRIM_HORIZON or LATEST");
     expect_one(FN_HEAD PG_HEAD "    tables: [a.b.c]\n",
-               "t.yaml:9:5: ", "table \"a.b.c\" is not table or schema.table");
+               "t.yaml:8:5: ", "table \"a.b.c\" is not table or schema.table");
     expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: Orders\n",
-               "t.yaml:10:5: ", "slot_name \"Orders\" is not a replication slot name");
+               "t.yaml:9:5: ", "slot_name \"Orders\" is not a replication slot name");
     expect_one(FN_HEAD PG_HEAD, "t.yaml:6:5: ", "a Postgres mapping names its tables");
     expect_one(FN_HEAD "mappings:\n  - name: p\n"
                        "    source: postgres://weir@127.0.0.1/shop?replication=database\n"
