@@ -1150,12 +1150,9 @@ static void pg_stop(struct weir_poller *p, void (*done)(void *arg), void *arg)
     p->stopping = true;
     weir_timer_stop(p->retry);
     if (p->conn && p->step == STEP_STREAMING) {
+        /* One try, never a wait: an update that does not get out leaves the slot where the
+         * last one did, and the next start reads a little again. */
         status_send(p, false);
-        /* The update is small: blocking here is bounded by the socket's buffer. */
-        if (p->conn) {
-            PQsetnonblocking(p->conn, 0);
-            PQflush(p->conn);
-        }
     }
     char a[24];
     weir_info(p->comp, "replication closed slot=%s records=%llu transactions=%llu confirmed=%s",
