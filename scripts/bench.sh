@@ -19,6 +19,13 @@
 #     librdkafka consumer and kcat reading the same topic; then latency at a steady produce rate.
 #     scripts/bench.sh kafka                      # the full run: 1,000,000 records of 100 bytes
 #     scripts/bench.sh kafka --records 200000     # a quick run
+#   scripts/bench.sh postgres [ARGS]  bench_postgres: a table's changes (a Postgres 15 cluster of
+#     its own, initdb in a temporary directory, wal_level=logical, fsync=off) read as a backlog by
+#     weir at batch 100 and 1000, beside pg_recvlogical and a bare libpq reader of the same WAL;
+#     then latency at a steady rate of one-row transactions. Needs postgresql-15 (scripts/setup.sh).
+#     scripts/bench.sh postgres                          # 100,000 rows in one transaction, and
+#                                                        # 10,000 one-row transactions
+#     scripts/bench.sh postgres --rows 20000 --txns 2000 # a quick run
 # The build is scripts/setup.sh's (build/); BUILD_DIR=dir builds only weir and the benchmark
 # there instead, also RelWithDebInfo. Build output goes to stderr; stdout carries only figures.
 set -euo pipefail
@@ -33,6 +40,10 @@ bucket)
     ;;
 kafka)
     BENCH=bench_kafka
+    shift
+    ;;
+postgres)
+    BENCH=bench_postgres
     shift
     ;;
 esac
