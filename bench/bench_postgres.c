@@ -7,6 +7,7 @@
  * thread of this process). A program that prints figures, never a test: it fails only when the
  * benchmark broke (a row lost, a child that would not start or stop). */
 #define _GNU_SOURCE /* memmem, nftw, pipe2, initgroups */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -31,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -476,42 +476,57 @@ static void cluster_stop(struct ctx *x)
     x->pm = pm_pid_g = -1;
 }
 
+/* utime + stime (+ cutime + cstime with children) of pid, in clock ticks, and its parent; false
+ * when it is gone. */
+static bool proc_ticks(const char *pid, bool children, unsigned long long *ticks, int *ppid)
+{
+    char path[300], buf[1024];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    long cut = 0, cst = 0;
+    if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", ppid, &ut,
+                     &st, &cut, &cst) != 5)
+        return false;
+    *ticks = ut + st + (children ? (unsigned long long)cut + (unsigned long long)cst : 0);
+    return true;
+}
+
 /* The CPU seconds of the whole server: the postmaster, its children alive now, and those it
- * reaped already (a walsender whose reader left). */
+ * reaped already (a walsender whose reader left). A child reaped while /proc is walked would count
+ * twice or not at all: the walk is repeated until the postmaster reaped nothing during it. */
 static double server_cpu(pid_t pm)
 {
-    double total = 0;
-    long tck = sysconf(_SC_CLK_TCK);
-    DIR *d = opendir("/proc");
-    if (!d)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] < '1' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[1024];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *p = strrchr(buf, ')');
-        int ppid = 0;
-        unsigned long ut = 0, st = 0;
-        long cut = 0, cst = 0;
-        if (!p || sscanf(p + 2, "%*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld", &ppid,
-                         &ut, &st, &cut, &cst) != 5)
-            continue;
-        pid_t pid = (pid_t)atol(e->d_name);
-        if (pid == pm)
-            total += (double)(ut + st + (unsigned long)cut + (unsigned long)cst) / (double)tck;
-        else if (ppid == pm)
-            total += (double)(ut + st) / (double)tck;
+    char pm_s[16];
+    snprintf(pm_s, sizeof pm_s, "%d", (int)pm);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        unsigned long long before, after, kids = 0;
+        int ppid;
+        if (!proc_ticks(pm_s, true, &before, &ppid))
+            return 0;
+        DIR *d = opendir("/proc");
+        if (!d)
+            return 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            unsigned long long t;
+            if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+                proc_ticks(e->d_name, false, &t, &ppid) && ppid == (int)pm)
+                kids += t;
+        }
+        closedir(d);
+        if (!proc_ticks(pm_s, true, &after, &ppid))
+            return 0;
+        if (after == before)
+            return (double)(after + kids) / (double)sysconf(_SC_CLK_TCK);
     }
-    closedir(d);
-    return total;
+    return 0;
 }
 
 /* ---- SQL --------------------------------------------------------------------------------------
@@ -870,6 +885,7 @@ static int run_libpq(struct ctx *x, const char *slot, const char *endpos, long n
     }
     PQclear(res);
     long inserts = 0, messages = 0;
+    int64_t t_first = 0;
     bool done = false;
     while (!done) {
         char *buf = NULL;
@@ -880,7 +896,8 @@ static int run_libpq(struct ctx *x, const char *slot, const char *endpos, long n
             return -1;
         }
         if (len >= 25 && buf[0] == 'w') {
-            messages++;
+            if (!messages++)
+                t_first = mono_us();
             inserts += buf[25] == 'I';
             done = get_u64(buf + 1) >= end;
         } else if (len >= 18 && buf[0] == 'k') {
@@ -913,6 +930,8 @@ static int run_libpq(struct ctx *x, const char *slot, const char *endpos, long n
     r->cpu_reader = (cpu1 - cpu0) / r->total_s;
     r->cpu_server = (srv1 - srv0) / r->total_s;
     r->messages = messages;
+    r->first_s = (double)(t_first - t0) / 1e6;
+    r->rest_s = (double)(t1 - t_first) / 1e6;
     r->raw = r->ran = true;
     say("%s: %.0f rec/s (%.3f s to reach %s; %ld messages)", r->label, r->rps, r->total_s, endpos,
         messages);
@@ -1310,8 +1329,10 @@ static void report(const struct ctx *x, const struct result *res, int n_res,
                    r->rps, r->rps / pgr, r->rps / lib, r->total_s);
             first = false;
             if (r->raw && r->messages)
-                printf("%3.0f%% / %3.0f%%; %ld messages\n", 100 * r->cpu_reader,
-                       100 * r->cpu_server, r->messages);
+                printf("%3.0f%% / %3.0f%%; %ld messages; the first after %.3f s, the rest in "
+                       "%.3f s\n",
+                       100 * r->cpu_reader, 100 * r->cpu_server, r->messages, r->first_s,
+                       r->rest_s);
             else if (r->raw)
                 printf("%3.0f%% / %3.0f%%\n", 100 * r->cpu_reader, 100 * r->cpu_server);
             else
