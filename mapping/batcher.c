@@ -113,6 +113,18 @@ void weir_batcher_flush(struct weir_batcher *bt)
         close_batch(bt, weir_list_entry(node, struct weir_batch, link));
 }
 
+void weir_batcher_flush_unless(struct weir_batcher *bt, bool (*hold)(void *arg, uint32_t lane),
+                               void *arg)
+{
+    struct weir_list *node, *tmp;
+    weir_list_foreach_safe(node, tmp, &bt->open)
+    {
+        struct weir_batch *b = weir_list_entry(node, struct weir_batch, link);
+        if (!hold(arg, b->lane))
+            close_batch(bt, b);
+    }
+}
+
 int64_t weir_batcher_due_ms(const struct weir_batcher *bt)
 {
     struct weir_list *node = weir_list_first(&bt->open);

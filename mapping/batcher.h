@@ -50,6 +50,10 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r);
 void weir_batcher_flush_lane(struct weir_batcher *bt, uint32_t lane);
 /* Closes and hands over every open batch, oldest first. */
 void weir_batcher_flush(struct weir_batcher *bt);
+/* Closes and hands over every open batch, oldest first, except those of lanes hold(arg, lane)
+ * says to keep open. hold must not add records or close batches. */
+void weir_batcher_flush_unless(struct weir_batcher *bt, bool (*hold)(void *arg, uint32_t lane),
+                               void *arg);
 /* Mono ms at which the oldest open batch's window ends; -1 when nothing is open or window_ms
  * is 0. */
 int64_t weir_batcher_due_ms(const struct weir_batcher *bt);

@@ -481,6 +481,9 @@ static void on_batch_done(void *arg, struct weir_batch *b)
             if (next) {
                 m->queued--;
                 make_ready(m, weir_list_entry(next, struct weir_batch, link));
+            } else if (m->bt.cfg.window_ms == 0 && !m->stopping) {
+                /* The batch lane_busy kept open goes now. */
+                weir_batcher_flush_lane(&m->bt, b->lane);
             }
         }
     }
@@ -691,6 +694,19 @@ static void release_pending(struct weir_mapping *m)
     give_back(m, b);
 }
 
+/* With no batching window a batch closes at the end of a read; but one of an ordered lane that
+ * has a batch in flight or waiting could not go before that one is done anyway, so it stays open
+ * and goes on filling until then (on_batch_done closes it): as full as AWS's next poll of the
+ * shard would be, not as small as one socket read. */
+static bool lane_busy(void *arg, uint32_t lane)
+{
+    struct weir_mapping *m = arg;
+    if (!m->info->ordered_lanes)
+        return false;
+    struct lane *l = lane_find(m, lane);
+    return l && (l->inflight || l->ready || !weir_list_empty(&l->waiting));
+}
+
 static void sink_read_done(void *ctx)
 {
     struct weir_mapping *m = ctx;
@@ -704,7 +720,7 @@ static void sink_read_done(void *ctx)
         return;
     }
     if (m->bt.cfg.window_ms == 0)
-        weir_batcher_flush(&m->bt);
+        weir_batcher_flush_unless(&m->bt, lane_busy, m);
     arm_window(m);
 }
 

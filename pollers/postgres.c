@@ -509,15 +509,27 @@ static void drain(struct weir_poller *p)
 {
     uint64_t before = p->records;
     size_t n = 0;
+    bool socket_read = false;
     while (p->step == STEP_STREAMING && !p->stopping && !p->held && n < DRAIN_MAX) {
         if (room(p) == 0)
             break;
         char *buf = NULL;
         int len = PQgetCopyData(p->conn, &buf, 1);
+        if (len == 0 && !socket_read) {
+            /* What libpq held is read: the socket once more before the read ends, so a batch
+             * holds what has arrived, not what one read of the socket brought. */
+            socket_read = true;
+            if (!PQconsumeInput(p->conn)) {
+                lost(p, PQerrorMessage(p->conn));
+                return;
+            }
+            continue;
+        }
         if (len == 0) {
             event_add(p->io_ev, NULL);
             break;
         }
+        socket_read = false;
         if (len < 0) {
             /* -1: the server ended the stream; -2: the connection failed. */
             PGresult *res = PQgetResult(p->conn);
