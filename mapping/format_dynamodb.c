@@ -30,6 +30,9 @@
  * ("dynamodb.amazonaws.com" there), so a function tells it from a row's deletion. */
 #define TRUNCATE_PRINCIPAL "weir.truncate"
 
+/* A string literal, its length known when compiling: the encoder writes many per record. */
+#define append_lit(out, lit) weir_buf_append((out), "" lit, sizeof(lit) - 1)
+
 static void append_u64(struct weir_buf *out, uint64_t v)
 {
     char tmp[24];
@@ -93,15 +96,36 @@ static int64_t floor_seconds(int64_t ms)
 
 /* A table's stream ARN, quoted: arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>.
  * tmp is scratch space. */
+static bool plain_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return false;
+    return true;
+}
+
 static void append_stream_arn(struct weir_buf *out, struct weir_buf *tmp,
                               const struct weir_event_ctx *ctx, const struct weir_record *r)
 {
+    const char *region = ctx->region ? ctx->region : "", *table = r->stream ? r->stream : "",
+               *label = ctx->stream_label ? ctx->stream_label : "";
+    /* The usual case needs no escaping, so no copy to escape. */
+    if (plain_ascii(region) && plain_ascii(table) && plain_ascii(label)) {
+        append_lit(out, "\"arn:aws:dynamodb:");
+        weir_buf_append_str(out, region);
+        append_lit(out, ":" DDB_ACCOUNT ":table/");
+        weir_buf_append_str(out, table);
+        append_lit(out, "/stream/");
+        weir_buf_append_str(out, label);
+        weir_buf_append_char(out, '"');
+        return;
+    }
     weir_buf_reset(tmp);
-    weir_buf_append_str(tmp, "arn:aws:dynamodb:");
+    append_lit(tmp, "arn:aws:dynamodb:");
     weir_buf_append_str(tmp, ctx->region ? ctx->region : "");
-    weir_buf_append_str(tmp, ":" DDB_ACCOUNT ":table/");
+    append_lit(tmp, ":" DDB_ACCOUNT ":table/");
     weir_buf_append_str(tmp, r->stream ? r->stream : "");
-    weir_buf_append_str(tmp, "/stream/");
+    append_lit(tmp, "/stream/");
     weir_buf_append_str(tmp, ctx->stream_label ? ctx->stream_label : "");
     weir_buf_append_json_str(out, tmp->data, tmp->len);
 }
@@ -487,9 +511,9 @@ static void put_typed_str(struct weir_buf *out, const char *type, const char *s,
 static void put_bool_text(struct weir_buf *out, const char *s, size_t len)
 {
     if (len == 4 && !memcmp(s, "true", 4))
-        weir_buf_append_str(out, "{\"BOOL\":true}");
+        append_lit(out, "{\"BOOL\":true}");
     else if (len == 5 && !memcmp(s, "false", 5))
-        weir_buf_append_str(out, "{\"BOOL\":false}");
+        append_lit(out, "{\"BOOL\":false}");
     else
         put_typed_str(out, "{\"S\":", s, len);
 }
@@ -501,7 +525,7 @@ static void put_jvalue(struct weir_buf *out, const struct jdoc *d, size_t k)
     const struct jtok *t = &d->t[k];
     switch (t->type) {
     case J_OBJ:
-        weir_buf_append_str(out, "{\"M\":{");
+        append_lit(out, "{\"M\":{");
         for (size_t m = k + 1; m < t->next; m = d->t[m + 1].next) {
             if (m > k + 1)
                 weir_buf_append_char(out, ',');
@@ -509,36 +533,36 @@ static void put_jvalue(struct weir_buf *out, const struct jdoc *d, size_t k)
             weir_buf_append_char(out, ':');
             put_jvalue(out, d, m + 1);
         }
-        weir_buf_append_str(out, "}}");
+        append_lit(out, "}}");
         break;
     case J_ARR:
-        weir_buf_append_str(out, "{\"L\":[");
+        append_lit(out, "{\"L\":[");
         for (size_t e = k + 1; e < t->next; e = d->t[e].next) {
             if (e > k + 1)
                 weir_buf_append_char(out, ',');
             put_jvalue(out, d, e);
         }
-        weir_buf_append_str(out, "]}");
+        append_lit(out, "]}");
         break;
     case J_STR:
-        weir_buf_append_str(out, "{\"S\":");
+        append_lit(out, "{\"S\":");
         put_raw_str(out, d, k);
         weir_buf_append_char(out, '}');
         break;
     case J_NUM:
         /* The grammar leaves nothing to escape in a number. */
-        weir_buf_append_str(out, "{\"N\":\"");
+        append_lit(out, "{\"N\":\"");
         weir_buf_append(out, d->s + t->start, t->len);
-        weir_buf_append_str(out, "\"}");
+        append_lit(out, "\"}");
         break;
     case J_TRUE:
-        weir_buf_append_str(out, "{\"BOOL\":true}");
+        append_lit(out, "{\"BOOL\":true}");
         break;
     case J_FALSE:
-        weir_buf_append_str(out, "{\"BOOL\":false}");
+        append_lit(out, "{\"BOOL\":false}");
         break;
     case J_NULL:
-        weir_buf_append_str(out, "{\"NULL\":true}");
+        append_lit(out, "{\"NULL\":true}");
         break;
     }
 }
@@ -600,7 +624,7 @@ static bool canon_number(const char *s, size_t len, struct weir_buf *out)
     }
     if (out->len == digits) {
         out->len = first; /* zero has no sign */
-        weir_buf_append_str(out, "0");
+        append_lit(out, "0");
         return true;
     }
     out->data[out->len] = '\0';
@@ -672,13 +696,13 @@ static void put_element(struct conv *cv, struct weir_buf *out, const struct jdoc
 {
     const struct jtok *t = &d->t[k];
     if (t->type == J_ARR) {
-        weir_buf_append_str(out, "{\"L\":[");
+        append_lit(out, "{\"L\":[");
         for (size_t e = k + 1; e < t->next; e = d->t[e].next) {
             if (e > k + 1)
                 weir_buf_append_char(out, ',');
             put_element(cv, out, d, e, elem_kind, depth - 1);
         }
-        weir_buf_append_str(out, "]}");
+        append_lit(out, "]}");
         return;
     }
     if (t->type != J_STR) {
@@ -687,10 +711,10 @@ static void put_element(struct conv *cv, struct weir_buf *out, const struct jdoc
     }
     switch (elem_kind) {
     case WEIR_VALUE_NUMBER:
-        weir_buf_append_str(out, "{\"N\":");
+        append_lit(out, "{\"N\":");
         break;
     case WEIR_VALUE_BYTES: /* already base64 */
-        weir_buf_append_str(out, "{\"B\":");
+        append_lit(out, "{\"B\":");
         break;
     case WEIR_VALUE_BOOL:
     case WEIR_VALUE_JSON:
@@ -702,7 +726,7 @@ static void put_element(struct conv *cv, struct weir_buf *out, const struct jdoc
             put_json_text(out, &cv->inner, cv->text.data ? cv->text.data : "", cv->text.len, depth);
         return;
     default:
-        weir_buf_append_str(out, "{\"S\":");
+        append_lit(out, "{\"S\":");
         break;
     }
     put_raw_str(out, d, k);
@@ -728,7 +752,7 @@ static void put_list(struct conv *cv, struct weir_buf *out, const struct weir_co
                 weir_buf_append_char(out, ',');
             put_raw_str(out, d, e);
         }
-        weir_buf_append_str(out, "]}");
+        append_lit(out, "]}");
         return;
     }
     /* The array's own level was counted when it was read. */
@@ -751,9 +775,9 @@ static void put_value(struct conv *cv, struct weir_buf *out, const struct weir_c
         put_bool_text(out, v, len);
         break;
     case WEIR_VALUE_BYTES:
-        weir_buf_append_str(out, "{\"B\":\"");
+        append_lit(out, "{\"B\":\"");
         weir_buf_append_base64(out, v, len);
-        weir_buf_append_str(out, "\"}");
+        append_lit(out, "\"}");
         break;
     case WEIR_VALUE_JSON:
         put_json_text(out, &cv->doc, v, len, JSON_MAX_DEPTH);
@@ -765,7 +789,7 @@ static void put_value(struct conv *cv, struct weir_buf *out, const struct weir_c
         assert(!"an unchanged value has nothing to write");
         /* fall through */
     case WEIR_VALUE_NULL:
-        weir_buf_append_str(out, "{\"NULL\":true}");
+        append_lit(out, "{\"NULL\":true}");
         break;
     }
 }
@@ -833,49 +857,49 @@ static void ddb_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
     if (!first)
         weir_buf_append_char(out, ',');
     weir_buf_reserve(out, 2 * (row_bytes(row->new_row) + row_bytes(row->old_row)) + 640);
-    weir_buf_append_str(out, "{\"eventID\":");
+    append_lit(out, "{\"eventID\":");
     append_event_id(out, r->id ? r->id : "");
-    weir_buf_append_str(out, ",\"eventName\":\"");
+    append_lit(out, ",\"eventName\":\"");
     weir_buf_append_str(out, event_names[row->op]);
-    weir_buf_append_str(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\","
-                             "\"awsRegion\":");
+    append_lit(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\","
+                    "\"awsRegion\":");
     append_cstr(out, ctx->region);
-    weir_buf_append_str(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
+    append_lit(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
     weir_buf_append_i64(out, floor_seconds(r->sent_ms));
     weir_buf_append_char(out, ',');
 
     /* SizeBytes is weir's approximation of DynamoDB's item size: the bytes of the Keys, NewImage
      * and OldImage members exactly as written here, names and separating commas included. */
     size_t items = out->len;
-    weir_buf_append_str(out, "\"Keys\":");
+    append_lit(out, "\"Keys\":");
     if (row->op == WEIR_ROW_INSERT || row->op == WEIR_ROW_UPDATE)
         put_item(&cv, out, row->new_row, row->old_row, true);
     else if (row->op == WEIR_ROW_DELETE)
         put_item(&cv, out, row->old_row ? row->old_row : row->new_row, NULL, true);
     else
-        weir_buf_append_str(out, "{}"); /* a TRUNCATE's marker names no item */
+        append_lit(out, "{}"); /* a TRUNCATE's marker names no item */
     if (with_new && row->new_row && (row->op == WEIR_ROW_INSERT || row->op == WEIR_ROW_UPDATE)) {
-        weir_buf_append_str(out, ",\"NewImage\":");
+        append_lit(out, ",\"NewImage\":");
         put_item(&cv, out, row->new_row, row->old_row, false);
     }
     if (with_old && row->old_row && (row->op == WEIR_ROW_UPDATE || row->op == WEIR_ROW_DELETE)) {
-        weir_buf_append_str(out, ",\"OldImage\":");
+        append_lit(out, ",\"OldImage\":");
         put_item(&cv, out, row->old_row, NULL, false);
     }
     size_t size_bytes = out->len - items;
 
-    weir_buf_append_str(out, ",\"SequenceNumber\":");
+    append_lit(out, ",\"SequenceNumber\":");
     append_cstr(out, r->id);
-    weir_buf_append_str(out, ",\"SizeBytes\":");
+    append_lit(out, ",\"SizeBytes\":");
     append_u64(out, size_bytes);
-    weir_buf_append_str(out, ",\"StreamViewType\":\"");
+    append_lit(out, ",\"StreamViewType\":\"");
     weir_buf_append_str(out, view_names[view]);
-    weir_buf_append_str(out, "\"},\"eventSourceARN\":");
+    append_lit(out, "\"},\"eventSourceARN\":");
     append_stream_arn(out, &cv.text, ctx, r);
     if (row->op == WEIR_ROW_TRUNCATE)
-        weir_buf_append_str(
-            out,
-            ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":\"" TRUNCATE_PRINCIPAL "\"}");
+        append_lit(out,
+                   ",\"userIdentity\":{\"type\":\"Service\",\"principalId\":\"" TRUNCATE_PRINCIPAL
+                   "\"}");
     weir_buf_append_char(out, '}');
 
     jdoc_deinit(&cv.doc);
@@ -936,19 +960,19 @@ static void ddb_batch_info(struct weir_buf *out, const struct weir_event_ctx *ct
     char shard[32];
     weir_buf_init(&tmp);
     shard_id(first->partition, shard);
-    weir_buf_append_str(out, "\"DDBStreamBatchInfo\":{\"shardId\":\"");
+    append_lit(out, "\"DDBStreamBatchInfo\":{\"shardId\":\"");
     weir_buf_append_str(out, shard);
-    weir_buf_append_str(out, "\",\"startSequenceNumber\":");
+    append_lit(out, "\",\"startSequenceNumber\":");
     append_cstr(out, first->id);
-    weir_buf_append_str(out, ",\"endSequenceNumber\":");
+    append_lit(out, ",\"endSequenceNumber\":");
     append_cstr(out, last->id);
-    weir_buf_append_str(out, ",\"approximateArrivalOfFirstRecord\":");
+    append_lit(out, ",\"approximateArrivalOfFirstRecord\":");
     append_time_str(out, first->sent_ms);
-    weir_buf_append_str(out, ",\"approximateArrivalOfLastRecord\":");
+    append_lit(out, ",\"approximateArrivalOfLastRecord\":");
     append_time_str(out, last->sent_ms);
-    weir_buf_append_str(out, ",\"batchSize\":");
+    append_lit(out, ",\"batchSize\":");
     append_u64(out, n);
-    weir_buf_append_str(out, ",\"streamArn\":");
+    append_lit(out, ",\"streamArn\":");
     append_stream_arn(out, &tmp, ctx, first);
     weir_buf_append_char(out, '}');
     weir_buf_deinit(&tmp);

@@ -37,6 +37,10 @@ enum weir_row_op { WEIR_ROW_INSERT, WEIR_ROW_UPDATE, WEIR_ROW_DELETE, WEIR_ROW_T
 struct weir_tuple {
     struct weir_column *cols; /* owned */
     size_t n;
+    /* The tuple was made by weir_tuple_pack: it, its columns, names and values are this one
+     * allocation (a row change is made per record, so one allocation instead of two per column
+     * counts). weir_tuple_set may not be used on it. */
+    bool packed;
 };
 
 struct weir_row {
@@ -56,6 +60,9 @@ void weir_tuple_free(struct weir_tuple *t);
 /* Sets column i: name copied, value copied (len bytes, NUL added; NULL for no value). */
 void weir_tuple_set(struct weir_tuple *t, size_t i, const char *name, enum weir_value_kind kind,
                     const char *value, size_t len);
+/* A packed tuple (see struct weir_tuple) holding copies of cols[0..n): each column's name, kind,
+ * elem_kind, key flag and value (value_len bytes; NULL for none). */
+struct weir_tuple *weir_tuple_pack(const struct weir_column *cols, size_t n);
 /* The column named name, or NULL. */
 const struct weir_column *weir_tuple_find(const struct weir_tuple *t, const char *name);
 

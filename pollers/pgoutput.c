@@ -27,6 +27,10 @@ struct weir_pgo {
     struct weir_u32map rels;  /* relation id -> struct weir_pgo_relation */
     struct weir_u32map types; /* type OID -> struct type_ent */
     struct weir_buf val;      /* one converted value at a time */
+    /* A tuple being decoded: its columns (names borrowed from the relation) and their values. */
+    struct weir_column *cols;
+    size_t cols_cap;
+    struct weir_buf arena;
 };
 
 /* ---- value conversion ---- */
@@ -639,6 +643,7 @@ struct weir_pgo *weir_pgo_new(void)
     weir_u32map_init(&d->rels);
     weir_u32map_init(&d->types);
     weir_buf_init(&d->val);
+    weir_buf_init(&d->arena);
     return d;
 }
 
@@ -653,6 +658,8 @@ void weir_pgo_free(struct weir_pgo *d)
     weir_u32map_deinit(&d->rels);
     weir_u32map_deinit(&d->types);
     weir_buf_deinit(&d->val);
+    weir_buf_deinit(&d->arena);
+    free(d->cols);
     free(d);
 }
 
@@ -789,66 +796,62 @@ static bool dec_tuple(struct weir_pgo *d, struct rd *r, const struct weir_pgo_re
     if (n != rel->n_cols)
         return bad(r, at, "the tuple has %u columns, relation %s.%s (id %u) has %zu", n,
                    rel->schema, rel->table, rel->id, rel->n_cols);
-    struct weir_tuple *t = weir_tuple_new(n);
+    /* The columns are gathered here, their values one after another in d->arena (value holds
+     * an offset until the arena stops growing), then copied into one packed tuple. */
+    if (n > d->cols_cap) {
+        d->cols = weir_realloc(d->cols, n * sizeof(*d->cols));
+        d->cols_cap = n;
+    }
+    weir_buf_reset(&d->arena);
+    weir_buf_reserve(&d->arena, 256); /* allocated: an empty value's offset must point in it */
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         const struct weir_pgo_column *col = &rel->cols[i];
+        struct weir_column *c = &d->cols[m];
+        *c = (struct weir_column){.name = col->name, .key = col->key};
         uint8_t k;
         uint32_t vlen;
         at = r->off;
         if (!rd_u8(r, "a column's kind", &k))
-            goto fail;
+            return false;
         switch (k) {
         case 'n':
-            weir_tuple_set(t, i, col->name, WEIR_VALUE_NULL, NULL, 0);
+            c->kind = WEIR_VALUE_NULL;
             break;
         case 'u':
-            weir_tuple_set(t, i, col->name, WEIR_VALUE_UNCHANGED, NULL, 0);
+            c->kind = WEIR_VALUE_UNCHANGED;
             break;
         case 't': {
             if (!rd_u32(r, "a text value's length", &vlen))
-                goto fail;
-            if (vlen > INT32_MAX) {
-                bad(r, r->off - 4, "negative length %d of column %s's value", s32(vlen), col->name);
-                goto fail;
-            }
+                return false;
+            if (vlen > INT32_MAX)
+                return bad(r, r->off - 4, "negative length %d of column %s's value", s32(vlen),
+                           col->name);
             if (!need(r, vlen, "a text value"))
-                goto fail;
-            enum weir_value_kind kind, elem_kind;
-            weir_pgo_value(d, col->type_oid, (const char *)r->p + r->off, vlen, &kind, &elem_kind,
-                           &d->val);
+                return false;
+            weir_pgo_value(d, col->type_oid, (const char *)r->p + r->off, vlen, &c->kind,
+                           &c->elem_kind, &d->val);
             r->off += vlen;
-            weir_tuple_set(t, i, col->name, kind, d->val.data, d->val.len);
-            t->cols[i].elem_kind = elem_kind;
+            c->value = (char *)(uintptr_t)(d->arena.len + 1); /* an offset, 1-based */
+            c->value_len = d->val.len;
+            weir_buf_append(&d->arena, d->val.data, d->val.len);
             break;
         }
         case 'b':
-            bad(r, at, "column %s's value is binary: weir asks for text values", col->name);
-            goto fail;
+            return bad(r, at, "column %s's value is binary: weir asks for text values", col->name);
         default:
-            bad(r, at, "unknown kind '%c' (0x%02x) of column %s's value", printable(k), k,
-                col->name);
-            goto fail;
+            return bad(r, at, "unknown kind '%c' (0x%02x) of column %s's value", printable(k), k,
+                       col->name);
         }
-        t->cols[i].key = col->key;
+        /* An old key ('K') sends NULL for every column outside the identity: left out. */
+        if (!keys_only || c->key || c->kind != WEIR_VALUE_NULL)
+            m++;
     }
-    if (keys_only) {
-        size_t m = 0;
-        for (size_t i = 0; i < t->n; i++) {
-            struct weir_column *c = &t->cols[i];
-            if (c->key || c->kind != WEIR_VALUE_NULL) {
-                t->cols[m++] = *c;
-            } else {
-                free(c->name);
-                free(c->value);
-            }
-        }
-        t->n = m;
-    }
-    *out = t;
+    for (size_t i = 0; i < m; i++)
+        if (d->cols[i].value)
+            d->cols[i].value = d->arena.data + ((uintptr_t)d->cols[i].value - 1);
+    *out = weir_tuple_pack(d->cols, m);
     return true;
-fail:
-    weir_tuple_free(t);
-    return false;
 }
 
 /* INSERT ('N'), UPDATE (optional 'K' or 'O', then 'N') and DELETE ('K' or 'O'). */

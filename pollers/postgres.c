@@ -101,6 +101,9 @@ struct weir_poller {
     uint64_t slot_lsn;    /* where the slot resumes (its confirmed_flush_lsn) */
 
     struct weir_pgo *dec;
+    struct weir_buf scratch;                   /* a record's lane key, while it is made */
+    const struct weir_pgo_relation *named_rel; /* whose table name `named` is */
+    char named[160];
     struct table_key *keys;
     size_t n_keys;
 
@@ -314,15 +317,19 @@ static void keys_clear(struct weir_poller *p)
     p->n_keys = 0;
 }
 
-/* What DynamoDB would call the table: its name, schema-qualified outside "public". */
-static char *table_name(const struct weir_pgo_relation *rel)
+/* What DynamoDB would call the table: its name, schema-qualified outside "public". The last
+ * one made is kept (until the next Relation message): a transaction's rows are mostly of one
+ * table. */
+static char *table_name(struct weir_poller *p, const struct weir_pgo_relation *rel)
 {
-    char name[160];
-    if (!strcmp(rel->schema, "public"))
-        snprintf(name, sizeof(name), "%s", rel->table);
-    else
-        snprintf(name, sizeof(name), "%s.%s", rel->schema, rel->table);
-    return weir_strdup(name);
+    if (rel != p->named_rel) {
+        if (!strcmp(rel->schema, "public"))
+            snprintf(p->named, sizeof(p->named), "%s", rel->table);
+        else
+            snprintf(p->named, sizeof(p->named), "%s.%s", rel->schema, rel->table);
+        p->named_rel = rel;
+    }
+    return weir_strdup(p->named);
 }
 
 /* Keys are the primary key's columns when the table has one, else the replica identity's. */
@@ -339,31 +346,41 @@ static void mark_keys(const struct table_key *tk, struct weir_tuple *t)
 }
 
 /* The lane key: the table and its key columns' values, so one item's changes keep their order. */
-static void lane_key(struct weir_record *r, const struct weir_tuple *t)
+static void lane_key(struct weir_poller *p, struct weir_record *r, const struct weir_tuple *t)
 {
-    struct weir_buf b;
-    weir_buf_init(&b);
-    weir_buf_append(&b, r->stream, strlen(r->stream) + 1);
+    struct weir_buf *b = &p->scratch;
+    weir_buf_reset(b);
+    weir_buf_append(b, r->stream, strlen(r->stream) + 1);
     for (size_t i = 0; t && i < t->n; i++) {
         if (!t->cols[i].key)
             continue;
-        weir_buf_append(&b, t->cols[i].name, strlen(t->cols[i].name) + 1);
+        weir_buf_append(b, t->cols[i].name, strlen(t->cols[i].name) + 1);
         if (t->cols[i].value)
-            weir_buf_append(&b, t->cols[i].value, t->cols[i].value_len);
-        weir_buf_append_char(&b, '\0');
+            weir_buf_append(b, t->cols[i].value, t->cols[i].value_len);
+        weir_buf_append_char(b, '\0');
     }
-    r->key = weir_buf_take(&b, &r->key_len);
+    r->key = weir_malloc(b->len);
+    memcpy(r->key, b->data, b->len);
+    r->key_len = b->len;
+}
+
+/* Writes v as exactly `digits` decimal digits, zero-padded, at out (no NUL). */
+static void put_digits(char *out, uint64_t v, int digits)
+{
+    for (int i = digits - 1; i >= 0; i--, v /= 10)
+        out[i] = (char)('0' + v % 10);
 }
 
 static struct weir_record *record_new(struct weir_poller *p, char *table)
 {
     struct weir_record *r = weir_record_new();
-    char id[40];
-    /* SequenceNumber: the commit's LSN, then the place in the transaction; transactions come in
-     * commit order, so it orders as the stream does. */
-    snprintf(id, sizeof(id), "%020" PRIu64 "%010" PRIu32, p->txn_lsn, ++p->txn_pos);
-    r->id = weir_strdup(id);
-    r->data = weir_strdup("");
+    /* SequenceNumber: the commit's LSN (20 digits hold any 64-bit number), then the place in
+     * the transaction; transactions come in commit order, so it orders as the stream does. */
+    r->id = weir_malloc(31);
+    put_digits(r->id, p->txn_lsn, 20);
+    put_digits(r->id + 20, ++p->txn_pos, 10);
+    r->id[30] = '\0';
+    r->data = weir_calloc(1, 1);
     r->stream = table;
     r->partition = 0;
     r->lane = 0;
@@ -403,9 +420,9 @@ static void on_change(struct weir_poller *p, struct weir_pgo_msg *msg)
     msg->row = NULL;
     mark_keys(tk, row->new_row);
     mark_keys(tk, row->old_row);
-    struct weir_record *r = record_new(p, table_name(msg->rel));
+    struct weir_record *r = record_new(p, table_name(p, msg->rel));
     r->row = row;
-    lane_key(r, row->op == WEIR_ROW_DELETE && row->old_row ? row->old_row : row->new_row);
+    lane_key(p, r, row->op == WEIR_ROW_DELETE && row->old_row ? row->old_row : row->new_row);
     deliver(p, r);
 }
 
@@ -416,9 +433,9 @@ static void on_truncate(struct weir_poller *p, const struct weir_pgo_msg *msg)
         const struct weir_pgo_relation *rel = weir_pgo_relation(p->dec, msg->relids[i]);
         if (!rel)
             continue;
-        struct weir_record *r = record_new(p, table_name(rel));
+        struct weir_record *r = record_new(p, table_name(p, rel));
         r->row = weir_row_new(WEIR_ROW_TRUNCATE);
-        lane_key(r, NULL);
+        lane_key(p, r, NULL);
         deliver(p, r);
     }
 }
@@ -448,6 +465,7 @@ static bool on_message(struct weir_poller *p, const char *data, size_t len)
         confirm_done(p);
         break;
     case WEIR_PGO_RELATION:
+        p->named_rel = NULL; /* a relation may have been replaced, or moved */
         warn_identity(p, msg.rel);
         break;
     case WEIR_PGO_INSERT:
@@ -1033,6 +1051,7 @@ static void pg_free(struct weir_poller *p)
     weir_timer_free(p->retry);
     weir_timer_free(p->status);
     weir_pgo_free(p->dec);
+    weir_buf_deinit(&p->scratch);
     keys_clear(p);
     free(p->ends);
     free(p->arn);
@@ -1096,6 +1115,7 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
                    !strcmp(p->info.stream_view_type, "OLD_IMAGE");
 
     p->dec = weir_pgo_new();
+    weir_buf_init(&p->scratch);
     p->drain_ev = event_new(p->base, -1, 0, on_drain, p);
     p->retry = weir_timer_new(p->base, on_retry, p);
     p->status = weir_timer_new(p->base, on_status, p);
