@@ -60,6 +60,26 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
 {
     const struct weir_encoder *enc = bt->cfg.encoder;
 
+    /* Into the lane's open batch directly, when it has one and the record fits: the element is
+     * written once, not written and copied. */
+    struct weir_batch *open = weir_u32map_get(&bt->by_lane, r->lane);
+    if (open) {
+        size_t mark = open->event.len;
+        weir_buf_append_char(&open->event, ',');
+        enc->append(&open->event, bt->cfg.ctx, r, 1);
+        if (open->event.len + enc->close_len <= bt->cfg.max_bytes) {
+            r->event_bytes = open->event.len - mark - 1 + SEPARATOR_LEN;
+            bt->last_event_bytes = r->event_bytes;
+            weir_batch_take(open, r);
+            bt->pending++;
+            if (open->n >= bt->cfg.batch_size)
+                close_batch(bt, open);
+            return true;
+        }
+        open->event.len = mark; /* it does not fit: taken back, and on below */
+        open->event.data[mark] = '\0';
+    }
+
     weir_buf_reset(&bt->scratch);
     enc->append(&bt->scratch, bt->cfg.ctx, r, 1);
     r->event_bytes = bt->scratch.len + SEPARATOR_LEN;
