@@ -54,6 +54,9 @@ enum step {
     STEP_STREAMING,   /* CopyBoth */
 };
 
+/* A TRUNCATE as a barrier between lanes (on_truncate). */
+enum barrier { BARRIER_NONE, BARRIER_BEFORE, BARRIER_AFTER };
+
 /* A transaction read: its records are those below end_seq; once they are done, its end can be
  * confirmed. */
 struct txn_end {
@@ -106,6 +109,10 @@ struct weir_poller {
     char named[160];
     struct table_key *keys;
     size_t n_keys;
+
+    enum barrier barrier;
+    uint32_t *barrier_relids; /* BARRIER_BEFORE: the truncated tables, markers not yet made */
+    size_t barrier_n;
 
     /* The transaction being read. */
     bool in_txn;
@@ -277,6 +284,9 @@ static void confirm_done(struct weir_poller *p)
         p->ends_head = (p->ends_head + 1) % p->ends_cap;
         p->ends_n--;
     }
+    /* Caught up: everything the server sent before its last known position is done. */
+    if (!p->in_txn && !p->ends_n && p->done_below >= p->next_seq)
+        confirm(p, p->received_lsn);
 }
 
 static void ends_push(struct weir_poller *p, uint64_t end_seq, uint64_t end_lsn)
@@ -427,10 +437,10 @@ static void on_change(struct weir_poller *p, struct weir_pgo_msg *msg)
 }
 
 /* TRUNCATE: one marker record per table (docs/postgres.md), never a silent drop. */
-static void on_truncate(struct weir_poller *p, const struct weir_pgo_msg *msg)
+static void truncate_deliver(struct weir_poller *p, const uint32_t *relids, size_t n)
 {
-    for (size_t i = 0; i < msg->n_relids; i++) {
-        const struct weir_pgo_relation *rel = weir_pgo_relation(p->dec, msg->relids[i]);
+    for (size_t i = 0; i < n; i++) {
+        const struct weir_pgo_relation *rel = weir_pgo_relation(p->dec, relids[i]);
         if (!rel)
             continue;
         struct weir_record *r = record_new(p, table_name(p, rel));
@@ -438,6 +448,55 @@ static void on_truncate(struct weir_poller *p, const struct weir_pgo_msg *msg)
         lane_key(p, r, NULL);
         deliver(p, r);
     }
+}
+
+/* With parallelization_factor above 1 a marker's lane is not its rows' lanes: a TRUNCATE is a
+ * barrier. Its markers go once every record before them is done, and nothing after them is read
+ * until they are done, so no row of the table reaches the function on the wrong side of it. */
+static void on_truncate(struct weir_poller *p, struct weir_pgo_msg *msg)
+{
+    if (p->mc->stream.parallelization_factor <= 1) {
+        truncate_deliver(p, msg->relids, msg->n_relids);
+        return;
+    }
+    if (p->done_below >= p->next_seq) {
+        truncate_deliver(p, msg->relids, msg->n_relids);
+        p->barrier = BARRIER_AFTER;
+        return;
+    }
+    p->barrier = BARRIER_BEFORE;
+    p->barrier_relids = msg->relids; /* taken */
+    p->barrier_n = msg->n_relids;
+    msg->relids = NULL;
+    msg->n_relids = 0;
+}
+
+/* Whether reading may go on past a TRUNCATE barrier (on_truncate); delivers its markers when
+ * what came before is done. */
+static bool barrier_passed(struct weir_poller *p)
+{
+    if (p->barrier == BARRIER_NONE)
+        return true;
+    if (p->done_below < p->next_seq)
+        return false;
+    if (p->barrier == BARRIER_BEFORE) {
+        truncate_deliver(p, p->barrier_relids, p->barrier_n);
+        free(p->barrier_relids);
+        p->barrier_relids = NULL;
+        p->barrier_n = 0;
+        p->barrier = BARRIER_AFTER;
+        return p->done_below >= p->next_seq && barrier_passed(p);
+    }
+    p->barrier = BARRIER_NONE;
+    return true;
+}
+
+static void barrier_clear(struct weir_poller *p)
+{
+    free(p->barrier_relids);
+    p->barrier_relids = NULL;
+    p->barrier_n = 0;
+    p->barrier = BARRIER_NONE;
 }
 
 /* One pgoutput message. false: the stream cannot go on (the connection is dropped). */
@@ -489,8 +548,7 @@ static void on_keepalive(struct weir_poller *p, uint64_t wal_end, bool reply)
 {
     if (wal_end > p->received_lsn)
         p->received_lsn = wal_end;
-    if (!p->in_txn && !p->ends_n && p->done_below >= p->next_seq)
-        confirm(p, wal_end);
+    confirm_done(p);
     if (reply)
         status_send(p, false);
 }
@@ -529,7 +587,7 @@ static void drain(struct weir_poller *p)
     size_t n = 0;
     bool socket_read = false;
     while (p->step == STEP_STREAMING && !p->stopping && !p->held && n < DRAIN_MAX) {
-        if (room(p) == 0)
+        if (!barrier_passed(p) || room(p) == 0)
             break;
         char *buf = NULL;
         int len = PQgetCopyData(p->conn, &buf, 1);
@@ -623,6 +681,7 @@ static void lost(struct weir_poller *p, const char *why)
         p->sink.ops->forget(p->sink.ctx, 0);
         p->ends_head = p->ends_n = 0;
         p->in_txn = false;
+        barrier_clear(p);
         p->done_below = p->next_seq;
     }
     if (p->stopping)
@@ -1052,6 +1111,7 @@ static void pg_free(struct weir_poller *p)
     weir_timer_free(p->status);
     weir_pgo_free(p->dec);
     weir_buf_deinit(&p->scratch);
+    barrier_clear(p);
     keys_clear(p);
     free(p->ends);
     free(p->arn);
@@ -1173,6 +1233,9 @@ static void pg_checkpoint(struct weir_poller *p, uint32_t lane, uint64_t done_be
         return;
     p->done_below = done_below;
     confirm_done(p);
+    if (p->barrier != BARRIER_NONE && done_below >= p->next_seq && p->conn &&
+        p->step == STEP_STREAMING)
+        event_active(p->drain_ev, EV_TIMEOUT, 0);
 }
 
 /* The mapping calls this once nothing of it is in flight: the last confirmed position goes out,
@@ -1219,6 +1282,32 @@ static const struct weir_cfg_key pg_keys[] = {
     WEIR_CFG_KEY_STRING("starting_position", struct weir_pg_settings, starting_position, 1),
 };
 
+/* libpq's message about a URI it refused may quote the URI, password and all: the password's
+ * text (between "user:" and '@') is masked wherever it appears. */
+static void redact_password(const char *uri, char *msg)
+{
+    const char *auth = strstr(uri, "://");
+    if (!auth)
+        return;
+    auth += 3;
+    size_t auth_len = strcspn(auth, "@/");
+    if (auth[auth_len] != '@')
+        return;
+    const char *colon = memchr(auth, ':', auth_len);
+    if (!colon || colon + 1 == auth + auth_len)
+        return;
+    size_t len = (size_t)(auth + auth_len - colon - 1);
+    char password[256];
+    if (len >= sizeof(password))
+        len = sizeof(password) - 1;
+    memcpy(password, colon + 1, len);
+    password[len] = '\0';
+    for (char *at; (at = strstr(msg, password));) {
+        memcpy(at, "***", 3);
+        memmove(at + 3, at + len, strlen(at + len) + 1);
+    }
+}
+
 static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep)
 {
     const struct weir_pg_settings *ps = mc->settings;
@@ -1229,6 +1318,7 @@ static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_repor
         char line[256];
         snprintf(line, sizeof(line), "%s", why ? why : "out of memory");
         line[strcspn(line, "\n")] = '\0';
+        redact_password(mc->source, line);
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"),
                             "mapping '%s': not a Postgres connection URI "
                             "(postgres://user:password@host:port/database): %s",
@@ -1251,8 +1341,13 @@ static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_repor
                                 "at most 63 bytes)",
                                 name, ps->tables[i]);
     }
-    if (!ps->n_tables &&
-        (!weir_mapping_cfg_has(mc, "create_publication") || ps->create_publication))
+    if (weir_mapping_cfg_has(mc, "tables") && !ps->n_tables)
+        weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "tables"),
+                            "mapping '%s': tables is empty; name 1..100 tables, or leave the key "
+                            "out to use an existing publication (create_publication: false)",
+                            name);
+    else if (!ps->n_tables &&
+             (!weir_mapping_cfg_has(mc, "create_publication") || ps->create_publication))
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"),
                             "mapping '%s': a Postgres mapping names its tables (tables: "
                             "[orders]), or an existing publication (publication_name, with "
