@@ -682,6 +682,9 @@ static void lost(struct weir_poller *p, const char *why)
         p->ends_head = p->ends_n = 0;
         p->in_txn = false;
         barrier_clear(p);
+        /* What the old connection read is forgotten, not done: the next connection's position
+         * starts from the slot, or its first keepalive would confirm past it. */
+        p->received_lsn = 0;
         p->done_below = p->next_seq;
     }
     if (p->stopping)
