@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "core/buf.h"
+#include "core/list.h"
 #include "tests/functions/fn_event.h"
 #include "core/mem.h"
 
@@ -83,6 +84,7 @@ static struct {
     int in_flight;            /* requests received and not answered yet */
     char *big_error;
     char *huge;
+    struct weir_list delayed; /* answers waiting out --delay-ms, freed at exit if unsent */
 } g = {.record_fd = -1, .events_fd = -1};
 
 /* One answer, possibly sent later (--delay-ms). */
@@ -96,7 +98,9 @@ struct answer {
     struct weir_buf body;
     const char *ref; /* a static body sent by reference instead of body */
     size_t ref_len;
-    json_t *groups; /* the message groups of its records, in flight until it is answered */
+    json_t *groups;        /* the message groups of its records, in flight until it is answered */
+    struct event *delay;   /* --delay-ms: fires when it is sent */
+    struct weir_list link; /* in g.delayed while its delay runs */
 };
 
 static void usage(void)
@@ -207,6 +211,10 @@ static void answer_send(struct answer *a)
 
 static void answer_free(struct answer *a)
 {
+    if (a->delay) {
+        weir_list_remove(&a->link);
+        event_free(a->delay);
+    }
     json_decref(a->groups);
     weir_buf_deinit(&a->body);
     free(a);
@@ -390,7 +398,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     g.in_flight++;
     if (g.delay_ms > 0 && a->action != HANG) {
         struct timeval tv = {.tv_sec = g.delay_ms / 1000, .tv_usec = (g.delay_ms % 1000) * 1000};
-        event_base_once(g.base, -1, EV_TIMEOUT, on_delay, a, &tv);
+        a->delay = evtimer_new(g.base, on_delay, a);
+        weir_list_push_back(&g.delayed, &a->link);
+        evtimer_add(a->delay, &tv);
         return;
     }
     answer_send(a);
@@ -492,6 +502,7 @@ int main(int argc, char **argv)
 
     g.groups_in_flight = json_object();
     g.base = event_base_new();
+    weir_list_init(&g.delayed);
     struct evhttp *http = evhttp_new(g.base);
     /* Long enough that a keep-alive connection is never closed under a test or benchmark. */
     evhttp_set_timeout(http, 3600);
@@ -516,6 +527,10 @@ int main(int argc, char **argv)
     evsignal_add(term, NULL);
     evsignal_add(intr, NULL);
     event_base_dispatch(g.base);
+    /* Answers still waiting out their delay are never sent: stopped mid-request. */
+    struct weir_list *node;
+    while ((node = weir_list_first(&g.delayed)))
+        answer_free(weir_list_entry(node, struct answer, link));
 
     printf("REQUESTS=%ld\n", g.seq);
     fflush(stdout);
