@@ -1035,7 +1035,7 @@ static void weir_kill(pid_t *pid)
  * receipt of the n-th distinct record. */
 static int run_weir(struct ctx *x, const char *slot, long n, struct throughput *r)
 {
-    char label[48], log[320];
+    char label[64], log[320];
     pid_t pid = -1;
     snprintf(label, sizeof label, "%s", slot);
     tally_reset(&x->t, n, n);

@@ -17,7 +17,7 @@ OUT=$(cd "$OUT" && pwd)
 case $TARGET in
 filter)
     SOURCES=(tests/fuzz/fuzz_filter.c mapping/filter.c mapping/format_sqs.c model/record.c
-        core/buf.c core/mem.c core/hash.c core/log.c core/clock.c core/status.c)
+        model/row.c core/buf.c core/mem.c core/hash.c core/log.c core/clock.c core/status.c)
     ;;
 pgoutput)
     SOURCES=(tests/fuzz/fuzz_pgoutput.c pollers/pgoutput.c model/row.c core/buf.c core/mem.c
