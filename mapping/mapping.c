@@ -774,7 +774,10 @@ static void sink_forget(void *ctx, uint32_t part)
     weir_u32map_del(&m->paused_parts, part);
     if (m->pol.stream)
         weir_stream_forget(m->pol.stream, (int32_t)part);
-    weir_info(m->component, "partition revoked partition=%u dropped_unsent=%zu", part, dropped);
+    weir_info(m->component,
+              "partition forgotten (revoked, or its connection lost) partition=%u "
+              "dropped_unsent=%zu",
+              part, dropped);
 }
 
 static const struct weir_sink_ops sink_ops = {

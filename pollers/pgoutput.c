@@ -23,6 +23,9 @@ struct type_ent {
     const struct builtin *as; /* the builtin type it names (a domain's base type), or NULL */
 };
 
+/* Scratch buffers larger than this are given back after the row that grew them. */
+#define SCRATCH_KEEP_MAX (1024 * 1024)
+
 struct weir_pgo {
     struct weir_u32map rels;  /* relation id -> struct weir_pgo_relation */
     struct weir_u32map types; /* type OID -> struct type_ent */
@@ -851,6 +854,11 @@ static bool dec_tuple(struct weir_pgo *d, struct rd *r, const struct weir_pgo_re
         if (d->cols[i].value)
             d->cols[i].value = d->arena.data + ((uintptr_t)d->cols[i].value - 1);
     *out = weir_tuple_pack(d->cols, m);
+    /* One huge row must not pin its size for the rest of the stream. */
+    if (d->arena.cap > SCRATCH_KEEP_MAX)
+        weir_buf_deinit(&d->arena);
+    if (d->val.cap > SCRATCH_KEEP_MAX)
+        weir_buf_deinit(&d->val);
     return true;
 }
 

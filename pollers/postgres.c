@@ -35,6 +35,8 @@
 #define RECONNECT_MAX_MS   15000
 /* While another process streams the slot, weir asks again this often. */
 #define SLOT_WAIT_MS 1000
+/* Connecting and the setup queries, together, take at most this long. */
+#define SETUP_TIMEOUT_MS 30000
 /* What the connection's session is set to, so values arrive in one known text form. */
 #define SESSION_OPTIONS                                                                            \
     "-c datestyle=ISO -c timezone=UTC -c bytea_output=hex -c extra_float_digits=3 "                \
@@ -46,6 +48,7 @@ enum step {
     STEP_IDLE,        /* not connected; maybe waiting to reconnect */
     STEP_CONNECTING,  /* PQconnectPoll */
     STEP_PUB_CHECK,   /* does the publication exist */
+    STEP_IDENTITY,    /* can the tables be published (a replica identity each) */
     STEP_PUB_CREATE,  /* CREATE PUBLICATION */
     STEP_KEYS,        /* the tables' primary keys */
     STEP_SLOT_CHECK,  /* does the slot exist, who holds it, where is it */
@@ -93,12 +96,14 @@ struct weir_poller {
     struct event *drain_ev; /* another turn of reading */
     struct weir_timer *retry;
     struct weir_timer *status;
+    struct weir_timer *setup_timeout; /* connecting and the setup queries end by then */
     int64_t retry_ms;
     bool started, stopping, held, lost_logged, waiting_logged;
     int64_t last_status_ms;
 
     /* What the setup queries found. */
     bool pub_exists, slot_exists, slot_usable;
+    char unpublishable[256]; /* tables a publication would break, "" when none */
     char slot_kind[96];
     char slot_holder[16]; /* the pid streaming the slot, "" when none */
     uint64_t slot_lsn;    /* where the slot resumes (its confirmed_flush_lsn) */
@@ -291,6 +296,16 @@ static void confirm_done(struct weir_poller *p)
 
 static void ends_push(struct weir_poller *p, uint64_t end_seq, uint64_t end_lsn)
 {
+    /* A transaction that brought no record (Postgres before 15 sends empty ones for every
+     * transaction) only moves the end of the one before: the queue holds at most one entry per
+     * record read, never one per transaction the server ran. */
+    if (p->ends_n) {
+        struct txn_end *last = &p->ends[(p->ends_head + p->ends_n - 1) % p->ends_cap];
+        if (last->end_seq == end_seq) {
+            last->end_lsn = end_lsn;
+            return;
+        }
+    }
     if (p->ends_n == p->ends_cap) {
         size_t cap = p->ends_cap ? p->ends_cap * 2 : 64;
         struct txn_end *ends = weir_calloc(cap, sizeof(*ends));
@@ -347,6 +362,11 @@ static void mark_keys(const struct table_key *tk, struct weir_tuple *t)
 {
     if (!tk || !t)
         return;
+    /* An old key of a USING INDEX identity holds the index's columns, maybe not the primary
+     * key's: then the identity's flags stay, or its Keys would be empty. */
+    for (size_t k = 0; k < tk->n; k++)
+        if (!weir_tuple_find(t, tk->cols[k]))
+            return;
     for (size_t i = 0; i < t->n; i++) {
         t->cols[i].key = false;
         for (size_t k = 0; k < tk->n; k++)
@@ -648,7 +668,10 @@ static void disconnect(struct weir_poller *p)
     }
     if (p->drain_ev)
         event_del(p->drain_ev);
-    weir_timer_stop(p->status);
+    if (p->status)
+        weir_timer_stop(p->status);
+    if (p->setup_timeout)
+        weir_timer_stop(p->setup_timeout);
     if (p->conn) {
         PQfinish(p->conn);
         p->conn = NULL;
@@ -682,6 +705,7 @@ static void lost(struct weir_poller *p, const char *why)
         p->ends_head = p->ends_n = 0;
         p->in_txn = false;
         barrier_clear(p);
+        p->held = false; /* the mapping's forget dropped its pause along with what it held */
         /* What the old connection read is forgotten, not done: the next connection's position
          * starts from the slot, or its first keepalive would confirm past it. */
         p->received_lsn = 0;
@@ -733,6 +757,47 @@ static void query_publication(struct weir_poller *p)
     snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_publication WHERE pubname = %s", lit);
     PQfreemem(lit);
     send_query(p, STEP_PUB_CHECK, sql);
+}
+
+/* Before a publication is made: a table without a replica identity (no primary key and the
+ * DEFAULT identity, or NOTHING) would have its UPDATEs and DELETEs refused by Postgres once it
+ * is published. A table that does not exist fails the cast, with Postgres' own message. */
+static void query_identity(struct weir_poller *p)
+{
+    struct weir_buf sql;
+    weir_buf_init(&sql);
+    weir_buf_append_str(&sql, "SELECT c.oid::regclass::text, c.relreplident, EXISTS (SELECT 1 "
+                              "FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+                              "FROM pg_class c WHERE c.oid IN (");
+    for (size_t i = 0; i < p->ps->n_tables; i++) {
+        char schema[64], table[64], name[300];
+        weir_pg_table_split(p->ps->tables[i], schema, table); /* checked by validate */
+        char *s = PQescapeIdentifier(p->conn, schema, strlen(schema));
+        char *t = PQescapeIdentifier(p->conn, table, strlen(table));
+        snprintf(name, sizeof(name), "%s.%s", s, t);
+        char *lit = PQescapeLiteral(p->conn, name, strlen(name));
+        weir_buf_printf(&sql, "%s%s::regclass", i ? ", " : "", lit);
+        PQfreemem(s);
+        PQfreemem(t);
+        PQfreemem(lit);
+    }
+    weir_buf_append_char(&sql, ')');
+    p->unpublishable[0] = '\0';
+    send_query(p, STEP_IDENTITY, sql.data);
+    weir_buf_deinit(&sql);
+}
+
+static void identity_read(struct weir_poller *p, const PGresult *res)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        char ident = PQgetvalue(res, i, 1)[0];
+        bool pk = !strcmp(PQgetvalue(res, i, 2), "t");
+        if (ident == 'n' || (ident == 'd' && !pk)) {
+            size_t at = strlen(p->unpublishable);
+            snprintf(p->unpublishable + at, sizeof(p->unpublishable) - at, "%s%s", at ? ", " : "",
+                     PQgetvalue(res, i, 0));
+        }
+    }
 }
 
 static void create_publication(struct weir_poller *p)
@@ -889,6 +954,7 @@ static void streaming_begins(struct weir_poller *p)
 {
     char a[24];
     p->step = STEP_STREAMING;
+    weir_timer_stop(p->setup_timeout);
     p->retry_ms = RECONNECT_FIRST_MS;
     p->last_status_ms = weir_clock_mono_ms();
     status_arm(p);
@@ -921,6 +987,7 @@ static bool on_result(struct weir_poller *p, PGresult *res)
         }
         static const char *const what[] = {
             [STEP_PUB_CHECK] = "looking up the publication",
+            [STEP_IDENTITY] = "checking the tables",
             [STEP_PUB_CREATE] = "CREATE PUBLICATION",
             [STEP_KEYS] = "reading the tables' primary keys",
             [STEP_SLOT_CHECK] = "looking up the slot",
@@ -933,6 +1000,9 @@ static bool on_result(struct weir_poller *p, PGresult *res)
     switch (p->step) {
     case STEP_PUB_CHECK:
         p->pub_exists = PQntuples(res) > 0;
+        break;
+    case STEP_IDENTITY:
+        identity_read(p, res);
         break;
     case STEP_KEYS:
         keys_read(p, res);
@@ -961,7 +1031,7 @@ static void query_done(struct weir_poller *p)
         if (p->pub_exists) {
             query_keys(p);
         } else if (p->ps->create_publication && p->ps->n_tables) {
-            create_publication(p);
+            query_identity(p);
         } else {
             weir_log_limited(WEIR_LOG_ERROR, p->comp,
                              "publication %s does not exist on %s and %s; retrying", p->publication,
@@ -972,6 +1042,22 @@ static void query_done(struct weir_poller *p)
             disconnect(p);
             backoff(p);
         }
+        return;
+    case STEP_IDENTITY:
+        if (p->unpublishable[0]) {
+            weir_log_limited(WEIR_LOG_ERROR, p->comp,
+                             "not creating publication %s: %s %s no primary key and no replica "
+                             "identity, and Postgres refuses UPDATE and DELETE on a published "
+                             "table without one; give it a primary key or run ALTER TABLE ... "
+                             "REPLICA IDENTITY FULL; retrying",
+                             p->publication, p->unpublishable,
+                             strchr(p->unpublishable, ',') ? "have" : "has");
+            p->lost_logged = true;
+            disconnect(p);
+            backoff(p);
+            return;
+        }
+        create_publication(p);
         return;
     case STEP_PUB_CREATE:
         query_keys(p);
@@ -986,6 +1072,8 @@ static void query_done(struct weir_poller *p)
         start_replication(p);
         return;
     default:
+        /* START_REPLICATION ended without streaming: never seen, but not a loop either. */
+        lost(p, "START_REPLICATION ended without streaming");
         return;
     }
 }
@@ -1087,11 +1175,21 @@ static void step_connect(struct weir_poller *p)
         return;
     }
     p->step = STEP_CONNECTING;
+    weir_timer_after(p->setup_timeout, SETUP_TIMEOUT_MS);
     if (PQsocket(p->conn) < 0) {
         lost(p, PQerrorMessage(p->conn));
         return;
     }
     io_arm(p, EV_WRITE);
+}
+
+/* libpq's connect_timeout does not hold for a non-blocking connection, nor does anything for
+ * the setup queries: a server that accepts and then says nothing is given up here. */
+static void on_setup_timeout(void *arg)
+{
+    struct weir_poller *p = arg;
+    if (p->conn && p->step != STEP_STREAMING)
+        lost(p, "no answer within 30 s while connecting and setting up replication");
 }
 
 static void on_retry(void *arg)
@@ -1112,6 +1210,7 @@ static void pg_free(struct weir_poller *p)
         event_free(p->drain_ev);
     weir_timer_free(p->retry);
     weir_timer_free(p->status);
+    weir_timer_free(p->setup_timeout);
     weir_pgo_free(p->dec);
     weir_buf_deinit(&p->scratch);
     barrier_clear(p);
@@ -1139,6 +1238,13 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
         snprintf(p->publication, sizeof(p->publication), "%s", p->ps->publication_name);
     else
         weir_pg_default_name(p->mc->name, p->publication);
+
+    p->dec = weir_pgo_new();
+    weir_buf_init(&p->scratch);
+    p->drain_ev = event_new(p->base, -1, 0, on_drain, p);
+    p->retry = weir_timer_new(p->base, on_retry, p);
+    p->status = weir_timer_new(p->base, on_status, p);
+    p->setup_timeout = weir_timer_new(p->base, on_setup_timeout, p);
 
     char *why = NULL;
     PQconninfoOption *opts = PQconninfoParse(p->mc->source, &why);
@@ -1177,11 +1283,6 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
     p->wants_old = !strcmp(p->info.stream_view_type, "NEW_AND_OLD_IMAGES") ||
                    !strcmp(p->info.stream_view_type, "OLD_IMAGE");
 
-    p->dec = weir_pgo_new();
-    weir_buf_init(&p->scratch);
-    p->drain_ev = event_new(p->base, -1, 0, on_drain, p);
-    p->retry = weir_timer_new(p->base, on_retry, p);
-    p->status = weir_timer_new(p->base, on_status, p);
     p->retry_ms = RECONNECT_FIRST_MS;
     p->next_seq = 1;
     p->done_below = 1;
@@ -1285,9 +1386,31 @@ static const struct weir_cfg_key pg_keys[] = {
     WEIR_CFG_KEY_STRING("starting_position", struct weir_pg_settings, starting_position, 1),
 };
 
-/* libpq's message about a URI it refused may quote the URI, password and all: the password's
- * text (between "user:" and '@') is masked wherever it appears. */
-static void redact_password(const char *uri, char *msg)
+/* Replaces every `from` in text (NUL-terminated, size bytes) with `to`, searching on after each
+ * replacement. */
+static void replace_all(char *text, size_t size, const char *from, size_t from_len, const char *to)
+{
+    char out[512];
+    size_t o = 0, to_len = strlen(to);
+    for (const char *m = text; *m && o + to_len + 1 < sizeof(out);) {
+        if (from_len && !strncmp(m, from, from_len)) {
+            memcpy(out + o, to, to_len);
+            o += to_len;
+            m += from_len;
+        } else {
+            out[o++] = *m++;
+        }
+    }
+    size_t n = o < size ? o : size - 1;
+    memcpy(text, out, n);
+    text[n] = '\0';
+}
+
+/* libpq's message about a URI it refused may quote the URI, or a part of it, password and all.
+ * The URI is written with its password masked, a quoted token that is the password masked, and
+ * any other occurrence of a password of 4 bytes or more (a shorter one would mask ordinary
+ * letters of the message). */
+static void redact_password(const char *uri, char *msg, size_t msg_size)
 {
     const char *auth = strstr(uri, "://");
     if (!auth)
@@ -1299,16 +1422,18 @@ static void redact_password(const char *uri, char *msg)
     const char *colon = memchr(auth, ':', auth_len);
     if (!colon || colon + 1 == auth + auth_len)
         return;
+    char password[260], quoted[264], redacted[512];
     size_t len = (size_t)(auth + auth_len - colon - 1);
-    char password[256];
-    if (len >= sizeof(password))
-        len = sizeof(password) - 1;
+    if (len > 255)
+        len = 255;
     memcpy(password, colon + 1, len);
     password[len] = '\0';
-    for (char *at; (at = strstr(msg, password));) {
-        memcpy(at, "***", 3);
-        memmove(at + 3, at + len, strlen(at + len) + 1);
-    }
+    weir_log_redact_uri(uri, redacted, sizeof(redacted));
+    replace_all(msg, msg_size, uri, strlen(uri), redacted);
+    snprintf(quoted, sizeof(quoted), "\"%s\"", password);
+    replace_all(msg, msg_size, quoted, len + 2, "\"***\"");
+    if (len >= 4)
+        replace_all(msg, msg_size, password, len, "***");
 }
 
 static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep)
@@ -1321,7 +1446,7 @@ static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_repor
         char line[256];
         snprintf(line, sizeof(line), "%s", why ? why : "out of memory");
         line[strcspn(line, "\n")] = '\0';
-        redact_password(mc->source, line);
+        redact_password(mc->source, line, sizeof(line));
         weir_cfg_report_add(rep, weir_mapping_cfg_pos(mc, "source"),
                             "mapping '%s': not a Postgres connection URI "
                             "(postgres://user:password@host:port/database): %s",

@@ -11,11 +11,7 @@ extern const struct weir_source weir_source_kafka;
 extern const struct weir_source weir_source_postgres;
 
 const struct weir_source *const weir_sources[] = {
-    &weir_source_redis,
-    &weir_source_bucket,
-    &weir_source_kafka,
-    &weir_source_postgres,
-    NULL,
+    &weir_source_redis, &weir_source_bucket, &weir_source_kafka, &weir_source_postgres, NULL,
 };
 
 const struct weir_source *weir_source_of(const struct weir_cfg_source *cs)
