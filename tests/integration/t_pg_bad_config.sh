@@ -162,6 +162,8 @@ pg_sql "select pg_reload_conf()" >/dev/null
 pg_sql >/dev/null <<'SQL'
 create table pg_td (id int primary key, v text);
 create table pg_ns (id int primary key, v text);
+create table pg_noid (id int, v text);
+insert into pg_noid values (1, 'noid-before');
 select pg_create_logical_replication_slot('pg_td_slot', 'test_decoding');
 SQL
 start_fn_http --record "$T/rec"
@@ -174,36 +176,44 @@ mappings:
   - {name: m_td, source: "$SRC", function: fn, tables: [pg_td], slot_name: pg_td_slot}
   - {name: m_ns, source: "$SRC", function: fn, tables: [pg_ns], slot_name: pg_ns_slot,
      create_slot: false}
+  - {name: m_noid, source: "$SRC", function: fn, tables: [pg_noid]}
 YAML
 "$WEIR" check -c "$T/weir.yaml" >/dev/null 2>&1 || fail "weir check refuses the run-time file"
 start_weir "$T/weir.yaml"
 
 WHERE="127.0.0.1:$PG_PORT/postgres"
 declare -A ERR=(
-    [m_missing]="CREATE PUBLICATION failed on $WHERE; retrying why=\"ERROR:  relation \"public.pg_missing\" does not exist\""
+    [m_missing]="checking the tables failed on $WHERE; retrying why=\"ERROR:  relation \"public.pg_missing\" does not exist\""
     [m_td]="slot pg_td_slot on $WHERE is not a logical pgoutput slot of this database (logical test_decoding); name another slot_name"
     [m_ns]="slot pg_ns_slot does not exist on $WHERE and create_slot is false; create it (SELECT pg_create_logical_replication_slot('pg_ns_slot', 'pgoutput'))"
+    [m_noid]="not creating publication weir_m_noid: pg_noid has no primary key and no replica identity, and Postgres refuses UPDATE and DELETE on a published table without one"
 )
 # What the server logs of each attempt.
 declare -A ATTEMPT=(
-    [m_missing]='STATEMENT:  CREATE PUBLICATION "weir_m_missing" FOR TABLE "public"."pg_missing"'
+    [m_missing]='STATEMENT:  SELECT c.oid::regclass::text, c.relreplident'
     [m_td]="slot_name = 'pg_td_slot'"
     [m_ns]="slot_name = 'pg_ns_slot'"
+    [m_noid]="'\"public\".\"pg_noid\"'::regclass"
 )
 attempts() { grep -cF -- "${ATTEMPT[$1]}" "$PG_LOG" || true; }
-for m in m_missing m_td m_ns; do
+for m in m_missing m_td m_ns m_noid; do
     wait_until 'grep -qF -- "mapping/'$m': ${ERR['$m']}" "$WEIR_LOG"' 30 ||
         fail "$m: no error '${ERR[$m]}' in weir's log: $(grep "mapping/$m" "$WEIR_LOG")"
     grep -F -- "mapping/$m: ${ERR[$m]}" "$WEIR_LOG" | grep -q '^error ' ||
         fail "$m: the error is not logged at level error"
 done
-for m in m_missing m_td m_ns; do
+for m in m_missing m_td m_ns m_noid; do
     wait_until '[[ $(attempts '$m') -ge 2 ]]' 30 || fail "$m: $(attempts $m) attempt(s) seen by the server"
 done
+[[ -z $(pg_sql "select pubname from pg_publication where pubname = 'weir_m_noid'") ]] ||
+    fail "m_noid: a publication was made for a table without a replica identity"
+pg_sql "update pg_noid set v = 'noid-updated' where id = 1" >/dev/null
+ok "no publication for a table without a replica identity: the application's UPDATE still works"
 ! grep -q "streaming slot" "$WEIR_LOG" || fail "a mapping streams: $(grep 'streaming slot' "$WEIR_LOG")"
 [[ $(pg_slots | cut -f1 | paste -sd' ') == pg_td_slot ]] || fail "slots: $(pg_slots)"
 ok "each logs its error, naming the problem and the fix, keeps running and retrying (attempts:" \
-    "m_missing $(attempts m_missing), m_td $(attempts m_td), m_ns $(attempts m_ns)); no slot created"
+    "m_missing $(attempts m_missing), m_td $(attempts m_td), m_ns $(attempts m_ns)," \
+    "m_noid $(attempts m_noid)); no slot created"
 
 # Fixed while weir runs: the table created, the other plugin's slot dropped, the slot created.
 pg_sql >/dev/null <<'SQL'
@@ -211,25 +221,27 @@ create table pg_missing (id int primary key, v text);
 select pg_drop_replication_slot('pg_td_slot');
 select pg_create_logical_replication_slot('pg_ns_slot', 'pgoutput');
 insert into pg_ns values (1, 'ns-before-streaming');
+alter table pg_noid add primary key (id);
 SQL
 t0=$(now)
-for m in m_missing m_td m_ns; do
+for m in m_missing m_td m_ns m_noid; do
     wait_until 'grep -q "mapping/'$m': streaming slot=" "$WEIR_LOG"' 40 ||
         fail "$m does not stream $(since "$t0")s after its problem was fixed"
 done
-ok "all three stream within $(since "$t0")s of the fixes, without a restart"
+ok "all four stream within $(since "$t0")s of the fixes, without a restart"
 pg_sql >/dev/null <<'SQL'
 insert into pg_missing values (1, 'missing-1'), (2, 'missing-2');
 insert into pg_td values (1, 'td-1');
 update pg_td set v = 'td-2' where id = 1;
 insert into pg_ns values (2, 'ns-2');
+insert into pg_noid values (2, 'noid-2');
 SQL
-want="INSERT missing-1,INSERT missing-2,INSERT ns-2,INSERT ns-before-streaming,INSERT td-1,MODIFY td-2"
+want="INSERT missing-1,INSERT missing-2,INSERT noid-2,INSERT ns-2,INSERT ns-before-streaming,INSERT td-1,MODIFY td-2"
 got() {
     records "$T/rec" | awk -F'\t' '{ split($3, w, " "); print w[1] "\t" w[3] }' |
         jq -R -r 'split("\t") | "\(.[0]) \(.[1] | fromjson | .v.S)"' | sort | paste -sd,
 }
-wait_until '[[ $(count_records "$T/rec") -ge 6 ]]' 30 || fail "received only: $(got)"
+wait_until '[[ $(count_records "$T/rec") -ge 7 ]]' 30 || fail "received only: $(got)"
 sleep 1 # a record delivered twice would show by now
 [[ $(got) == "$want" ]] || fail "received $(got), not $want"
 ok "every row written after the fixes arrives once (m_ns's too, written before it streamed)"
