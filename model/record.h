@@ -77,7 +77,7 @@ struct weir_record {
     enum weir_time_type time_type; /* what sent_ms is (Kafka's timestampType) */
     bool data_null;                /* the payload is null, not empty (a Kafka tombstone) */
     struct weir_row *row;          /* a table row's change (Postgres), owned; NULL otherwise */
-    uint64_t seq;                  /* source order: list sequence, offset, LSN */
+    uint64_t seq;                  /* source order: list sequence, offset, order read */
     uint64_t fifo_seq;             /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
     uint32_t lane;                 /* ordering lane; records of one batch share it */
     uint32_t receive_count;        /* SQS ApproximateReceiveCount, counting this receive */
