@@ -213,3 +213,9 @@ char *weir_buf_take(struct weir_buf *b, size_t *len)
     weir_buf_init(b);
     return d;
 }
+
+void weir_put_digits(char *out, uint64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        out[i] = (char)('0' + v % 10);
+}

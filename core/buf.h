@@ -26,6 +26,9 @@ void weir_buf_append_i64(struct weir_buf *b, int64_t v);
 void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len);
 /* Appends the base64 encoding of data. */
 void weir_buf_append_base64(struct weir_buf *b, const void *data, size_t len);
+/* Writes v as exactly `width` decimal digits at out, zero-padded (its lowest digits when it has
+ * more); no NUL. For ids that compare as text the way their numbers do. */
+void weir_put_digits(char *out, uint64_t v, int width);
 /* Hands the bytes to the caller (free() them); the buffer is left empty. */
 char *weir_buf_take(struct weir_buf *b, size_t *len);
 

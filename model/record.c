@@ -47,12 +47,45 @@ struct weir_record *weir_record_new(void)
     return weir_calloc(1, sizeof(struct weir_record));
 }
 
+struct weir_record *weir_record_new_packed(size_t data_len, size_t id_len, size_t stream_len,
+                                           bool has_key, size_t key_len)
+{
+    size_t bytes = sizeof(struct weir_record) + data_len + 1 + id_len + 1 +
+                   (stream_len ? stream_len + 1 : 0) + (has_key ? key_len + 1 : 0);
+    struct weir_record *r = weir_malloc(bytes);
+    memset(r, 0, sizeof(*r));
+    char *at = (char *)(r + 1);
+    r->packed = true;
+    r->data = at;
+    r->data[data_len] = '\0';
+    r->data_len = data_len;
+    at += data_len + 1;
+    r->id = at;
+    r->id[id_len] = '\0';
+    at += id_len + 1;
+    if (stream_len) {
+        r->stream = at;
+        r->stream[stream_len] = '\0';
+        at += stream_len + 1;
+    }
+    if (has_key) {
+        r->key = at;
+        r->key[key_len] = '\0';
+        r->key_len = key_len;
+    }
+    return r;
+}
+
 void weir_record_free(struct weir_record *r)
 {
     if (!r)
         return;
-    free(r->data);
-    free(r->id);
+    if (!r->packed) {
+        free(r->data);
+        free(r->id);
+        free(r->stream);
+        free(r->key);
+    }
     free(r->event_name);
     free(r->etag);
     free(r->handle);
@@ -60,8 +93,6 @@ void weir_record_free(struct weir_record *r)
     free(r->dedup_id);
     free(r->attrs_json);
     free(r->reason);
-    free(r->stream);
-    free(r->key);
     free(r->headers);
     weir_row_free(r->row);
     free(r);

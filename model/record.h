@@ -86,10 +86,17 @@ struct weir_record {
     int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
     int64_t lease_ms;         /* how long that lease was when taken; 0 = none */
     size_t event_bytes;       /* bytes its element adds to an event; set when it is batched */
+    bool packed;              /* made by weir_record_new_packed */
     enum weir_verdict verdict;
 };
 
 struct weir_record *weir_record_new(void);
+/* A record whose data, id, stream and key live in its own allocation, each of the given length
+ * (data and id NUL-terminated after it; stream NULL when stream_len is 0, key NULL when
+ * has_key is false), for the caller to fill: a stream source makes one per message, and one
+ * allocation instead of five counts. Those four fields must not be replaced or freed alone. */
+struct weir_record *weir_record_new_packed(size_t data_len, size_t id_len, size_t stream_len,
+                                           bool has_key, size_t key_len);
 /* NULL is a no-op. */
 void weir_record_free(struct weir_record *r);
 /* Sets r->reason (copied) and the verdict REJECT. */

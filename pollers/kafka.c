@@ -58,6 +58,7 @@ struct weir_poller {
     char comp[96];
     char *servers;
     char *topic;
+    size_t topic_len;
     char *group;
     enum start_at start_at;
     struct weir_source_info info;
@@ -171,22 +172,16 @@ bool weir_kafka_uri_parse(const char *uri, char **servers, char **topic, char *w
 
 static struct weir_record *record_of(struct weir_poller *p, const rd_kafka_message_t *m)
 {
-    struct weir_record *r = weir_record_new();
-    char id[24];
-    if (m->payload) {
-        r->data = weir_malloc(m->len + 1);
-        memcpy(r->data, m->payload, m->len);
-        r->data[m->len] = '\0';
-        r->data_len = m->len;
-    } else {
-        r->data = weir_strdup("");
+    /* One allocation for the record, its value, id, topic and key: one per message counts. */
+    size_t len = m->payload ? m->len : 0;
+    struct weir_record *r =
+        weir_record_new_packed(len, 20, p->topic_len, m->key != NULL, m->key ? m->key_len : 0);
+    if (m->payload)
+        memcpy(r->data, m->payload, len);
+    else
         r->data_null = true;
-    }
-    if (m->key) {
-        r->key = weir_malloc(m->key_len ? m->key_len : 1);
+    if (m->key)
         memcpy(r->key, m->key, m->key_len);
-        r->key_len = m->key_len;
-    }
     rd_kafka_headers_t *headers = NULL;
     if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
         const char *name;
@@ -197,12 +192,11 @@ static struct weir_record *record_of(struct weir_poller *p, const rd_kafka_messa
              i++)
             weir_headers_add(&r->headers, &r->headers_len, name, strlen(name), value, size);
     }
-    r->stream = weir_strdup(p->topic);
+    memcpy(r->stream, p->topic, p->topic_len);
     r->partition = m->partition;
     r->lane = (uint32_t)m->partition;
     r->seq = (uint64_t)m->offset;
-    snprintf(id, sizeof(id), "%020" PRId64, m->offset);
-    r->id = weir_strdup(id);
+    weir_put_digits(r->id, (uint64_t)m->offset, 20); /* a message's offset is never negative */
     rd_kafka_timestamp_type_t type;
     int64_t ts = rd_kafka_message_timestamp(m, &type);
     r->sent_ms = ts >= 0 ? ts : weir_clock_wall_ms();
@@ -591,6 +585,7 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
         weir_err_set(err, "source: %s", why);
         goto fail;
     }
+    p->topic_len = strlen(p->topic);
     const char *sp = p->ks->starting_position ? p->ks->starting_position : "TRIM_HORIZON";
     p->start_at = !strcmp(sp, "LATEST")         ? START_LATEST
                   : !strcmp(sp, "AT_TIMESTAMP") ? START_AT_TIMESTAMP

@@ -344,8 +344,8 @@ static void keys_clear(struct weir_poller *p)
 
 /* What DynamoDB would call the table: its name, schema-qualified outside "public". The last
  * one made is kept (until the next Relation message): a transaction's rows are mostly of one
- * table. */
-static char *table_name(struct weir_poller *p, const struct weir_pgo_relation *rel)
+ * table. Borrowed until the next call. */
+static const char *table_name(struct weir_poller *p, const struct weir_pgo_relation *rel)
 {
     if (rel != p->named_rel) {
         if (!strcmp(rel->schema, "public"))
@@ -354,7 +354,7 @@ static char *table_name(struct weir_poller *p, const struct weir_pgo_relation *r
             snprintf(p->named, sizeof(p->named), "%s.%s", rel->schema, rel->table);
         p->named_rel = rel;
     }
-    return weir_strdup(p->named);
+    return p->named;
 }
 
 /* Keys are the primary key's columns when the table has one, else the replica identity's. */
@@ -375,12 +375,13 @@ static void mark_keys(const struct table_key *tk, struct weir_tuple *t)
     }
 }
 
-/* The lane key: the table and its key columns' values, so one item's changes keep their order. */
-static void lane_key(struct weir_poller *p, struct weir_record *r, const struct weir_tuple *t)
+/* The lane key, into p->scratch: the table and its key columns' values, so one item's changes
+ * keep their order. */
+static void lane_key(struct weir_poller *p, const char *table, const struct weir_tuple *t)
 {
     struct weir_buf *b = &p->scratch;
     weir_buf_reset(b);
-    weir_buf_append(b, r->stream, strlen(r->stream) + 1);
+    weir_buf_append(b, table, strlen(table) + 1);
     for (size_t i = 0; t && i < t->n; i++) {
         if (!t->cols[i].key)
             continue;
@@ -389,29 +390,20 @@ static void lane_key(struct weir_poller *p, struct weir_record *r, const struct 
             weir_buf_append(b, t->cols[i].value, t->cols[i].value_len);
         weir_buf_append_char(b, '\0');
     }
-    r->key = weir_malloc(b->len);
-    memcpy(r->key, b->data, b->len);
-    r->key_len = b->len;
 }
 
-/* Writes v as exactly `digits` decimal digits, zero-padded, at out (no NUL). */
-static void put_digits(char *out, uint64_t v, int digits)
+/* A record of the transaction being read, of table, with the lane key in p->scratch: one
+ * allocation. */
+static struct weir_record *record_new(struct weir_poller *p, const char *table)
 {
-    for (int i = digits - 1; i >= 0; i--, v /= 10)
-        out[i] = (char)('0' + v % 10);
-}
-
-static struct weir_record *record_new(struct weir_poller *p, char *table)
-{
-    struct weir_record *r = weir_record_new();
+    size_t table_len = strlen(table);
+    struct weir_record *r = weir_record_new_packed(0, 30, table_len, true, p->scratch.len);
     /* SequenceNumber: the commit's LSN (20 digits hold any 64-bit number), then the place in
      * the transaction; transactions come in commit order, so it orders as the stream does. */
-    r->id = weir_malloc(31);
-    put_digits(r->id, p->txn_lsn, 20);
-    put_digits(r->id + 20, ++p->txn_pos, 10);
-    r->id[30] = '\0';
-    r->data = weir_calloc(1, 1);
-    r->stream = table;
+    weir_put_digits(r->id, p->txn_lsn, 20);
+    weir_put_digits(r->id + 20, ++p->txn_pos, 10);
+    memcpy(r->stream, table, table_len);
+    memcpy(r->key, p->scratch.data, p->scratch.len);
     r->partition = 0;
     r->lane = 0;
     r->seq = p->next_seq++;
@@ -450,9 +442,10 @@ static void on_change(struct weir_poller *p, struct weir_pgo_msg *msg)
     msg->row = NULL;
     mark_keys(tk, row->new_row);
     mark_keys(tk, row->old_row);
-    struct weir_record *r = record_new(p, table_name(p, msg->rel));
+    const char *table = table_name(p, msg->rel);
+    lane_key(p, table, row->op == WEIR_ROW_DELETE && row->old_row ? row->old_row : row->new_row);
+    struct weir_record *r = record_new(p, table);
     r->row = row;
-    lane_key(p, r, row->op == WEIR_ROW_DELETE && row->old_row ? row->old_row : row->new_row);
     deliver(p, r);
 }
 
@@ -463,9 +456,10 @@ static void truncate_deliver(struct weir_poller *p, const uint32_t *relids, size
         const struct weir_pgo_relation *rel = weir_pgo_relation(p->dec, relids[i]);
         if (!rel)
             continue;
-        struct weir_record *r = record_new(p, table_name(p, rel));
+        const char *table = table_name(p, rel);
+        lane_key(p, table, NULL);
+        struct weir_record *r = record_new(p, table);
         r->row = weir_row_new(WEIR_ROW_TRUNCATE);
-        lane_key(p, r, NULL);
         deliver(p, r);
     }
 }
