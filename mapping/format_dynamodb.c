@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "mapping/format_common.h"
 #include "model/event.h"
 
 /* How deep a JSON value (a json or jsonb column, an array) may nest before it is written as the
@@ -32,24 +33,6 @@
 
 /* A string literal, its length known when compiling: the encoder writes many per record. */
 #define append_lit(out, lit) weir_buf_append((out), "" lit, sizeof(lit) - 1)
-
-static void append_u64(struct weir_buf *out, uint64_t v)
-{
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    weir_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-static void append_cstr(struct weir_buf *out, const char *s)
-{
-    if (!s)
-        s = "";
-    weir_buf_append_json_str(out, s, strlen(s));
-}
 
 /* ---- the record's identity and place ---- */
 
@@ -128,12 +111,6 @@ static void append_stream_arn(struct weir_buf *out, struct weir_buf *tmp,
     append_lit(tmp, "/stream/");
     weir_buf_append_str(tmp, ctx->stream_label ? ctx->stream_label : "");
     weir_buf_append_json_str(out, tmp->data, tmp->len);
-}
-
-/* A Kinesis-style shard id, unquoted: the partition as 12 digits ("shardId-000000000000"). */
-static int shard_id(int32_t partition, char out[32])
-{
-    return snprintf(out, 32, "shardId-%012" PRId32, partition);
 }
 
 /* ---- the stream's view type ---- */
@@ -817,7 +794,7 @@ static void put_item(struct conv *cv, struct weir_buf *out, const struct weir_tu
         if (!first)
             weir_buf_append_char(out, ',');
         first = false;
-        append_cstr(out, c->name);
+        weir_format_cstr(out, c->name);
         weir_buf_append_char(out, ':');
         put_value(cv, out, v);
     }
@@ -866,7 +843,7 @@ static void ddb_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
     weir_buf_append_str(out, event_names[row->op]);
     append_lit(out, "\",\"eventVersion\":\"1.1\",\"eventSource\":\"aws:dynamodb\","
                     "\"awsRegion\":");
-    append_cstr(out, ctx->region);
+    weir_format_cstr(out, ctx->region);
     append_lit(out, ",\"dynamodb\":{\"ApproximateCreationDateTime\":");
     weir_buf_append_i64(out, floor_seconds(r->sent_ms));
     weir_buf_append_char(out, ',');
@@ -892,9 +869,9 @@ static void ddb_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
     size_t size_bytes = out->len - items;
 
     append_lit(out, ",\"SequenceNumber\":");
-    append_cstr(out, r->id);
+    weir_format_cstr(out, r->id);
     append_lit(out, ",\"SizeBytes\":");
-    append_u64(out, size_bytes);
+    weir_format_u64(out, size_bytes);
     append_lit(out, ",\"StreamViewType\":\"");
     weir_buf_append_str(out, view_names[view]);
     append_lit(out, "\"},\"eventSourceARN\":");
@@ -944,15 +921,6 @@ static const struct weir_filter_shape ddb_shape = {
 
 /* ---- the failure record's DDBStreamBatchInfo ---- */
 
-static void append_time_str(struct weir_buf *out, int64_t ms)
-{
-    char when[25];
-    weir_clock_iso8601(ms, when);
-    weir_buf_append_char(out, '"');
-    weir_buf_append_str(out, when);
-    weir_buf_append_char(out, '"');
-}
-
 /* The Kinesis batch info's seven members (reference 1.6); the arrival times are the commits'. */
 static void ddb_batch_info(struct weir_buf *out, const struct weir_event_ctx *ctx,
                            struct weir_record *const *records, size_t n)
@@ -962,19 +930,19 @@ static void ddb_batch_info(struct weir_buf *out, const struct weir_event_ctx *ct
     struct weir_buf tmp;
     char shard[32];
     weir_buf_init(&tmp);
-    shard_id(first->partition, shard);
+    weir_format_shard_id(first->partition, shard);
     append_lit(out, "\"DDBStreamBatchInfo\":{\"shardId\":\"");
     weir_buf_append_str(out, shard);
     append_lit(out, "\",\"startSequenceNumber\":");
-    append_cstr(out, first->id);
+    weir_format_cstr(out, first->id);
     append_lit(out, ",\"endSequenceNumber\":");
-    append_cstr(out, last->id);
+    weir_format_cstr(out, last->id);
     append_lit(out, ",\"approximateArrivalOfFirstRecord\":");
-    append_time_str(out, first->sent_ms);
+    weir_format_time_str(out, first->sent_ms);
     append_lit(out, ",\"approximateArrivalOfLastRecord\":");
-    append_time_str(out, last->sent_ms);
+    weir_format_time_str(out, last->sent_ms);
     append_lit(out, ",\"batchSize\":");
-    append_u64(out, n);
+    weir_format_u64(out, n);
     append_lit(out, ",\"streamArn\":");
     append_stream_arn(out, &tmp, ctx, first);
     weir_buf_append_char(out, '}');

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/clock.h"
+#include "mapping/format_common.h"
 #include "model/event.h"
 
 /* Kafka's own limits bound the "<topic>-<partition>" key of the opening: a topic name is at most
@@ -25,34 +26,14 @@
 /* How much of a name from the function's answer a reason repeats. */
 #define WHY_NAME_MAX 40
 
-/* Writes v in decimal: snprintf would parse a format for every number of every record, and a
- * header writes one number per byte. */
-static void append_u64(struct weir_buf *out, uint64_t v)
-{
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    weir_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
 static void append_i64(struct weir_buf *out, int64_t v)
 {
     if (v < 0) {
         weir_buf_append_char(out, '-');
-        append_u64(out, (uint64_t)0 - (uint64_t)v);
+        weir_format_u64(out, (uint64_t)0 - (uint64_t)v);
     } else {
-        append_u64(out, (uint64_t)v);
+        weir_format_u64(out, (uint64_t)v);
     }
-}
-
-static void append_cstr(struct weir_buf *out, const char *s)
-{
-    if (!s)
-        s = "";
-    weir_buf_append_json_str(out, s, strlen(s));
 }
 
 static void append_b64(struct weir_buf *out, const char *data, size_t len)
@@ -88,7 +69,7 @@ static void kafka_open(struct weir_buf *out, const struct weir_event_ctx *ctx,
                        const struct weir_record *first)
 {
     weir_buf_append_str(out, "{\"eventSource\":\"SelfManagedKafka\",\"bootstrapServers\":");
-    append_cstr(out, ctx->endpoint);
+    weir_format_cstr(out, ctx->endpoint);
     weir_buf_append_str(out, ",\"records\":{");
     if (first) {
         append_tp(out, first);
@@ -142,11 +123,11 @@ static void kafka_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
         weir_buf_append_char(out, ',');
     weir_buf_reserve(out, (r->data_len + r->key_len) / 3 * 4 + r->headers_len * 5 + 256);
     weir_buf_append_str(out, "{\"topic\":");
-    append_cstr(out, r->stream);
+    weir_format_cstr(out, r->stream);
     weir_buf_append_str(out, ",\"partition\":");
     append_i64(out, r->partition);
     weir_buf_append_str(out, ",\"offset\":");
-    append_u64(out, r->seq);
+    weir_format_u64(out, r->seq);
     weir_buf_append_str(out, ",\"timestamp\":");
     append_i64(out, r->sent_ms);
     weir_buf_append_str(out, r->time_type == WEIR_TIME_LOG_APPEND
@@ -302,16 +283,7 @@ static long kafka_find_item(const json_t *ident, const struct weir_batch *b, cha
 static void append_u64_str(struct weir_buf *out, uint64_t v)
 {
     weir_buf_append_char(out, '"');
-    append_u64(out, v);
-    weir_buf_append_char(out, '"');
-}
-
-static void append_time_str(struct weir_buf *out, int64_t ms)
-{
-    char when[25];
-    weir_clock_iso8601(ms, when);
-    weir_buf_append_char(out, '"');
-    weir_buf_append_str(out, when);
+    weir_format_u64(out, v);
     weir_buf_append_char(out, '"');
 }
 
@@ -325,13 +297,13 @@ static void kafka_batch_info(struct weir_buf *out, const struct weir_event_ctx *
         payload += records[i]->data_null ? 0 : records[i]->data_len;
 
     weir_buf_append_str(out, "\"KafkaBatchInfo\":{\"batchSize\":");
-    append_u64(out, n);
+    weir_format_u64(out, n);
     weir_buf_append_str(out, ",\"eventSourceArn\":");
-    append_cstr(out, ctx->source_arn);
+    weir_format_cstr(out, ctx->source_arn);
     weir_buf_append_str(out, ",\"bootstrapServers\":");
-    append_cstr(out, ctx->endpoint);
+    weir_format_cstr(out, ctx->endpoint);
     weir_buf_append_str(out, ",\"payloadSize\":");
-    append_u64(out, payload);
+    weir_format_u64(out, payload);
     weir_buf_append_str(out, ",\"recordsInfo\":{");
     append_tp(out, first);
     weir_buf_append_str(out, ":{\"firstRecordOffset\":");
@@ -339,9 +311,9 @@ static void kafka_batch_info(struct weir_buf *out, const struct weir_event_ctx *
     weir_buf_append_str(out, ",\"lastRecordOffset\":");
     append_u64_str(out, last->seq);
     weir_buf_append_str(out, ",\"firstRecordTimestamp\":");
-    append_time_str(out, first->sent_ms);
+    weir_format_time_str(out, first->sent_ms);
     weir_buf_append_str(out, ",\"lastRecordTimestamp\":");
-    append_time_str(out, last->sent_ms);
+    weir_format_time_str(out, last->sent_ms);
     weir_buf_append_str(out, "}}}");
 }
 

@@ -10,30 +10,13 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "mapping/format_common.h"
 #include "model/event.h"
 
 /* Lambda names the function's execution role here. weir runs functions under no IAM role, so
  * every record carries this fixed, IAM-shaped ARN (account 000000000000, as in the stream ARN);
  * docs/events.md says so. */
 #define KINESIS_INVOKE_IDENTITY_ARN "arn:aws:iam::000000000000:role/weir"
-
-static void append_u64(struct weir_buf *out, uint64_t v)
-{
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    weir_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-static void append_cstr(struct weir_buf *out, const char *s)
-{
-    if (!s)
-        s = "";
-    weir_buf_append_json_str(out, s, strlen(s));
-}
 
 /* Epoch seconds with a millisecond fraction, a JSON number: 1741083062.118. Kafka writes -1 for
  * a record without a timestamp; that stays a valid number (-0.001). */
@@ -44,14 +27,8 @@ static void append_seconds(struct weir_buf *out, int64_t ms)
                     (char)('0' + abs % 10)};
     if (ms < 0)
         weir_buf_append_char(out, '-');
-    append_u64(out, abs / 1000);
+    weir_format_u64(out, abs / 1000);
     weir_buf_append(out, frac, 4);
-}
-
-/* A Kinesis shard id, unquoted: the partition as 12 digits ("shardId-000000000003"). */
-static int shard_id(int32_t partition, char out[32])
-{
-    return snprintf(out, 32, "shardId-%012" PRId32, partition);
 }
 
 /* eventID: "<shardId>:<sequenceNumber>", one JSON string. The shard id needs no escaping; the
@@ -60,7 +37,7 @@ static void append_event_id(struct weir_buf *out, const struct weir_record *r)
 {
     char shard[32];
     const char *seq = r->id ? r->id : "";
-    int n = shard_id(r->partition, shard);
+    int n = weir_format_shard_id(r->partition, shard);
     weir_buf_append_char(out, '"');
     weir_buf_append(out, shard, (size_t)n);
     weir_buf_append_char(out, ':');
@@ -87,7 +64,7 @@ static void kinesis_append(struct weir_buf *out, const struct weir_event_ctx *ct
      * (invalid UTF-8 as U+FFFD), "" for a record without a key. */
     weir_buf_append_json_str(out, r->key ? r->key : "", r->key ? r->key_len : 0);
     weir_buf_append_str(out, ",\"sequenceNumber\":");
-    append_cstr(out, r->id);
+    weir_format_cstr(out, r->id);
     weir_buf_append_str(out, ",\"data\":\"");
     weir_buf_append_base64(out, r->data, r->data_len);
     weir_buf_append_str(out, "\",\"approximateArrivalTimestamp\":");
@@ -98,9 +75,9 @@ static void kinesis_append(struct weir_buf *out, const struct weir_event_ctx *ct
     weir_buf_append_str(out,
                         ",\"eventName\":\"aws:kinesis:record\","
                         "\"invokeIdentityArn\":\"" KINESIS_INVOKE_IDENTITY_ARN "\",\"awsRegion\":");
-    append_cstr(out, ctx->region);
+    weir_format_cstr(out, ctx->region);
     weir_buf_append_str(out, ",\"eventSourceARN\":");
-    append_cstr(out, ctx->source_arn);
+    weir_format_cstr(out, ctx->source_arn);
     weir_buf_append_char(out, '}');
 }
 
@@ -134,36 +111,27 @@ static const struct weir_filter_shape kinesis_shape = {
 
 /* ---- the failure record's KinesisBatchInfo ---- */
 
-static void append_time_str(struct weir_buf *out, int64_t ms)
-{
-    char when[25];
-    weir_clock_iso8601(ms, when);
-    weir_buf_append_char(out, '"');
-    weir_buf_append_str(out, when);
-    weir_buf_append_char(out, '"');
-}
-
 static void kinesis_batch_info(struct weir_buf *out, const struct weir_event_ctx *ctx,
                                struct weir_record *const *records, size_t n)
 {
     assert(n > 0);
     const struct weir_record *first = records[0], *last = records[n - 1];
     char shard[32];
-    shard_id(first->partition, shard);
+    weir_format_shard_id(first->partition, shard);
     weir_buf_append_str(out, "\"KinesisBatchInfo\":{\"shardId\":\"");
     weir_buf_append_str(out, shard);
     weir_buf_append_str(out, "\",\"startSequenceNumber\":");
-    append_cstr(out, first->id);
+    weir_format_cstr(out, first->id);
     weir_buf_append_str(out, ",\"endSequenceNumber\":");
-    append_cstr(out, last->id);
+    weir_format_cstr(out, last->id);
     weir_buf_append_str(out, ",\"approximateArrivalOfFirstRecord\":");
-    append_time_str(out, first->sent_ms);
+    weir_format_time_str(out, first->sent_ms);
     weir_buf_append_str(out, ",\"approximateArrivalOfLastRecord\":");
-    append_time_str(out, last->sent_ms);
+    weir_format_time_str(out, last->sent_ms);
     weir_buf_append_str(out, ",\"batchSize\":");
-    append_u64(out, n);
+    weir_format_u64(out, n);
     weir_buf_append_str(out, ",\"streamArn\":");
-    append_cstr(out, ctx->source_arn);
+    weir_format_cstr(out, ctx->source_arn);
     weir_buf_append_char(out, '}');
 }
 
