@@ -24,6 +24,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/text.h"
 #include "model/record.h"
 
 #define COMPONENT "destination.kafka"
@@ -76,17 +77,6 @@ static void uri_deinit(struct kafka_uri *u)
     memset(u, 0, sizeof(*u));
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* s[0..len) with %XX decoded (and '+' kept: librdkafka values are not form-encoded), or NULL
  * when a % is not followed by two hex digits or decodes to a NUL. */
 static char *decode(const char *s, size_t len)
@@ -97,8 +87,8 @@ static char *decode(const char *s, size_t len)
             *o++ = s[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
-        int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
+        int hi = i + 2 < len ? weir_hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < len ? weir_hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;
@@ -126,7 +116,7 @@ static bool host_port_ok(const char *s, size_t len)
         if (at == len || at == 1)
             return false;
         for (size_t i = 1; i < at; i++)
-            if (!(hex_digit(s[i]) >= 0 || s[i] == ':' || s[i] == '.'))
+            if (!(weir_hex_digit(s[i]) >= 0 || s[i] == ':' || s[i] == '.'))
                 return false;
         at++;
     } else {

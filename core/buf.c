@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/mem.h"
+#include "core/text.h"
 
 void weir_buf_init(struct weir_buf *b)
 {
@@ -89,40 +90,6 @@ void weir_buf_append_i64(struct weir_buf *b, int64_t v)
     weir_buf_append(b, tmp, (size_t)n);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not valid UTF-8. */
-static size_t utf8_seq_len(const unsigned char *s, size_t avail)
-{
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xE0) == 0xC0) {
-        n = 2;
-        cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3;
-        cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n > avail)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -138,7 +105,7 @@ void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len)
             continue;
         }
         if (c >= 0x80) {
-            size_t n = utf8_seq_len(p + i, len - i);
+            size_t n = weir_utf8_len(p + i, len - i, NULL);
             if (n) {
                 run += n;
                 i += n;

@@ -9,17 +9,7 @@
 #include <string.h>
 
 #include "core/mem.h"
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "core/text.h"
 
 /* Percent-decodes s[0..len) into a new string; NULL when an escape is broken or decodes to NUL
  * (a key or password with a NUL byte cannot be passed on). */
@@ -32,8 +22,8 @@ static char *pct_decode(const char *s, size_t len)
             out[n++] = s[i];
             continue;
         }
-        int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-        int lo = i + 2 < len ? hex_value(s[i + 2]) : -1;
+        int hi = i + 2 < len ? weir_hex_digit(s[i + 1]) : -1;
+        int lo = i + 2 < len ? weir_hex_digit(s[i + 2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
             free(out);
             return NULL;

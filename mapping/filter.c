@@ -17,6 +17,7 @@
 
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/text.h"
 
 /* Pattern texts are at most 4096 characters; nesting deeper than this is not a filter. */
 #define MAX_DEPTH 64
@@ -116,91 +117,6 @@ static const char *seen(const struct reader *rd, char *out, size_t out_len)
     return out;
 }
 
-/* Length of the UTF-8 sequence at s (at most n bytes) or 0 when it is not valid UTF-8:
- * no overlong forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    size_t need;
-    uint32_t v, min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if ((c & 0xe0) == 0xc0) {
-        need = 2;
-        v = c & 0x1f;
-        min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        need = 3;
-        v = c & 0x0f;
-        min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        need = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return need;
-}
-
-static void put_utf8(struct weir_buf *b, uint32_t cp)
-{
-    char o[4];
-    size_t n;
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        n = 2;
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        n = 3;
-    } else {
-        o[0] = (char)(0xf0 | (cp >> 18));
-        o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-        o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[3] = (char)(0x80 | (cp & 0x3f));
-        n = 4;
-    }
-    weir_buf_append(b, o, n);
-}
-
-static int hex4(const char *s, size_t n)
-{
-    int v = 0;
-    if (n < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
-            return -1;
-    }
-    return v;
-}
-
 /* Reads a string at pos (which holds '"') into a fresh buffer; NULL after failing. */
 static char *read_string(struct reader *rd, size_t *out_len)
 {
@@ -228,7 +144,8 @@ static char *read_string(struct reader *rd, size_t *out_len)
         }
         if (c != '\\') {
             uint32_t cp;
-            size_t n = utf8_len((const unsigned char *)rd->s + rd->pos, rd->len - rd->pos, &cp);
+            size_t n =
+                weir_utf8_len((const unsigned char *)rd->s + rd->pos, rd->len - rd->pos, &cp);
             if (!n) {
                 rd_fail(rd, rd->pos, "not valid UTF-8 (byte 0x%02x)", c);
                 goto fail;
@@ -266,7 +183,7 @@ static char *read_string(struct reader *rd, size_t *out_len)
             weir_buf_append_char(&b, '\t');
             break;
         case 'u': {
-            int v = hex4(rd->s + rd->pos, rd->len - rd->pos);
+            int v = weir_hex4(rd->s + rd->pos, rd->len - rd->pos);
             if (v < 0) {
                 rd_fail(rd, esc, "not valid JSON: \\u needs four hex digits");
                 goto fail;
@@ -281,7 +198,7 @@ static char *read_string(struct reader *rd, size_t *out_len)
             if (cp >= 0xd800 && cp <= 0xdbff) {
                 int lo = -1;
                 if (rd->pos + 1 < rd->len && rd->s[rd->pos] == '\\' && rd->s[rd->pos + 1] == 'u')
-                    lo = hex4(rd->s + rd->pos + 2, rd->len - rd->pos - 2);
+                    lo = weir_hex4(rd->s + rd->pos + 2, rd->len - rd->pos - 2);
                 if (lo < 0xdc00 || lo > 0xdfff) {
                     rd_fail(rd, esc,
                             "not valid JSON: \\u%04x is a high surrogate without a low one", v);
@@ -290,7 +207,7 @@ static char *read_string(struct reader *rd, size_t *out_len)
                 rd->pos += 6;
                 cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
             }
-            put_utf8(&b, cp);
+            weir_utf8_put(&b, cp);
             break;
         }
         default:
@@ -693,7 +610,7 @@ static uint32_t fold(uint32_t c)
 static uint32_t next_cp(const char *s, size_t len, size_t *i)
 {
     uint32_t cp;
-    size_t n = utf8_len((const unsigned char *)s + *i, len - *i, &cp);
+    size_t n = weir_utf8_len((const unsigned char *)s + *i, len - *i, &cp);
     if (!n) {
         cp = 0x110000u + (unsigned char)s[*i];
         n = 1;
@@ -1556,7 +1473,7 @@ static bool doc_string(struct weir_filter_doc *d, size_t *i, bool key)
         }
         if (c >= 0x80) {
             uint32_t cp;
-            size_t n = utf8_len((const unsigned char *)s + p, d->len - p, &cp);
+            size_t n = weir_utf8_len((const unsigned char *)s + p, d->len - p, &cp);
             if (!n)
                 return false;
             p += n;
@@ -1572,14 +1489,14 @@ static bool doc_string(struct weir_filter_doc *d, size_t *i, bool key)
             p += 2;
             continue;
         }
-        int v = hex4(s + p + 2, d->len - p - 2);
+        int v = weir_hex4(s + p + 2, d->len - p - 2);
         if (v < 0 || (v >= 0xdc00 && v <= 0xdfff) || (key && v == 0))
             return false;
         p += 6;
         if (v >= 0xd800 && v <= 0xdbff) {
             if (p + 1 >= d->len || s[p] != '\\' || s[p + 1] != 'u')
                 return false;
-            int lo = hex4(s + p + 2, d->len - p - 2);
+            int lo = weir_hex4(s + p + 2, d->len - p - 2);
             if (lo < 0xdc00 || lo > 0xdfff)
                 return false;
             p += 6;
@@ -1800,14 +1717,14 @@ static const char *tok_str(const struct weir_filter_doc *d, size_t k, struct wei
             weir_buf_append_char(buf, '\t');
             break;
         case 'u': {
-            uint32_t cp = (uint32_t)hex4(s + i + 1, 4);
+            uint32_t cp = (uint32_t)weir_hex4(s + i + 1, 4);
             i += 4;
             if (cp >= 0xd800 && cp <= 0xdbff) {
-                uint32_t lo = (uint32_t)hex4(s + i + 3, 4);
+                uint32_t lo = (uint32_t)weir_hex4(s + i + 3, 4);
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 i += 6;
             }
-            put_utf8(buf, cp);
+            weir_utf8_put(buf, cp);
             break;
         }
         default:

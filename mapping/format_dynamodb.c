@@ -14,6 +14,7 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/text.h"
 #include "mapping/format_common.h"
 #include "model/event.h"
 
@@ -187,53 +188,6 @@ static void jws(struct jdoc *d)
     }
 }
 
-/* Length of the UTF-8 sequence at s (n bytes available), 0 when it is not UTF-8: no overlong
- * forms, no surrogates, nothing past U+10FFFF. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t need;
-    uint32_t v, min;
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0) {
-        need = 2, v = s[0] & 0x1f, min = 0x80;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        need = 3, v = s[0] & 0x0f, min = 0x800;
-    } else if ((s[0] & 0xf8) == 0xf0) {
-        need = 4, v = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < need)
-        return 0;
-    for (size_t i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    return v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff) ? 0 : need;
-}
-
-static int hex4(const char *s, size_t n)
-{
-    int v = 0;
-    if (n < 4)
-        return -1;
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
-            return -1;
-    }
-    return v;
-}
-
 static bool jstring(struct jdoc *d)
 {
     size_t k = jpush(d, J_STR, ++d->pos);
@@ -250,7 +204,7 @@ static bool jstring(struct jdoc *d)
         if (c < 0x20)
             return false;
         if (c != '\\') {
-            size_t n = utf8_len((const unsigned char *)d->s + d->pos, d->len - d->pos);
+            size_t n = weir_utf8_len((const unsigned char *)d->s + d->pos, d->len - d->pos, NULL);
             if (!n)
                 return false;
             d->pos += n;
@@ -262,14 +216,14 @@ static bool jstring(struct jdoc *d)
         char e = d->s[d->pos + 1];
         d->pos += 2;
         if (e == 'u') {
-            int v = hex4(d->s + d->pos, d->len - d->pos);
+            int v = weir_hex4(d->s + d->pos, d->len - d->pos);
             if (v < 0 || (v >= 0xdc00 && v <= 0xdfff))
                 return false;
             d->pos += 4;
             if (v >= 0xd800 && v <= 0xdbff) {
                 int lo = -1;
                 if (d->pos + 1 < d->len && d->s[d->pos] == '\\' && d->s[d->pos + 1] == 'u')
-                    lo = hex4(d->s + d->pos + 2, d->len - d->pos - 2);
+                    lo = weir_hex4(d->s + d->pos + 2, d->len - d->pos - 2);
                 if (lo < 0xdc00 || lo > 0xdfff)
                     return false;
                 d->pos += 6;
@@ -412,24 +366,6 @@ static bool jread(struct jdoc *d, const char *text, size_t len, int depth)
     return d->pos == d->len;
 }
 
-static void put_utf8(struct weir_buf *b, uint32_t cp)
-{
-    char o[4];
-    size_t n;
-    if (cp < 0x80) {
-        o[0] = (char)cp, n = 1;
-    } else if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6)), n = 2;
-    } else if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12)), n = 3;
-    } else {
-        o[0] = (char)(0xf0 | (cp >> 18)), n = 4;
-    }
-    for (size_t i = n - 1; i > 0; i--, cp >>= 6)
-        o[i] = (char)(0x80 | (cp & 0x3f));
-    weir_buf_append(b, o, n);
-}
-
 /* Appends the value of string token k (checked when read) to b. */
 static void jdecode(const struct jdoc *d, size_t k, struct weir_buf *b)
 {
@@ -451,13 +387,13 @@ static void jdecode(const struct jdoc *d, size_t k, struct weir_buf *b)
             weir_buf_append_char(b, m ? to[m - from] : e);
             continue;
         }
-        uint32_t cp = (uint32_t)hex4(s + i + 1, 4);
+        uint32_t cp = (uint32_t)weir_hex4(s + i + 1, 4);
         i += 4;
         if (cp >= 0xd800 && cp <= 0xdbff) {
-            cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)hex4(s + i + 3, 4) - 0xdc00);
+            cp = 0x10000 + ((cp - 0xd800) << 10) + ((uint32_t)weir_hex4(s + i + 3, 4) - 0xdc00);
             i += 6;
         }
-        put_utf8(b, cp);
+        weir_utf8_put(b, cp);
     }
 }
 

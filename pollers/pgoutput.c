@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "core/mem.h"
+#include "core/text.h"
 #include "core/u32map.h"
 
 /* Microseconds from the Unix epoch to 2000-01-01, the epoch of pgoutput's timestamps. */
@@ -171,28 +172,17 @@ static bool is_number(const char *s, size_t n)
     return i == n;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* bytea_output=hex: "\x0a0b" into its bytes. */
 static bool unhex(const char *s, size_t n, struct weir_buf *out)
 {
     if (n < 2 || s[0] != '\\' || s[1] != 'x' || (n - 2) % 2)
         return false;
     for (size_t i = 2; i < n; i++)
-        if (hexval(s[i]) < 0)
+        if (weir_hex_digit(s[i]) < 0)
             return false;
     weir_buf_reserve(out, (n - 2) / 2);
     for (size_t i = 2; i < n; i += 2)
-        weir_buf_append_char(out, (char)(hexval(s[i]) << 4 | hexval(s[i + 1])));
+        weir_buf_append_char(out, (char)(weir_hex_digit(s[i]) << 4 | weir_hex_digit(s[i + 1])));
     return true;
 }
 

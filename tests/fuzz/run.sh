@@ -17,11 +17,12 @@ OUT=$(cd "$OUT" && pwd)
 case $TARGET in
 filter)
     SOURCES=(tests/fuzz/fuzz_filter.c mapping/filter.c mapping/format_sqs.c model/record.c
-        model/row.c core/buf.c core/mem.c core/hash.c core/log.c core/clock.c core/status.c)
+        model/row.c core/buf.c core/mem.c core/hash.c core/log.c core/clock.c core/status.c
+        core/text.c)
     ;;
 pgoutput)
     SOURCES=(tests/fuzz/fuzz_pgoutput.c pollers/pgoutput.c model/row.c core/buf.c core/mem.c
-        core/u32map.c)
+        core/u32map.c core/text.c)
     # The staleness check below reads only the mapping/, model/ and core/ headers.
     for h in pollers/pgoutput.h tests/unit/pgoutput_captured.h; do
         [[ $ROOT/$h -nt $OUT/fuzz_$TARGET ]] && rm -f "$OUT/fuzz_$TARGET"
