@@ -38,6 +38,7 @@
 #include <libpq-fe.h>
 
 #include "bench/common.h"
+#include "bench/nullfn.h"
 #include "core/mem.h"
 
 /* A row's note: "~T", its write time (wall-clock microseconds, 20 digits), a space, its sequence
@@ -228,24 +229,13 @@ static struct pct tally_latency(struct tally *t, long first, long n)
 
 /* ---- the null function: an HTTP server on a thread of this process --------------------------- */
 
-struct nullfn {
-    struct event_base *base;
-    struct evhttp *http;
-    struct event *stop_ev;
-    struct evbuffer *reply;
-    int stop_pipe[2];
-    int port;
-    pthread_t thread;
-    pid_t tid;
-    struct tally *t;
-};
-
 /* Answers every POST with 200 {} after counting the records of the DynamoDB Streams event. The
  * event is not parsed as JSON: each NewImage's note is found with memmem and only its head read,
  * so the function stays cheap. */
 static void nullfn_handle(struct evhttp_request *req, void *arg)
 {
     struct nullfn *f = arg;
+    struct tally *t = f->arg;
     int64_t now = wall_us();
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -254,78 +244,15 @@ static void nullfn_handle(struct evhttp_request *req, void *arg)
     static const char needle[] = "\"note\":{\"S\":\"" MARK;
     const size_t nl = sizeof needle - 1;
 
-    pthread_mutex_lock(&f->t->mu);
-    f->t->invocations++;
+    pthread_mutex_lock(&t->mu);
+    t->invocations++;
     for (const char *hit = memmem(p, len, needle, nl); hit;) {
         const char *v = hit + nl;
         hit = memmem(v, (size_t)(end - v), needle, nl);
-        tally_add(f->t, v, (size_t)(end - v), now);
+        tally_add(t, v, (size_t)(end - v), now);
     }
-    pthread_mutex_unlock(&f->t->mu);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evbuffer_add(f->reply, "{}", 2);
-    evhttp_send_reply(req, 200, "OK", f->reply);
-}
-
-static void nullfn_stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    event_base_loopbreak(arg);
-}
-
-static void *nullfn_main(void *arg)
-{
-    struct nullfn *f = arg;
-    __atomic_store_n(&f->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
-    event_base_dispatch(f->base);
-    return NULL;
-}
-
-static int nullfn_start(struct nullfn *f, struct tally *t)
-{
-    memset(f, 0, sizeof *f);
-    f->t = t;
-    if (pipe(f->stop_pipe) != 0)
-        return -1;
-    f->base = event_base_new();
-    f->http = evhttp_new(f->base);
-    f->reply = evbuffer_new();
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    if (!bs) {
-        say("null function: cannot listen on 127.0.0.1");
-        return -1;
-    }
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
-    f->port = ntohs(sa.sin_port);
-    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_POST);
-    evhttp_set_gencb(f->http, nullfn_handle, f);
-    f->stop_ev = event_new(f->base, f->stop_pipe[0], EV_READ, nullfn_stop_cb, f->base);
-    event_add(f->stop_ev, NULL);
-    if (pthread_create(&f->thread, NULL, nullfn_main, f) != 0)
-        return -1;
-    while (__atomic_load_n(&f->tid, __ATOMIC_ACQUIRE) == 0)
-        sleep_us(1000);
-    return 0;
-}
-
-static void nullfn_stop(struct nullfn *f)
-{
-    if (write(f->stop_pipe[1], "x", 1) == 1)
-        pthread_join(f->thread, NULL);
-    event_free(f->stop_ev);
-    evhttp_free(f->http);
-    evbuffer_free(f->reply);
-    event_base_free(f->base);
-    close(f->stop_pipe[0]);
-    close(f->stop_pipe[1]);
-}
-
-static double nullfn_cpu(const struct nullfn *f)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)f->tid);
-    return cpu_seconds(path);
+    pthread_mutex_unlock(&t->mu);
+    nullfn_reply_ok(f, req);
 }
 
 /* ---- the cluster ------------------------------------------------------------------------------
@@ -981,44 +908,13 @@ static int weir_start(struct ctx *x, const char *label, const char *slot, int ba
     return 0;
 }
 
-/* Warning and error lines in weir's log (all its lines printed on failure). */
-static long log_problems(const char *path, bool print)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    char line[1024];
-    long n = 0;
-    while (fgets(line, sizeof line, f)) {
-        bool bad = strstr(line, "WARN") || strstr(line, "ERROR") || strstr(line, "warn ") ||
-                   strstr(line, "error ");
-        if (print)
-            fprintf(stderr, "  weir| %s", line);
-        n += bad;
-    }
-    fclose(f);
-    return n;
-}
-
 /* SIGTERM, and weir must exit 0 (it confirms what is done and closes the stream first). */
 static int weir_stop(pid_t *pid)
 {
-    kill(*pid, SIGTERM);
-    int st = wait_child(*pid, 20 * 1000000LL);
-    if (st < 0) {
-        say("weir did not stop within 20 s of SIGTERM");
-        kill(*pid, SIGKILL);
-        waitpid(*pid, NULL, 0);
-    }
+    int rc = weir_sigterm(*pid);
     *pid = -1;
     weir_pid_g = -1;
-    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        if (st >= 0)
-            say("weir exited with %s %d", WIFEXITED(st) ? "status" : "signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static void weir_kill(pid_t *pid)
@@ -1576,7 +1472,7 @@ int main(int argc, char **argv)
 
     if (make_dirs(&x) != 0 || cluster_init(&x) != 0 || cluster_start(&x) != 0 || db_setup(&x) != 0)
         goto out;
-    if (nullfn_start(&x.fn, &x.t) != 0)
+    if (nullfn_start(&x.fn, nullfn_handle, &x.t) != 0)
         goto out;
     fn_up = true;
     say("postgres %s (pid %d) on 127.0.0.1:%d, data in %s/data; null function on port %d; weir %s",

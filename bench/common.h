@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +93,45 @@ static inline pid_t spawn(char *const argv[], const char *log_path)
         _exit(127);
     }
     return pid;
+}
+
+/* SIGTERM to a weir the benchmark started, which must exit 0 within 20 s (it settles what is
+ * done and closes its source first); SIGKILL after that. 0 when it did. */
+static inline int weir_sigterm(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = wait_child(pid, 20 * 1000000LL);
+    if (st < 0) {
+        say("weir did not stop within 20 s of SIGTERM");
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        say("weir exited with %s %d", WIFEXITED(st) ? "status" : "signal",
+            WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        return -1;
+    }
+    return 0;
+}
+
+/* Warning and error lines in weir's log at path; print: every line of it to stderr. */
+static inline long log_problems(const char *path, bool print)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[1024];
+    long n = 0;
+    while (fgets(line, sizeof line, f)) {
+        bool bad = strstr(line, "WARN") || strstr(line, "ERROR") || strstr(line, "warn ") ||
+                   strstr(line, "error ");
+        if (print)
+            fprintf(stderr, "  weir| %s", line);
+        n += bad;
+    }
+    fclose(f);
+    return n;
 }
 
 /* utime + stime of a process or thread, in seconds, from its /proc stat file. */
