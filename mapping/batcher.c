@@ -13,6 +13,8 @@
 #define SEPARATOR_LEN 1
 
 #define SCRATCH_KEEP_MAX (256 * 1024)
+/* The most a new batch's event buffer is sized to before its records arrive. */
+#define EVENT_PRESIZE_MAX (1024 * 1024)
 
 void weir_batcher_init(struct weir_batcher *bt, const struct weir_batcher_cfg *cfg,
                        weir_batcher_flush_fn flush, void *arg)
@@ -54,6 +56,19 @@ static void close_batch(struct weir_batcher *bt, struct weir_batch *b)
     detach(bt, b);
     bt->cfg.encoder->close(&b->event, bt->cfg.ctx);
     bt->flush(bt->arg, b);
+}
+
+/* What a full batch's event will likely take, from the size of the last record's element: a new
+ * batch's buffer starts there, so filling it does not copy it through a dozen reallocations (at
+ * batch 1000, 5% of the Kafka source's CPU). Bounded, since a batch may close on the window with
+ * a single record. */
+static size_t event_estimate(const struct weir_batcher *bt)
+{
+    size_t total =
+        bt->open_len + bt->cfg.batch_size * bt->last_event_bytes + bt->cfg.encoder->close_len;
+    if (total > bt->cfg.max_bytes)
+        total = bt->cfg.max_bytes;
+    return total < EVENT_PRESIZE_MAX ? total : EVENT_PRESIZE_MAX;
 }
 
 bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
@@ -100,6 +115,7 @@ bool weir_batcher_add(struct weir_batcher *bt, struct weir_record *r)
     if (!b) {
         b = weir_batch_new(r->lane);
         b->opened_ms = weir_clock_mono_ms();
+        weir_buf_reserve(&b->event, event_estimate(bt));
         enc->open(&b->event, bt->cfg.ctx, r);
         weir_u32map_put(&bt->by_lane, r->lane, b);
         weir_list_push_back(&bt->open, &b->link);
