@@ -1533,6 +1533,31 @@ static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
     free(claimed);
 }
 
+/* A mapping whose source claims something for it alone (a replication slot, a consumer group)
+ * must not claim what an earlier mapping of the same source did: two readers of one slot would
+ * leave one waiting forever, two mappings in one consumer group would each get part of the
+ * partitions (AWS wants a Kafka mapping's group unique). */
+static void claim_check(struct load *ld, const struct weir_mapping_cfg *mc)
+{
+    const struct weir_cfg_source *p = mc->src;
+    char mine[512], theirs[512];
+    const char *key = NULL, *other_key = NULL;
+    if (!p || !p->claim || !mc->name || !p->claim(mc, mine, sizeof(mine), &key))
+        return;
+    for (const struct weir_mapping_cfg *o = ld->cfg->mappings; o < mc; o++) {
+        if (o->src != p || !o->name || !p->claim(o, theirs, sizeof(theirs), &other_key) ||
+            strcmp(mine, theirs) != 0)
+            continue;
+        err_pos(ld,
+                weir_mapping_cfg_has(mc, key) ? weir_mapping_cfg_pos(mc, key)
+                                              : weir_mapping_cfg_pos(mc, "source"),
+                "%s is mapping '%s''s already (line %d); each mapping needs its own: set "
+                "another %s",
+                mine, o->name, o->pos.line, key);
+        return;
+    }
+}
+
 static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad)
 {
     const struct weir_cfg_source *p = ld->src;
@@ -1553,6 +1578,8 @@ static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad
     size_t before = ld->rep->n;
     if (mc->fn && p && p->validate && !ld->fn_bad[mc->fn - ld->cfg->functions])
         p->validate(mc, ld->rep);
+    if (ld->rep->n == before)
+        claim_check(ld, mc);
     if (mc->stream.maximum_record_age_in_seconds >= 0 &&
         mc->stream.maximum_record_age_in_seconds < 60)
         err_pos(ld, weir_mapping_cfg_pos(mc, "maximum_record_age_in_seconds"),

@@ -192,6 +192,11 @@ struct weir_cfg_source {
      * weir_cfg_report_add with the position of the key at fault (weir_mapping_cfg_pos). Runs
      * only when every key of the mapping and its function read cleanly. NULL: none. */
     void (*validate)(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep);
+    /* What a mapping of this source must have to itself (a replication slot of one database, a
+     * Kafka consumer group of one cluster): described into out, with the key that chooses it.
+     * Two mappings whose claims are equal are refused at load, the later one blamed. Runs when
+     * validate found nothing. NULL, or false: the mapping claims nothing. */
+    bool (*claim)(const struct weir_mapping_cfg *mc, char *out, size_t len, const char **key);
 };
 
 /* Why a filter pattern was refused, and where inside it. */

@@ -909,6 +909,25 @@ static void kafka_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_re
                             name, mc->fn->timeout);
 }
 
+/* A consumer group is a Kafka mapping's alone (AWS wants it unique across a user's Kafka
+ * mappings): two mappings in one group would each get part of the partitions. Its cluster is
+ * the bootstrap servers as the URI writes them. */
+static bool kafka_claim(const struct weir_mapping_cfg *mc, char *out, size_t len, const char **key)
+{
+    const struct weir_kafka_settings *ks = mc->settings;
+    char *servers = NULL, *topic = NULL, why[256];
+    if (!weir_kafka_uri_parse(mc->source, &servers, &topic, why, sizeof(why)))
+        return false;
+    if (ks && ks->consumer_group_id)
+        snprintf(out, len, "consumer group \"%s\" of %s", ks->consumer_group_id, servers);
+    else
+        snprintf(out, len, "consumer group \"weir-%s\" of %s", mc->name, servers);
+    free(servers);
+    free(topic);
+    *key = "consumer_group_id";
+    return true;
+}
+
 const struct weir_source weir_source_kafka = {
     .config =
         {
@@ -923,6 +942,7 @@ const struct weir_source weir_source_kafka = {
             .default_window_ms = 500,
             .stream = true,
             .validate = kafka_validate,
+            .claim = kafka_claim,
         },
     .format = &weir_format_kafka,
     .format_of = kafka_format_of,

@@ -1498,6 +1498,42 @@ static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_repor
                             name, sp);
 }
 
+/* A replication slot has one reader: the slot of one database on one server is a mapping's
+ * alone. The server is as the URI writes it (localhost and 127.0.0.1 are two). */
+static bool pg_claim(const struct weir_mapping_cfg *mc, char *out, size_t len, const char **key)
+{
+    const struct weir_pg_settings *ps = mc->settings;
+    char slot[64];
+    if (ps && ps->slot_name)
+        snprintf(slot, sizeof(slot), "%s", ps->slot_name);
+    else
+        weir_pg_default_name(mc->name, slot);
+    PQconninfoOption *opts = PQconninfoParse(mc->source, NULL);
+    if (!opts)
+        return false;
+    const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val)
+            continue;
+        if (!strcmp(o->keyword, "host") || (!host && !strcmp(o->keyword, "hostaddr")))
+            host = o->val;
+        else if (!strcmp(o->keyword, "port"))
+            port = o->val;
+        else if (!strcmp(o->keyword, "dbname"))
+            db = o->val;
+        else if (!strcmp(o->keyword, "user"))
+            user = o->val;
+    }
+    snprintf(out, len, "replication slot \"%s\" of database %s on %s:%s", slot,
+             db     ? db
+             : user ? user
+                    : "(the user's)",
+             host ? host : "(the local socket)", port ? port : "5432");
+    PQconninfoFree(opts);
+    *key = "slot_name";
+    return true;
+}
+
 const struct weir_source weir_source_postgres = {
     .config =
         {
@@ -1512,6 +1548,7 @@ const struct weir_source weir_source_postgres = {
             .default_window_ms = 0,
             .stream = true,
             .validate = pg_validate,
+            .claim = pg_claim,
         },
     .format = &weir_format_dynamodb,
     .delivery = WEIR_DELIVERY_STREAM,

@@ -1510,6 +1510,56 @@ static void postgres_keys_are_checked(void **state)
     weir_config_free(cfg);
 }
 
+/* Two mappings may not read one replication slot, nor share one Kafka consumer group; the later
+ * one is blamed, at the key that chose it. */
+static void mappings_do_not_share_a_slot_or_a_group(void **state)
+{
+    /* Named alike. */
+    expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: shop\n"
+                               "  - name: q\n"
+                               "    source: postgres://other@127.0.0.1:5432/shop\n"
+                               "    function: a\n    tables: [items]\n    slot_name: shop\n",
+               "t.yaml:14:5: ",
+               "mapping 'q': replication slot \"shop\" of database shop on 127.0.0.1:5432 is "
+               "mapping 'p''s already (line 5); each mapping needs its own: set another "
+               "slot_name");
+    /* Two mapping names whose default slots are one: the source's place is blamed. */
+    expect_one(FN_HEAD "mappings:\n  - name: Orders-EU\n"
+                       "    source: postgres://weir@127.0.0.1/shop\n"
+                       "    function: a\n    tables: [orders]\n"
+                       "  - name: orders_eu\n"
+                       "    source: postgres://weir@127.0.0.1/shop\n"
+                       "    function: a\n    tables: [orders]\n",
+               "t.yaml:10:5: ", "replication slot \"weir_orders_eu\" of database shop");
+    /* One consumer group in one cluster, set or by default. */
+    expect_one(FN_HEAD KAFKA_HEAD "  - name: k2\n"
+                                  "    source: kafka://127.0.0.1:9092/payments\n"
+                                  "    function: a\n    consumer_group_id: weir-k\n",
+               "t.yaml:11:5: ",
+               "mapping 'k2': consumer group \"weir-k\" of 127.0.0.1:9092 is mapping 'k''s "
+               "already (line 5); each mapping needs its own: set another consumer_group_id");
+    /* Another database, another slot, another cluster: no claim is shared. */
+    struct weir_cfg_report rep;
+    struct weir_config *cfg =
+        load(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: shop\n"
+                             "  - name: q\n"
+                             "    source: postgres://weir@127.0.0.1:5432/billing\n"
+                             "    function: a\n    tables: [items]\n    slot_name: shop\n"
+                             "  - name: r\n"
+                             "    source: postgres://weir@127.0.0.1:5432/shop\n"
+                             "    function: a\n    tables: [items]\n"
+                             "  - name: k\n"
+                             "    source: kafka://127.0.0.1:9092/orders\n"
+                             "    function: a\n"
+                             "  - name: k2\n"
+                             "    source: kafka://127.0.0.1:9093/orders\n"
+                             "    function: a\n    consumer_group_id: weir-k\n",
+             &rep);
+    dump(&rep);
+    assert_non_null(cfg);
+    weir_config_free(cfg);
+}
+
 static void postgres_names_follow_postgres_rules(void **state)
 {
     char name[64], schema[64], table[64];
@@ -1580,6 +1630,7 @@ int main(void)
         cmocka_unit_test(kafka_filters_are_checked_against_the_chosen_event_format),
         cmocka_unit_test(kafka_keys_are_checked),
         cmocka_unit_test(postgres_keys_are_checked),
+        cmocka_unit_test(mappings_do_not_share_a_slot_or_a_group),
         cmocka_unit_test(postgres_names_follow_postgres_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
