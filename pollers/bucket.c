@@ -28,8 +28,10 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/list.h"
 #include "core/log.h"
+#include "core/md5x8.h"
 #include "core/mem.h"
 #include "core/strmap.h"
 #include "core/u32map.h"
@@ -539,28 +541,55 @@ static void scan_dir(struct scan_job *j, const char *dir)
     closedir(d);
 }
 
-/* On the thread: hashes one file as S3 does for a single-part upload (MD5 of the content), and
- * says whether it changed while it was read. */
-static void hash_file(struct hash_job *j)
+/* On the thread: opens a job's file for hashing; -1 when there is nothing to hash (an error,
+ * saved in the job, or not a regular file). */
+static int hash_open(struct hash_job *j, struct stat *before)
 {
     int fd = open_beneath(j->root_fd, j->key, O_RDONLY | O_NONBLOCK);
     if (fd < 0) {
         j->error = errno;
-        return;
+        return -1;
     }
-    struct stat before, after;
-    if (fstat(fd, &before) != 0) {
+    if (fstat(fd, before) != 0) {
         j->error = errno;
         close(fd);
-        return;
+        return -1;
     }
-    j->regular = S_ISREG(before.st_mode);
+    j->regular = S_ISREG(before->st_mode);
     if (!j->regular) {
         close(fd);
-        return;
+        return -1;
     }
+    return fd;
+}
+
+/* On the thread: the job's results once its bytes are hashed, and whether the file changed while
+ * it was read. Closes fd. */
+static void hash_done(struct hash_job *j, int fd, const struct stat *before,
+                      const unsigned char digest[16])
+{
+    struct stat after;
+    fstat(fd, &after);
+    close(fd);
+    for (int i = 0; i < 16; i++)
+        snprintf(j->etag + 2 * i, 3, "%02x", digest[i]);
+    j->size = after.st_size;
+    j->mtime_ns = (int64_t)after.st_mtim.tv_sec * 1000000000 + after.st_mtim.tv_nsec;
+    j->ino = after.st_ino;
+    j->unstable = before->st_size != after.st_size ||
+                  before->st_mtim.tv_sec != after.st_mtim.tv_sec ||
+                  before->st_mtim.tv_nsec != after.st_mtim.tv_nsec;
+}
+
+/* On the thread: hashes one file as S3 does for a single-part upload (MD5 of the content). */
+static void hash_file(struct hash_job *j)
+{
+    struct stat before;
+    int fd = hash_open(j, &before);
+    if (fd < 0)
+        return;
     /* OpenSSL's MD5: its assembly hashes a large photo's bytes about half again as fast as
-     * core/hash.c's C, and hashing is what a bucket of large files waits on. */
+     * core/hash.c's C. */
     EVP_MD_CTX *md5 = EVP_MD_CTX_new();
     if (!md5 || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
         EVP_MD_CTX_free(md5);
@@ -581,33 +610,136 @@ static void hash_file(struct hash_job *j)
         }
         EVP_DigestUpdate(md5, buf, (size_t)n);
     }
-    fstat(fd, &after);
-    close(fd);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
     EVP_DigestFinal_ex(md5, digest, &digest_len);
     EVP_MD_CTX_free(md5);
-    for (int i = 0; i < 16; i++)
-        snprintf(j->etag + 2 * i, 3, "%02x", digest[i]);
-    j->size = after.st_size;
-    j->mtime_ns = (int64_t)after.st_mtim.tv_sec * 1000000000 + after.st_mtim.tv_nsec;
-    j->ino = after.st_ino;
-    j->unstable = before.st_size != after.st_size ||
-                  before.st_mtim.tv_sec != after.st_mtim.tv_sec ||
-                  before.st_mtim.tv_nsec != after.st_mtim.tv_nsec;
+    hash_done(j, fd, &before, digest);
+}
+
+/* One file being hashed in a lane: what was read of it and not yet hashed. */
+struct lane {
+    struct hash_job *j; /* NULL: the lane is free */
+    int fd;
+    struct stat before;
+    unsigned char *buf; /* LANE_BUF bytes */
+    size_t pos, len;
+    uint64_t hashed; /* bytes through the lane's state */
+    bool eof;
+};
+
+#define LANE_BUF (64 * 1024)
+
+/* On the thread: hashes several files at once, eight side by side in the lanes of
+ * weir_md5x8_blocks (one MD5 runs no faster than ~0.7 GB/s a core: a burst of photos waited on
+ * it). Each lane takes the next file when its own is done; what is left of a file once the whole
+ * blocks are through (its tail and MD5's padding) is finished on its own. */
+static void hash_files_in_lanes(struct hash_job **jobs, size_t n)
+{
+    static const unsigned char idle[LANE_BUF];
+    struct lane lanes[WEIR_MD5X8_LANES] = {{0}};
+    uint32_t state[4][WEIR_MD5X8_LANES];
+    unsigned char *bufs = weir_malloc((size_t)WEIR_MD5X8_LANES * LANE_BUF);
+    size_t next = 0, busy = 0;
+    for (;;) {
+        /* Free lanes take the next files. */
+        for (int l = 0; l < WEIR_MD5X8_LANES && next < n; l++) {
+            struct lane *ln = &lanes[l];
+            while (!ln->j && next < n) {
+                struct hash_job *j = jobs[next++];
+                int fd = hash_open(j, &ln->before);
+                if (fd < 0)
+                    continue;
+                struct weir_md5 init;
+                weir_md5_init(&init);
+                for (int k = 0; k < 4; k++)
+                    state[k][l] = init.state[k];
+                *ln = (struct lane){
+                    .j = j, .fd = fd, .before = ln->before, .buf = bufs + (size_t)l * LANE_BUF};
+                busy++;
+            }
+        }
+        if (!busy)
+            break;
+        /* Each lane reads on when less than a block is left; a lane at its end is finished. */
+        size_t run = SIZE_MAX;
+        for (int l = 0; l < WEIR_MD5X8_LANES; l++) {
+            struct lane *ln = &lanes[l];
+            if (!ln->j)
+                continue;
+            while (!ln->eof && ln->len - ln->pos < 64) {
+                memmove(ln->buf, ln->buf + ln->pos, ln->len - ln->pos);
+                ln->len -= ln->pos;
+                ln->pos = 0;
+                ssize_t got = read(ln->fd, ln->buf + ln->len, LANE_BUF - ln->len);
+                if (got < 0 && errno == EINTR)
+                    continue;
+                if (got < 0) {
+                    ln->j->error = errno;
+                    close(ln->fd);
+                    ln->j = NULL;
+                    busy--;
+                    break;
+                }
+                if (got == 0)
+                    ln->eof = true;
+                ln->len += (size_t)got;
+            }
+            if (!ln->j)
+                continue;
+            if (ln->eof && ln->len - ln->pos < 64) {
+                struct weir_md5 rest;
+                for (int k = 0; k < 4; k++)
+                    rest.state[k] = state[k][l];
+                rest.bytes = ln->hashed;
+                weir_md5_update(&rest, ln->buf + ln->pos, ln->len - ln->pos);
+                unsigned char digest[16];
+                weir_md5_final(&rest, digest);
+                hash_done(ln->j, ln->fd, &ln->before, digest);
+                ln->j = NULL;
+                busy--;
+                continue;
+            }
+            size_t blocks = (ln->len - ln->pos) / 64;
+            if (blocks < run)
+                run = blocks;
+        }
+        if (run == SIZE_MAX)
+            continue; /* every lane finished or failed: take the next files */
+        /* The whole blocks every busy lane has, all lanes at once; a free lane hashes zeros. */
+        const unsigned char *at[WEIR_MD5X8_LANES];
+        for (int l = 0; l < WEIR_MD5X8_LANES; l++)
+            at[l] = lanes[l].j ? lanes[l].buf + lanes[l].pos : idle;
+        weir_md5x8_blocks(state, at, run);
+        for (int l = 0; l < WEIR_MD5X8_LANES; l++) {
+            if (!lanes[l].j)
+                continue;
+            lanes[l].pos += run * 64;
+            lanes[l].hashed += run * 64;
+        }
+    }
+    free(bufs);
 }
 
 static void run_jobs(void *ctx, struct weir_worker_job **jobs, size_t n)
 {
+    struct hash_job **hashes = weir_malloc(n * sizeof(*hashes));
+    size_t n_hashes = 0;
     for (size_t i = 0; i < n; i++) {
         const struct job_head *h = (const struct job_head *)jobs[i];
         if (h->kind == JOB_HASH) {
-            hash_file((struct hash_job *)jobs[i]);
+            hashes[n_hashes++] = (struct hash_job *)jobs[i];
         } else {
             struct scan_job *j = (struct scan_job *)jobs[i];
             scan_dir(j, j->dir);
         }
     }
+    if (n_hashes > 1 && weir_md5x8_available())
+        hash_files_in_lanes(hashes, n_hashes);
+    else
+        for (size_t i = 0; i < n_hashes; i++)
+            hash_file(hashes[i]);
+    free(hashes);
 }
 
 /* ---- announcing --------------------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/list.h"
+#include "core/md5x8.h"
 #include "core/log.h"
 #include "core/u32map.h"
 
@@ -125,6 +126,58 @@ static void md5_matches_rfc1321_test_suite(void **state)
         weir_md5_hex(vec[i][0], strlen(vec[i][0]), hex);
         if (strcmp(hex, vec[i][1]) != 0)
             fail_msg("MD5(\"%s\") = %s, want %s", vec[i][0], hex, vec[i][1]);
+    }
+}
+
+/* Eight lanes of different data and lengths, advanced together block by block in runs of
+ * different sizes, then each finished on its own: every digest equals the one-stream MD5 of the
+ * same bytes. */
+static void md5x8_lanes_match_one_stream_md5(void **state)
+{
+    if (!weir_md5x8_available())
+        fail_msg("this CPU has no AVX2: weir hashes one file at a time with OpenSSL's MD5, and "
+                 "this test of the eight-lane MD5 cannot run here");
+    srand(7);
+    for (int round = 0; round < 50; round++) {
+        size_t blocks = 1 + (size_t)(rand() % 40);
+        unsigned char *data[WEIR_MD5X8_LANES];
+        size_t tail[WEIR_MD5X8_LANES];
+        uint32_t st[4][WEIR_MD5X8_LANES];
+        for (int l = 0; l < WEIR_MD5X8_LANES; l++) {
+            tail[l] = (size_t)(rand() % 130);
+            data[l] = malloc(blocks * 64 + tail[l]);
+            for (size_t i = 0; i < blocks * 64 + tail[l]; i++)
+                data[l][i] = (unsigned char)rand();
+            struct weir_md5 init;
+            weir_md5_init(&init);
+            for (int k = 0; k < 4; k++)
+                st[k][l] = init.state[k];
+        }
+        /* Runs of 1..7 blocks, as a hashing thread takes what each file has read. */
+        for (size_t done = 0; done < blocks;) {
+            size_t run = 1 + (size_t)(rand() % 7);
+            if (run > blocks - done)
+                run = blocks - done;
+            const unsigned char *at[WEIR_MD5X8_LANES];
+            for (int l = 0; l < WEIR_MD5X8_LANES; l++)
+                at[l] = data[l] + done * 64;
+            weir_md5x8_blocks(st, at, run);
+            done += run;
+        }
+        for (int l = 0; l < WEIR_MD5X8_LANES; l++) {
+            struct weir_md5 lane, whole;
+            for (int k = 0; k < 4; k++)
+                lane.state[k] = st[k][l];
+            lane.bytes = blocks * 64;
+            weir_md5_update(&lane, data[l] + blocks * 64, tail[l]);
+            unsigned char got[16], want[16];
+            weir_md5_final(&lane, got);
+            weir_md5_init(&whole);
+            weir_md5_update(&whole, data[l], blocks * 64 + tail[l]);
+            weir_md5_final(&whole, want);
+            assert_memory_equal(got, want, 16);
+            free(data[l]);
+        }
     }
 }
 
@@ -1236,6 +1289,7 @@ int main(void)
         cmocka_unit_test(base64_matches_rfc4648_vectors),
         cmocka_unit_test(md5_matches_rfc1321_test_suite),
         cmocka_unit_test(md5_of_a_million_a_in_uneven_pieces),
+        cmocka_unit_test(md5x8_lanes_match_one_stream_md5),
         cmocka_unit_test(md5_in_pieces_equals_md5_at_once),
         cmocka_unit_test(uuid4_has_the_version_4_format_and_does_not_repeat),
         cmocka_unit_test(redact_uri_hides_the_password_only),
