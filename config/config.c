@@ -143,6 +143,7 @@ struct load {
     struct weir_cfg_keypos **keys;     /* where the current object's key positions go */
     size_t *n_keys;
     bool *fn_bad;     /* per function: it had errors, so its values may be stand-ins */
+    bool *claims;     /* per mapping: it read and checked cleanly, so its claim is its own */
     const char *text; /* the configuration text, to place errors inside a filter pattern */
     size_t text_len;
     struct weir_list schemas; /* the sources' keys as schemas (struct source_schema), built once */
@@ -1536,7 +1537,8 @@ static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
 /* A mapping whose source claims something for it alone (a replication slot, a consumer group)
  * must not claim what an earlier mapping of the same source did: two readers of one slot would
  * leave one waiting forever, two mappings in one consumer group would each get part of the
- * partitions (AWS wants a Kafka mapping's group unique). */
+ * partitions (AWS wants a Kafka mapping's group unique). Only mappings that checked cleanly are
+ * compared: a default standing in for a bad value claims nothing. */
 static void claim_check(struct load *ld, const struct weir_mapping_cfg *mc)
 {
     const struct weir_cfg_source *p = mc->src;
@@ -1544,15 +1546,16 @@ static void claim_check(struct load *ld, const struct weir_mapping_cfg *mc)
     const char *key = NULL, *other_key = NULL;
     if (!p || !p->claim || !mc->name || !p->claim(mc, mine, sizeof(mine), &key))
         return;
+    ld->claims[mc - ld->cfg->mappings] = true;
     for (const struct weir_mapping_cfg *o = ld->cfg->mappings; o < mc; o++) {
-        if (o->src != p || !o->name || !p->claim(o, theirs, sizeof(theirs), &other_key) ||
-            strcmp(mine, theirs) != 0)
+        if (!ld->claims[o - ld->cfg->mappings] || o->src != p ||
+            !p->claim(o, theirs, sizeof(theirs), &other_key) || strcmp(mine, theirs) != 0)
             continue;
         err_pos(ld,
                 weir_mapping_cfg_has(mc, key) ? weir_mapping_cfg_pos(mc, key)
                                               : weir_mapping_cfg_pos(mc, "source"),
-                "%s is mapping '%s''s already (line %d); each mapping needs its own: set "
-                "another %s",
+                "%s is already used by mapping '%s' (line %d); each mapping needs its own: "
+                "set another %s",
                 mine, o->name, o->pos.line, key);
         return;
     }
@@ -1610,6 +1613,7 @@ static void set_mappings(struct load *ld, const struct field *f, const struct we
     }
     cfg->mappings = weir_calloc(v->n, sizeof(*cfg->mappings));
     cfg->n_mappings = v->n;
+    ld->claims = weir_calloc(v->n, sizeof(*ld->claims));
     for (size_t i = 0; i < v->n; i++) {
         struct weir_mapping_cfg *mc = &cfg->mappings[i];
         const struct weir_cfgnode *node = v->vals[i];
@@ -1721,6 +1725,7 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
         weir_list_init(&ld.schemas);
         walk(&ld, &root_schema, root, "", cfg);
         free(ld.fn_bad);
+        free(ld.claims);
         source_schemas_free(&ld);
         if (!cfg->region)
             cfg->region = weir_strdup("us-east-1");

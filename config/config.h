@@ -192,7 +192,7 @@ struct weir_cfg_source {
      * weir_cfg_report_add with the position of the key at fault (weir_mapping_cfg_pos). Runs
      * only when every key of the mapping and its function read cleanly. NULL: none. */
     void (*validate)(const struct weir_mapping_cfg *mc, struct weir_cfg_report *rep);
-    /* What a mapping of this source must have to itself (a replication slot of one database, a
+    /* What a mapping of this source must have to itself (a replication slot of one server, a
      * Kafka consumer group of one cluster): described into out, with the key that chooses it.
      * Two mappings whose claims are equal are refused at load, the later one blamed. Runs when
      * validate found nothing. NULL, or false: the mapping claims nothing. */

@@ -1498,8 +1498,9 @@ static void pg_validate(const struct weir_mapping_cfg *mc, struct weir_cfg_repor
                             name, sp);
 }
 
-/* A replication slot has one reader: the slot of one database on one server is a mapping's
- * alone. The server is as the URI writes it (localhost and 127.0.0.1 are two). */
+/* A replication slot has one reader, and its name is the server's (not one database's): a slot
+ * name on one server is a mapping's alone. The server is as the URI writes it (localhost and
+ * 127.0.0.1 are two). */
 static bool pg_claim(const struct weir_mapping_cfg *mc, char *out, size_t len, const char **key)
 {
     const struct weir_pg_settings *ps = mc->settings;
@@ -1511,7 +1512,7 @@ static bool pg_claim(const struct weir_mapping_cfg *mc, char *out, size_t len, c
     PQconninfoOption *opts = PQconninfoParse(mc->source, NULL);
     if (!opts)
         return false;
-    const char *host = NULL, *port = NULL, *db = NULL, *user = NULL;
+    const char *host = NULL, *port = NULL;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val)
             continue;
@@ -1519,16 +1520,9 @@ static bool pg_claim(const struct weir_mapping_cfg *mc, char *out, size_t len, c
             host = o->val;
         else if (!strcmp(o->keyword, "port"))
             port = o->val;
-        else if (!strcmp(o->keyword, "dbname"))
-            db = o->val;
-        else if (!strcmp(o->keyword, "user"))
-            user = o->val;
     }
-    snprintf(out, len, "replication slot \"%s\" of database %s on %s:%s", slot,
-             db     ? db
-             : user ? user
-                    : "(the user's)",
-             host ? host : "(the local socket)", port ? port : "5432");
+    snprintf(out, len, "replication slot \"%s\" on %s:%s", slot, host ? host : "(the local socket)",
+             port ? port : "5432");
     PQconninfoFree(opts);
     *key = "slot_name";
     return true;

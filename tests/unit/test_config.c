@@ -1514,15 +1514,14 @@ static void postgres_keys_are_checked(void **state)
  * one is blamed, at the key that chose it. */
 static void mappings_do_not_share_a_slot_or_a_group(void **state)
 {
-    /* Named alike. */
+    /* Named alike, in two databases of one server: a slot's name is the server's. */
     expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: shop\n"
                                "  - name: q\n"
-                               "    source: postgres://other@127.0.0.1:5432/shop\n"
+                               "    source: postgres://other@127.0.0.1:5432/billing\n"
                                "    function: a\n    tables: [items]\n    slot_name: shop\n",
                "t.yaml:14:5: ",
-               "mapping 'q': replication slot \"shop\" of database shop on 127.0.0.1:5432 is "
-               "mapping 'p''s already (line 5); each mapping needs its own: set another "
-               "slot_name");
+               "mapping 'q': replication slot \"shop\" on 127.0.0.1:5432 is already used by "
+               "mapping 'p' (line 5); each mapping needs its own: set another slot_name");
     /* Two mapping names whose default slots are one: the source's place is blamed. */
     expect_one(FN_HEAD "mappings:\n  - name: Orders-EU\n"
                        "    source: postgres://weir@127.0.0.1/shop\n"
@@ -1530,20 +1529,28 @@ static void mappings_do_not_share_a_slot_or_a_group(void **state)
                        "  - name: orders_eu\n"
                        "    source: postgres://weir@127.0.0.1/shop\n"
                        "    function: a\n    tables: [orders]\n",
-               "t.yaml:10:5: ", "replication slot \"weir_orders_eu\" of database shop");
+               "t.yaml:10:5: ", "replication slot \"weir_orders_eu\" on 127.0.0.1:5432");
     /* One consumer group in one cluster, set or by default. */
     expect_one(FN_HEAD KAFKA_HEAD "  - name: k2\n"
                                   "    source: kafka://127.0.0.1:9092/payments\n"
                                   "    function: a\n    consumer_group_id: weir-k\n",
                "t.yaml:11:5: ",
-               "mapping 'k2': consumer group \"weir-k\" of 127.0.0.1:9092 is mapping 'k''s "
-               "already (line 5); each mapping needs its own: set another consumer_group_id");
-    /* Another database, another slot, another cluster: no claim is shared. */
+               "mapping 'k2': consumer group \"weir-k\" of 127.0.0.1:9092 is already used by "
+               "mapping 'k' (line 5); each mapping needs its own: set another "
+               "consumer_group_id");
+    /* A mapping with an error of its own claims nothing: the default standing in for its bad
+     * slot_name (weir_p) is not held against the next mapping. */
+    expect_one(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: [shop]\n"
+                               "  - name: q\n"
+                               "    source: postgres://weir@127.0.0.1:5432/shop\n"
+                               "    function: a\n    tables: [items]\n    slot_name: weir_p\n",
+               "t.yaml:9:16: ", "slot_name must be a string");
+    /* Another server, another slot, another cluster: no claim is shared. */
     struct weir_cfg_report rep;
     struct weir_config *cfg =
         load(FN_HEAD PG_HEAD "    tables: [orders]\n    slot_name: shop\n"
                              "  - name: q\n"
-                             "    source: postgres://weir@127.0.0.1:5432/billing\n"
+                             "    source: postgres://weir@127.0.0.1:5433/shop\n"
                              "    function: a\n    tables: [items]\n    slot_name: shop\n"
                              "  - name: r\n"
                              "    source: postgres://weir@127.0.0.1:5432/shop\n"
