@@ -3,6 +3,7 @@
  * of every lane in one register. */
 #include "core/md5x8.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
 #define TARGET __attribute__((target("avx2")))
@@ -143,3 +144,20 @@ TARGET void weir_md5x8_blocks(uint32_t state[4][WEIR_MD5X8_LANES],
     _mm256_storeu_si256((__m256i *)state[2], c);
     _mm256_storeu_si256((__m256i *)state[3], d);
 }
+
+#else /* no AVX2 on this architecture: callers hash one stream at a time */
+
+bool weir_md5x8_available(void)
+{
+    return false;
+}
+
+void weir_md5x8_blocks(uint32_t state[4][WEIR_MD5X8_LANES],
+                       const unsigned char *const data[WEIR_MD5X8_LANES], size_t nblocks)
+{
+    (void)state;
+    (void)data;
+    (void)nblocks;
+}
+
+#endif

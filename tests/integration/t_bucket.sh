@@ -75,14 +75,17 @@ size=$(jq -r 'select(.Records[0].s3.object.key == "p00042.jpg") | .Records[0].s3
 [[ $size == $(stat -c %s "$B/p00042.jpg") ]] || fail "size $size is not the file's"
 ok "every event has the S3 notification's shape; eTag and size are the file's"
 
-# Files of every size around MD5's 64-byte blocks and the hashing threads' 64 KiB reads, written
-# together so that a thread takes several at once (eight are hashed side by side, each finished
-# on its own): every eTag is the file's MD5, as md5sum computes it.
-mkdir -p "$B/sizes"
+# Files of every size around MD5's 64-byte blocks and the hashing threads' 64 KiB reads, moved in
+# together (written beside the bucket first), so that a thread takes several at once: eight are
+# hashed side by side, the last alone, each finished on its own. Every eTag is the file's MD5, as
+# md5sum computes it.
+stage=$(dirname "$B")/stage
+mkdir -p "$stage" "$B/sizes"
 sizes=(0 1 55 56 63 64 65 127 128 1000 4095 4096 65535 65536 65537 131072 200001 1048576 1048583 3000000)
 for k in 1 2; do
-    for s in "${sizes[@]}"; do head -c "$s" /dev/urandom >"$B/sizes/s$k-$s.bin"; done
+    for s in "${sizes[@]}"; do head -c "$s" /dev/urandom >"$stage/s$k-$s.bin"; done
 done
+mv "$stage"/*.bin "$B/sizes/"
 want_sizes=$((2 * ${#sizes[@]}))
 wait_until '[[ $(created sizes/) -ge '"$want_sizes"' ]]' 60 ||
     fail "$(created sizes/) of $want_sizes files of many sizes announced"
@@ -93,7 +96,7 @@ jq -r 'select(.Records[0].s3.object.key | startswith("sizes/")) |
 [[ $(wc -l <"$T/sizes.etag") == "$want_sizes" ]] ||
     fail "$(wc -l <"$T/sizes.etag") eTags for $want_sizes files"
 diff "$T/sizes.md5" "$T/sizes.etag" >&2 || fail "an eTag is not its file's MD5 (above)"
-ok "$want_sizes files of 0 B to 3 MB written together: every eTag is the file's MD5"
+ok "$want_sizes files of 0 B to 3 MB moved in together: every eTag is the file's MD5"
 
 # A burst inside directories made just now.
 mkdir -p "$B/burst/a/b"
