@@ -274,7 +274,8 @@ static double run_raw(const struct options *o, const char *dir, struct pct *lat)
     int64_t *closed = weir_calloc((size_t)o->files, sizeof *closed);
     int rc = write_files(dir, o->files, o->size, closed);
     if (rc != 0) {
-        /* The reader waits for events that will not come: stop it with the queue's end. */
+        /* The reader waits for events that will not come: stop it (read is a cancellation
+         * point). */
         pthread_cancel(rd.thread);
     }
     double fps = reader_finish(&rd, closed, lat);
@@ -626,7 +627,8 @@ int main(int argc, char **argv)
         fig.raw_same_fps);
     printf("  ratio %.2f to the better raw (goal >= 0.5: %s); %.2f to the bucket's own event rate "
            "in the same run\n",
-           ratio, ratio >= 0.5 ? "met" : "NOT met", fig.weir_fps / fig.raw_same_fps);
+           ratio, ratio >= 0.5 ? "met" : "NOT met",
+           fig.raw_same_fps > 0 ? fig.weir_fps / fig.raw_same_fps : 0.0);
     printf("  lost 0 of %ld; delivered twice %ld; weir CPU %.2f cores; peak RSS %.1f MB\n", o.files,
            fig.dups, fig.weir_cpu_s / fig.elapsed_s, (double)fig.rss_kb / 1024.0);
     printf("invoke API: %ld Event invocations over 8 connections\n", o.events);

@@ -1007,13 +1007,13 @@ static void report(const struct ctx *x, const struct throughput *raw, const stru
            o->records, produce_rps);
     /* A finite run ends with each partition's last, partial batch waiting out the window: that
      * wait is the window's, not throughput, and at 0.5 s it is a third of a run. */
-    long per_partition = o->records / o->partitions;
+    long per_partition = o->records / o->partitions, more = o->records % o->partitions;
     for (int i = 0; i < o->n_batches; i++) {
-        long tail = per_partition % o->batches[i];
-        if (tail)
-            printf("at batch %d each partition ends with a batch of %ld records, which waits out "
-                   "the window: the rate includes that wait\n",
-                   o->batches[i], tail);
+        /* The first `more` partitions hold one record beyond the others. */
+        if (per_partition % o->batches[i] || (more && (per_partition + 1) % o->batches[i]))
+            printf("at batch %d partitions end with a partial batch, which waits out the window: "
+                   "the rate includes that wait\n",
+                   o->batches[i]);
     }
     char fw[32] = "librdkafka's default (500 ms)", lfw[32] = "librdkafka's default (500 ms)";
     if (o->fetch_wait_ms)

@@ -32,6 +32,8 @@ struct weir_batcher {
     size_t pending;             /* records in open batches */
     size_t open_len;            /* bytes of an event's opening */
     size_t last_event_bytes;    /* the event_bytes of the record added last */
+    size_t
+        last_closed_records; /* records of the batch closed last: the next is sized for as many */
     struct weir_buf scratch;
     weir_batcher_flush_fn flush;
     void *arg;
