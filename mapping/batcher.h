@@ -32,8 +32,8 @@ struct weir_batcher {
     size_t pending;             /* records in open batches */
     size_t open_len;            /* bytes of an event's opening */
     size_t last_event_bytes;    /* the event_bytes of the record added last */
-    size_t
-        last_closed_records; /* records of the batch closed last: the next is sized for as many */
+    /* Records of the batch closed last: the next one's event is sized for as many. */
+    size_t last_closed_records;
     struct weir_buf scratch;
     weir_batcher_flush_fn flush;
     void *arg;
