@@ -1156,15 +1156,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'p':
             o->partitions = atoi(optarg);
             break;
-        case 'b': {
-            o->n_batches = 0;
-            char *save = NULL, *s = weir_strdup(optarg);
-            for (char *t = strtok_r(s, ",", &save); t && o->n_batches < MAX_BATCHES;
-                 t = strtok_r(NULL, ",", &save))
-                o->batches[o->n_batches++] = atoi(t);
-            free(s);
+        case 'b':
+            o->n_batches = parse_int_list(optarg, o->batches, MAX_BATCHES);
             break;
-        }
         case 'R':
             o->pace_rate = atoi(optarg);
             break;

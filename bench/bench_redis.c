@@ -1415,15 +1415,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'n':
             o->messages = strtol(optarg, NULL, 10);
             break;
-        case 'b': {
-            o->n_batches = 0;
-            char *save = NULL, *s = strdup(optarg);
-            for (char *t = strtok_r(s, ",", &save); t && o->n_batches < 8;
-                 t = strtok_r(NULL, ",", &save))
-                o->batches[o->n_batches++] = atoi(t);
-            free(s);
+        case 'b':
+            o->n_batches =
+                parse_int_list(optarg, o->batches, (int)(sizeof o->batches / sizeof *o->batches));
             break;
-        }
         case 'w':
             snprintf(o->weir, sizeof o->weir, "%s", optarg);
             break;

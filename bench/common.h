@@ -242,4 +242,18 @@ static inline struct pct percentiles(int64_t *v, long n)
     return p;
 }
 
+/* A comma-separated list of integers ("100,1000") into out, at most max of them; how many. */
+static inline int parse_int_list(const char *text, int *out, int max)
+{
+    int n = 0;
+    for (const char *at = text; *at && n < max;) {
+        out[n++] = atoi(at);
+        const char *comma = strchr(at, ',');
+        if (!comma)
+            break;
+        at = comma + 1;
+    }
+    return n;
+}
+
 #endif
