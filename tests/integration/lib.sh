@@ -741,6 +741,34 @@ _pg_confirmed_past() {
     (($(pg_lsn_diff "$c" "$2") >= 0))
 }
 
+# pg_decoded_seqs SLOT PUBLICATION: what Postgres decodes for the publication through SLOT (a
+# shadow slot the test made beside weir's), numbered as weir numbers it: the commit record's LSN
+# (the Begin message's final_lsn) in 20 digits, then the change's place in its transaction in 10;
+# one per insert, update and delete, in decoding order. Peeks: the slot keeps its place.
+pg_decoded_seqs() {
+    pg_sql -v s="$1" -v p="$2" "
+        with m as (
+            select n, get_byte(data, 0) as kind,
+                case when get_byte(data, 0) = 66
+                    then ('x' || encode(substr(data, 2, 8), 'hex'))::bit(64)::bigint end
+                    as commit_lsn
+            from pg_logical_slot_peek_binary_changes(:'s', null, null, 'proto_version', '1',
+                'publication_names', :'p') with ordinality as c(lsn, xid, data, n)
+        ), t as (select n, kind, max(commit_lsn) over (order by n) as txn from m)
+        select lpad(txn::text, 20, '0') ||
+            lpad((row_number() over (partition by txn order by n))::text, 10, '0')
+        from t where kind in (73, 85, 68)"
+}
+
+# pg_decoded_last_end SLOT PUBLICATION: the end LSN (a decimal byte position) of the last
+# transaction SLOT decodes for the publication. Peeks.
+pg_decoded_last_end() {
+    pg_sql -v s="$1" -v p="$2" "
+        select max(('x' || encode(substr(data, 11, 8), 'hex'))::bit(64)::bigint)
+        from pg_logical_slot_peek_binary_changes(:'s', null, null, 'proto_version', '1',
+            'publication_names', :'p') where get_byte(data, 0) = 67"
+}
+
 # ---- test functions ------------------------------------------------------------------------
 
 # start_fn_http ARGS...: starts fn_http on a free loopback port; sets FN_PORT, FN_PID, FN_URL.

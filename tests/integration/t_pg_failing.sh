@@ -110,21 +110,8 @@ pg_sql "insert into pgpart_items select g, case when g = 12 then 'POISON' else '
 
 # ---- pgfail ----------------------------------------------------------------------------------
 wait "$WRITER" || fail "the writer failed: $(tail -n 3 "$T/writer.out")"
-pg_sql "
-    with m as (
-        select n, get_byte(data, 0) as kind,
-            case when get_byte(data, 0) = 66
-                then ('x' || encode(substr(data, 2, 8), 'hex'))::bit(64)::bigint end as commit_lsn
-        from pg_logical_slot_peek_binary_changes('pgfail_shadow', null, null, 'proto_version',
-            '1', 'publication_names', 'weir_pgfail') with ordinality as c(lsn, xid, data, n)
-    ), t as (select n, kind, max(commit_lsn) over (order by n) as txn from m)
-    select lpad(txn::text, 20, '0') ||
-        lpad((row_number() over (partition by txn order by n))::text, 10, '0')
-    from t where kind in (73, 85, 68)" | sort -u >"$T/expected"
-last_end=$(pg_sql "
-    select max(('x' || encode(substr(data, 11, 8), 'hex'))::bit(64)::bigint)
-    from pg_logical_slot_peek_binary_changes('pgfail_shadow', null, null, 'proto_version', '1',
-        'publication_names', 'weir_pgfail') where get_byte(data, 0) = 67")
+pg_decoded_seqs pgfail_shadow weir_pgfail | sort -u >"$T/expected"
+last_end=$(pg_decoded_last_end pgfail_shadow weir_pgfail)
 n=$(wc -l <"$T/expected")
 [[ $n -ge 50 ]] || fail "the shadow slot decoded only $n changes"
 

@@ -151,21 +151,8 @@ read -r txns changes < <(pg_sql "select count(*), sum(changes) from pgkill_log")
 
 # What Postgres decodes for the publication, as weir numbers it: the commit record's LSN (the
 # Begin message's final_lsn) in 20 digits, then the change's place in its transaction in 10.
-pg_sql -v s="$SHADOW" -v p="$PUB" "
-    with m as (
-        select n, get_byte(data, 0) as kind,
-            case when get_byte(data, 0) = 66
-                then ('x' || encode(substr(data, 2, 8), 'hex'))::bit(64)::bigint end as commit_lsn
-        from pg_logical_slot_peek_binary_changes(:'s', null, null, 'proto_version', '1',
-            'publication_names', :'p') with ordinality as c(lsn, xid, data, n)
-    ), t as (select n, kind, max(commit_lsn) over (order by n) as txn from m)
-    select lpad(txn::text, 20, '0') ||
-        lpad((row_number() over (partition by txn order by n))::text, 10, '0')
-    from t where kind in (73, 85, 68)" | sort >"$T/expected"
-last_end=$(pg_sql -v s="$SHADOW" -v p="$PUB" "
-    select max(('x' || encode(substr(data, 11, 8), 'hex'))::bit(64)::bigint)
-    from pg_logical_slot_peek_binary_changes(:'s', null, null, 'proto_version', '1',
-        'publication_names', :'p') where get_byte(data, 0) = 67")
+pg_decoded_seqs "$SHADOW" "$PUB" | sort >"$T/expected"
+last_end=$(pg_decoded_last_end "$SHADOW" "$PUB")
 n=$(wc -l <"$T/expected")
 [[ $n == "$changes" ]] ||
     fail "the shadow slot decoded $n changes; the writer made $changes in $txns transactions"

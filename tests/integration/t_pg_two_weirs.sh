@@ -154,21 +154,8 @@ pg_sql "insert into pgtwo_stop values (1)"
 wait "$WRITER" || fail "the writer failed: $(tail -n 3 "$T/writer.out")"
 read -r txns changes < <(pg_sql "select count(*), sum(changes) from pgtwo_log")
 
-pg_sql "
-    with m as (
-        select n, get_byte(data, 0) as kind,
-            case when get_byte(data, 0) = 66
-                then ('x' || encode(substr(data, 2, 8), 'hex'))::bit(64)::bigint end as commit_lsn
-        from pg_logical_slot_peek_binary_changes('pgtwo_shadow', null, null, 'proto_version', '1',
-            'publication_names', '$PUB') with ordinality as c(lsn, xid, data, n)
-    ), t as (select n, kind, max(commit_lsn) over (order by n) as txn from m)
-    select lpad(txn::text, 20, '0') ||
-        lpad((row_number() over (partition by txn order by n))::text, 10, '0')
-    from t where kind in (73, 85, 68)" | sort -u >"$T/expected"
-last_end=$(pg_sql "
-    select max(('x' || encode(substr(data, 11, 8), 'hex'))::bit(64)::bigint)
-    from pg_logical_slot_peek_binary_changes('pgtwo_shadow', null, null, 'proto_version', '1',
-        'publication_names', '$PUB') where get_byte(data, 0) = 67")
+pg_decoded_seqs pgtwo_shadow "$PUB" | sort -u >"$T/expected"
+last_end=$(pg_decoded_last_end pgtwo_shadow "$PUB")
 n=$(wc -l <"$T/expected")
 [[ $n == "$changes" ]] ||
     fail "the shadow slot decoded $n changes; the writers committed $changes in $txns transactions"
