@@ -769,6 +769,53 @@ pg_decoded_last_end() {
             'publication_names', :'p') where get_byte(data, 0) = 67"
 }
 
+# ---- bugs, reported together ---------------------------------------------------------------
+# A check that found a bug in weir says so with `bug` and the test goes on; `no_bugs`, at the end,
+# fails with all of them.
+BUGS=()
+bug() {
+    BUGS+=("$*")
+    echo "  BUG $*"
+}
+no_bugs() {
+    [[ ${#BUGS[@]} == 0 ]] || fail "${#BUGS[@]} check(s) found a bug in weir: ${BUGS[*]}"
+}
+
+# ---- configuration files: `weir check` on variants of one file -------------------------------
+# The test defines base(), which writes its valid configuration to stdout.
+
+# config_variant NAME LINE TEXT: $T/NAME.yaml, the base file with line LINE replaced by TEXT
+# (which may be two lines, or none: "-" deletes the line).
+config_variant() {
+    base | awk -v n="$2" -v t="$3" 'NR == n { if (t != "-") print t; next } { print }' >"$T/$1.yaml"
+}
+
+# config_check NAME: runs `weir check` on $T/NAME.yaml; sets RC and OUT (stdout and stderr).
+config_check() {
+    RC=0
+    OUT=$("$WEIR" check -c "$T/$1.yaml" 2>&1) || RC=$?
+}
+
+# config_expect_error NAME LINE COLS TEXT...: exit 2, and a line "<file>:LINE:COL: ..." (COL one
+# of COLS, a regex alternation: the key's column or its value's) holding every TEXT. With
+# CONFIG_SECRET set, an output that shows it is a bug.
+config_expect_error() {
+    local name=$1 line=$2 cols=$3 file=$T/$1.yaml hit t
+    shift 3
+    config_check "$name"
+    [[ $RC == 2 ]] || fail "$name: weir check exited $RC, expected 2; output: $OUT"
+    hit=$(grep -E "^$file:$line:($cols): " <<<"$OUT" || true)
+    [[ -n $hit ]] || fail "$name: no error at $file:$line:($cols); output: $OUT"
+    for t in "$@"; do
+        grep -qF -- "$t" <<<"$hit" || fail "$name: the error does not say '$t': $hit"
+    done
+    if [[ -n ${CONFIG_SECRET:-} ]] && grep -qF -- "$CONFIG_SECRET" <<<"$OUT"; then
+        bug "$name: the secret is printed: ${hit#"$T/"}"
+    else
+        ok "$name: exit 2, ${hit#"$T/"}"
+    fi
+}
+
 # ---- test functions ------------------------------------------------------------------------
 
 # start_fn_http ARGS...: starts fn_http on a free loopback port; sets FN_PORT, FN_PID, FN_URL.

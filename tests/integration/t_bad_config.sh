@@ -23,54 +23,31 @@ mappings:
     visibility_timeout: 30
 YAML
 }
-# variant NAME LINE TEXT: the base file with line LINE replaced by TEXT.
-variant() {
-    base | awk -v n="$2" -v t="$3" 'NR == n { print t; next } { print }' >"$T/$1.yaml"
-}
 
-# check_file NAME: runs `weir check` on $T/NAME.yaml; sets RC and OUT (stdout and stderr).
-check_file() {
-    RC=0
-    OUT=$("$WEIR" check -c "$T/$1.yaml" 2>&1) || RC=$?
-}
 
-# expect_error NAME LINE COLS TEXT...: exit 2 and a line "<file>:LINE:COL: ..." with COL one of
-# COLS (a regex alternation) holding every TEXT.
-expect_error() {
-    local name=$1 line=$2 cols=$3 file=$T/$1.yaml hit t
-    shift 3
-    check_file "$name"
-    [[ $RC == 2 ]] || fail "$name: weir check exited $RC, expected 2; output: $OUT"
-    hit=$(grep -E "^$file:$line:($cols): " <<<"$OUT" || true)
-    [[ -n $hit ]] || fail "$name: no error at $file:$line:($cols); output: $OUT"
-    for t in "$@"; do
-        grep -qF -- "$t" <<<"$hit" || fail "$name: error does not say '$t': $hit"
-    done
-    ok "$name: exit 2, ${hit#"$T/"}"
-}
 
-variant syntax 4 "    timeout: 3: 4"
-expect_error syntax 4 15 "mapping values are not allowed"
+config_variant syntax 4 "    timeout: 3: 4"
+config_expect_error syntax 4 15 "mapping values are not allowed"
 
-variant unknown_key 9 "    batchsize: 10"
-expect_error unknown_key 9 5 "unknown key 'batchsize'"
+config_variant unknown_key 9 "    batchsize: 10"
+config_expect_error unknown_key 9 5 "unknown key 'batchsize'"
 
-variant wrong_type 9 "    batch_size: ten"
-expect_error wrong_type 9 17 "batch_size" "must be an integer"
+config_variant wrong_type 9 "    batch_size: ten"
+config_expect_error wrong_type 9 17 "batch_size" "must be an integer"
 
-variant out_of_range 11 "    visibility_timeout: 50000"
-expect_error out_of_range 11 25 "visibility_timeout" "50000" "out of range" "43200"
+config_variant out_of_range 11 "    visibility_timeout: 50000"
+config_expect_error out_of_range 11 25 "visibility_timeout" "50000" "out of range" "43200"
 
-variant big_batch_no_window 9 "    batch_size: 11"
-expect_error big_batch_no_window 9 "5|17" "batch_size 11" "maximum_batching_window_in_seconds"
+config_variant big_batch_no_window 9 "    batch_size: 11"
+config_expect_error big_batch_no_window 9 "5|17" "batch_size 11" "maximum_batching_window_in_seconds"
 
-variant timeout_over_visibility 4 "    timeout: 60"
-expect_error timeout_over_visibility 11 "5|25" "visibility_timeout" "'fn'" "60"
+config_variant timeout_over_visibility 4 "    timeout: 60"
+config_expect_error timeout_over_visibility 11 "5|25" "visibility_timeout" "'fn'" "60"
 
 # Every error is reported, not only the first, in file order.
 base | awk 'NR == 4 { print "    timeout: 0"; next } NR == 9 { print "    batchsize: 10"; next }
     { print }' >"$T/two_errors.yaml"
-check_file two_errors
+config_check two_errors
 [[ $RC == 2 ]] || fail "two_errors: weir check exited $RC; output: $OUT"
 lines=$(grep -cE "^$T/two_errors.yaml:[0-9]+:[0-9]+: " <<<"$OUT" || true)
 [[ $lines == 2 ]] || fail "two_errors: $lines error lines, expected 2; output: $OUT"
@@ -87,7 +64,7 @@ ok "absent file: exit 2, named"
 
 # Valid files pass, in YAML and in JSON.
 base >"$T/valid.yaml"
-check_file valid
+config_check valid
 [[ $RC == 0 ]] || fail "valid: weir check exited $RC; output: $OUT"
 grep -qi ok <<<"$OUT" || fail "valid: no OK line; output: $OUT"
 ok "valid YAML: exit 0: $OUT"
@@ -96,7 +73,7 @@ cat >"$T/valid_json.yaml" <<JSON
  "mappings": [{"name": "orders", "source": "redis://127.0.0.1:$REDIS_PORT/0/orders",
                "function": "fn", "batch_size": 10, "visibility_timeout": 30}]}
 JSON
-check_file valid_json
+config_check valid_json
 [[ $RC == 0 ]] || fail "valid JSON: weir check exited $RC; output: $OUT"
 ok "valid JSON: exit 0"
 

@@ -29,101 +29,72 @@ mappings:
     batch_size: 10
 YAML
 }
-# variant NAME LINE TEXT: the base file with line LINE replaced by TEXT (which may be two lines).
-variant() {
-    base | awk -v n="$2" -v t="$3" 'NR == n { print t; next } { print }' >"$T/$1.yaml"
-}
-check_file() {
-    RC=0
-    OUT=$("$WEIR" check -c "$T/$1.yaml" 2>&1) || RC=$?
-}
-# expect_error NAME LINE COLS TEXT...: exit 2, and a line "<file>:LINE:COL: ..." (COL one of COLS,
-# a regex alternation: the key's column or its value's) holding every TEXT.
-expect_error() {
-    local name=$1 line=$2 cols=$3 file=$T/$1.yaml hit t
-    shift 3
-    check_file "$name"
-    [[ $RC == 2 ]] || fail "$name: weir check exited $RC, expected 2; output: $OUT"
-    hit=$(grep -E "^$file:$line:($cols): " <<<"$OUT" || true)
-    [[ -n $hit ]] || fail "$name: no error at $file:$line:($cols); output: $OUT"
-    for t in "$@"; do
-        grep -qF -- "$t" <<<"$hit" || fail "$name: the error does not say '$t': $hit"
-    done
-    ok "$name: exit 2, ${hit#"$T/"}"
-}
-# Checks that found a bug in weir are collected here; the test fails at its end with all of them,
-# so the other checks still run.
-BUGS=()
-bug() {
-    BUGS+=("$*")
-    echo "  BUG $*"
-}
 
-variant base 0 ""
-check_file base
+config_variant base 0 ""
+config_check base
 [[ $RC == 0 ]] || fail "the base file is refused ($RC): $OUT"
 ok "the base file passes: $OUT"
 
-variant age 9 "    maximum_record_age_in_seconds: 30"
-expect_error age 9 "5|36" "maximum_record_age_in_seconds 30" "-1" "60..604800"
+config_variant age 9 "    maximum_record_age_in_seconds: 30"
+config_expect_error age 9 "5|36" "maximum_record_age_in_seconds 30" "-1" "60..604800"
 
-variant pf 10 "    parallelization_factor: 11"
-expect_error pf 10 "5|29" "parallelization_factor 11" "1..10"
+config_variant pf 10 "    parallelization_factor: 11"
+config_expect_error pf 10 "5|29" "parallelization_factor 11" "1..10"
 
-variant retries 8 "    maximum_retry_attempts: -2"
-expect_error retries 8 "5|29" "maximum_retry_attempts -2" "-1..10000"
+config_variant retries 8 "    maximum_retry_attempts: -2"
+config_expect_error retries 8 "5|29" "maximum_retry_attempts -2" "-1..10000"
 
-variant position 11 "    starting_position: FOO"
-expect_error position 11 "5|24" '"FOO"' TRIM_HORIZON LATEST AT_TIMESTAMP
+config_variant position 11 "    starting_position: FOO"
+config_expect_error position 11 "5|24" '"FOO"' TRIM_HORIZON LATEST AT_TIMESTAMP
 
-variant no_timestamp 11 "    starting_position: AT_TIMESTAMP"
-expect_error no_timestamp 11 "5|24" AT_TIMESTAMP starting_position_timestamp
+config_variant no_timestamp 11 "    starting_position: AT_TIMESTAMP"
+config_expect_error no_timestamp 11 "5|24" AT_TIMESTAMP starting_position_timestamp
 
-variant future 11 "    starting_position: AT_TIMESTAMP
+config_variant future 11 "    starting_position: AT_TIMESTAMP
     starting_position_timestamp: 2147483000"
-expect_error future 12 "5|34" starting_position_timestamp "in the future"
+config_expect_error future 12 "5|34" starting_position_timestamp "in the future"
 
-variant format 12 "    event_format: Kinesiss"
-expect_error format 12 "5|19" '"Kinesiss"' SelfManagedKafka Kinesis
+config_variant format 12 "    event_format: Kinesiss"
+config_expect_error format 12 "5|19" '"Kinesiss"' SelfManagedKafka Kinesis
 
-variant no_port 6 "    source: kafka://127.0.0.1/orders"
-expect_error no_port 6 "5|13" '"127.0.0.1"' "host:port"
+config_variant no_port 6 "    source: kafka://127.0.0.1/orders"
+config_expect_error no_port 6 "5|13" '"127.0.0.1"' "host:port"
 
-variant empty_topic 6 "    source: kafka://127.0.0.1:9092/"
-expect_error empty_topic 6 "5|13" "topic"
+config_variant empty_topic 6 "    source: kafka://127.0.0.1:9092/"
+config_expect_error empty_topic 6 "5|13" "topic"
 
-variant no_topic 6 "    source: kafka://127.0.0.1:9092"
-expect_error no_topic 6 "5|13" "topic"
+config_variant no_topic 6 "    source: kafka://127.0.0.1:9092"
+config_expect_error no_topic 6 "5|13" "topic"
 grep -q "no bootstrap servers" <<<"$OUT" &&
     bug "no_topic: kafka://127.0.0.1:9092 (servers given, topic missing) is refused as having" \
         "no bootstrap servers: $(grep -m1 "no_topic.yaml" <<<"$OUT" | sed "s|^$T/||")"
 
-variant bad_property 13 '    kafka_config: {session.timeout.ms: "6000", no.such.property: "1"}'
-expect_error bad_property 13 "5|19" "kafka_config.no.such.property" "No such configuration property"
+config_variant bad_property 13 '    kafka_config: {session.timeout.ms: "6000", no.such.property: "1"}'
+config_expect_error bad_property 13 "5|19" "kafka_config.no.such.property" "No such configuration property"
 
-variant bad_value 13 '    kafka_config: {session.timeout.ms: "soon"}'
-expect_error bad_value 13 "5|19" "kafka_config.session.timeout.ms" "Invalid value"
+config_variant bad_value 13 '    kafka_config: {session.timeout.ms: "soon"}'
+config_expect_error bad_value 13 "5|19" "kafka_config.session.timeout.ms" "Invalid value"
 
-variant weirs_own 13 '    kafka_config: {enable.auto.offset.store: "true"}'
-expect_error weirs_own 13 "5|19" "kafka_config.enable.auto.offset.store" "weir's to set"
+config_variant weirs_own 13 '    kafka_config: {enable.auto.offset.store: "true"}'
+config_expect_error weirs_own 13 "5|19" "kafka_config.enable.auto.offset.store" "weir's to set"
 
 # A failed record written back to the topic it came from would come back forever.
-variant same_topic 14 '    destination_config: {on_failure: {destination: "kafka://127.0.0.1:9092/orders"}}'
-expect_error same_topic 14 "5|39|52" "on_failure destination is the source topic 'orders'"
-variant other_topic 14 '    destination_config: {on_failure: {destination: "kafka://127.0.0.1:9092/orders-failed"}}'
-check_file other_topic
+config_variant same_topic 14 '    destination_config: {on_failure: {destination: "kafka://127.0.0.1:9092/orders"}}'
+config_expect_error same_topic 14 "5|39|52" "on_failure destination is the source topic 'orders'"
+config_variant other_topic 14 '    destination_config: {on_failure: {destination: "kafka://127.0.0.1:9092/orders-failed"}}'
+config_check other_topic
 [[ $RC == 0 ]] || fail "other_topic: a kafka:// destination on another topic is refused ($RC): $OUT"
 ok "other_topic: a kafka:// destination on another topic passes"
 
-variant redis_stream_key 18 "    maximum_retry_attempts: 2"
-expect_error redis_stream_key 18 "5|29" "maximum_retry_attempts" "applies only to stream sources" "redis://"
+config_variant redis_stream_key 18 "    maximum_retry_attempts: 2"
+config_expect_error redis_stream_key 18 "5|29" "maximum_retry_attempts" "applies only to stream sources" "redis://"
 
 # Every error of a file, in file order (a mapping's source rules, such as event_format's values, run
 # only once its keys read cleanly: docs/configuration.md).
 base | awk 'NR == 8 { print "    maximum_retry_attempts: -2"; next }
     NR == 10 { print "    parallelization_factor: 0"; next }
     NR == 18 { print "    parallelization_factor: 3"; next } { print }' >"$T/three.yaml"
-check_file three
+config_check three
 [[ $RC == 2 ]] || fail "three: weir check exited $RC; output: $OUT"
 got=$(grep -oE "^$T/three.yaml:[0-9]+:" <<<"$OUT" | sed "s|^$T/three.yaml:||" | paste -sd' ')
 [[ $got == "8: 10: 18:" ]] || fail "three: errors at lines '$got', expected 8, 10 and 18 in order: $OUT"
@@ -138,5 +109,5 @@ grep -qE "^$T/pf.yaml:10:(5|29): .*parallelization_factor 11" <<<"$OUT" ||
 grep -q "nothing was started" <<<"$OUT" || fail "weir run does not say nothing was started: $OUT"
 ok "weir run refuses the same file with exit 2 before starting anything"
 
-[[ ${#BUGS[@]} == 0 ]] || fail "${#BUGS[@]} check(s) found a bug in weir: ${BUGS[*]}"
+no_bugs
 pass
