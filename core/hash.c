@@ -113,19 +113,24 @@ void weir_md5_final(struct weir_md5 *ctx, unsigned char digest[16])
             digest[i * 4 + j] = (unsigned char)(ctx->state[i] >> (8 * j));
 }
 
-void weir_md5_hex(const void *data, size_t len, char out[33])
+void weir_md5_digest_hex(const unsigned char digest[16], char out[33])
 {
     static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[i * 2] = hex[digest[i] >> 4];
+        out[i * 2 + 1] = hex[digest[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+void weir_md5_hex(const void *data, size_t len, char out[33])
+{
     struct weir_md5 ctx;
     unsigned char d[16];
     weir_md5_init(&ctx);
     weir_md5_update(&ctx, data, len);
     weir_md5_final(&ctx, d);
-    for (int i = 0; i < 16; i++) {
-        out[i * 2] = hex[d[i] >> 4];
-        out[i * 2 + 1] = hex[d[i] & 15];
-    }
-    out[32] = '\0';
+    weir_md5_digest_hex(d, out);
 }
 
 /* xorshift128+ seeded once from the kernel: UUIDs need uniqueness, not secrecy, and a syscall per

@@ -16,6 +16,8 @@ struct weir_md5 {
 void weir_md5_init(struct weir_md5 *ctx);
 void weir_md5_update(struct weir_md5 *ctx, const void *data, size_t len);
 void weir_md5_final(struct weir_md5 *ctx, unsigned char digest[16]);
+/* A digest as 32 lowercase hex digits plus NUL. */
+void weir_md5_digest_hex(const unsigned char digest[16], char out[33]);
 /* MD5 of data as 32 lowercase hex digits plus NUL. */
 void weir_md5_hex(const void *data, size_t len, char out[33]);
 

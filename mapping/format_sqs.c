@@ -165,14 +165,9 @@ static void attrs_md5_hex(const json_t *attrs, char hex[33])
     weir_buf_deinit(&bin);
     free(names);
 
-    static const char digits[] = "0123456789abcdef";
     unsigned char d[16];
     weir_md5_final(&md5, d);
-    for (i = 0; i < 16; i++) {
-        hex[i * 2] = digits[d[i] >> 4];
-        hex[i * 2 + 1] = digits[d[i] & 15];
-    }
-    hex[32] = '\0';
+    weir_md5_digest_hex(d, hex);
 }
 
 /* Writes messageAttributes (and md5OfMessageAttributes when there are any). attrs_json is

@@ -571,8 +571,7 @@ static void hash_done(struct hash_job *j, int fd, const struct stat *before,
     struct stat after;
     fstat(fd, &after);
     close(fd);
-    for (int i = 0; i < 16; i++)
-        snprintf(j->etag + 2 * i, 3, "%02x", digest[i]);
+    weir_md5_digest_hex(digest, j->etag);
     j->size = after.st_size;
     j->mtime_ns = (int64_t)after.st_mtim.tv_sec * 1000000000 + after.st_mtim.tv_nsec;
     j->ino = after.st_ino;
