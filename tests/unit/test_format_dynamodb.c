@@ -22,6 +22,7 @@
 #include "model/event.h"
 #include "model/record.h"
 #include "model/row.h"
+#include "tests/unit/json_asserts.h"
 
 #define LEN(a) (sizeof(a) / sizeof(*(a)))
 
@@ -177,22 +178,6 @@ static void assert_members(json_t *obj, const char *const *keys)
     while (keys[n])
         n++;
     assert_int_equal(json_object_size(obj), n);
-}
-
-static const char *str_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v))
-        fail_msg("%s is missing or not a string", key);
-    return json_string_value(v);
-}
-
-static json_int_t int_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v))
-        fail_msg("%s is missing or not an integer", key);
-    return json_integer_value(v);
 }
 
 static void check_attrs(json_t *item);

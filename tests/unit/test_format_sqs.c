@@ -16,6 +16,7 @@
 #include "core/mem.h"
 #include "model/event.h"
 #include "model/record.h"
+#include "tests/unit/json_asserts.h"
 
 static const struct weir_event_ctx ctx = {
     .source_arn = "arn:aws:sqs:eu-west-1:000000000000:orders",
@@ -75,34 +76,6 @@ static json_t *encode_one(struct weir_record *r)
 static json_t *first_record(json_t *ev)
 {
     return json_array_get(json_object_get(ev, "Records"), 0);
-}
-
-static const char *str_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v))
-        fail_msg("%s is missing or not a string", key);
-    return json_string_value(v);
-}
-
-/* Asserts obj has exactly the keys listed (NULL-terminated), no more, no fewer. */
-static void assert_keys(json_t *obj, const char *const *keys)
-{
-    size_t n = 0;
-    for (; keys[n]; n++)
-        if (!json_object_get(obj, keys[n]))
-            fail_msg("key %s missing", keys[n]);
-    const char *k;
-    json_t *v;
-    json_object_foreach(obj, k, v)
-    {
-        size_t i = 0;
-        while (keys[i] && strcmp(keys[i], k) != 0)
-            i++;
-        if (!keys[i])
-            fail_msg("unexpected key %s", k);
-    }
-    assert_int_equal(json_object_size(obj), n);
 }
 
 static const char *const record_keys[] = {

@@ -19,6 +19,7 @@
 #include "mapping/filter.h"
 #include "model/event.h"
 #include "model/record.h"
+#include "tests/unit/json_asserts.h"
 
 #define LEN(a) (sizeof(a) / sizeof(*(a)))
 
@@ -126,33 +127,6 @@ static json_t *encode(const struct weir_event_format *fmt, struct weir_record *c
     weir_buf_deinit(&out);
     assert_true(json_is_object(ev));
     return ev;
-}
-
-static const char *str_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_string(v))
-        fail_msg("%s is missing or not a string", key);
-    return json_string_value(v);
-}
-
-static json_int_t int_at(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!json_is_integer(v))
-        fail_msg("%s is missing or not an integer", key);
-    return json_integer_value(v);
-}
-
-/* Asserts obj has exactly the keys listed (NULL-terminated), no more, no fewer. */
-static void assert_keys(json_t *obj, const char *const *keys)
-{
-    assert_true(json_is_object(obj));
-    size_t n = 0;
-    for (; keys[n]; n++)
-        if (!json_object_get(obj, keys[n]))
-            fail_msg("key %s missing", keys[n]);
-    assert_int_equal(json_object_size(obj), n);
 }
 
 static int b64_value(unsigned char c)
