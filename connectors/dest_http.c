@@ -1,7 +1,7 @@
-/* HTTP destination (http://host/path, https://…): each message POSTed to the URL as written, on
- * the HTTP target's connections (connectors/http_target.c), so it shares libcurl's loop and
- * connection cache with the functions. Any 2xx answer is delivered; anything else is not. Must
- * never retry on its own. */
+/* HTTP destination (http://host/path, https://…): each message POSTed to the URL as written,
+ * through the function targets (weir's own HTTP client for plain http://, libcurl for the rest,
+ * chosen as for a function: connectors/target.h). Any 2xx answer is delivered; anything else is
+ * not. Must never retry on its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +21,7 @@ struct http_dest {
     struct weir_function_cfg fc; /* what the HTTP target is made from: one URL, as written */
     char *urls[2];
     char safe[256];
+    const struct weir_target_ops *target_ops;
     struct weir_target *t;
     struct weir_list posts;
 };
@@ -80,8 +81,7 @@ static void http_put(struct weir_destination *base, const struct weir_message *m
     weir_buf_init(&p->data);
     weir_message_render(msg, &p->data);
     weir_list_push_back(&d->posts, &p->link);
-    p->inv =
-        weir_target_http.invoke(d->t, p->data.data, p->data.len, POST_TIMEOUT_MS, on_posted, p);
+    p->inv = d->target_ops->invoke(d->t, p->data.data, p->data.len, POST_TIMEOUT_MS, on_posted, p);
 }
 
 static void http_free(struct weir_destination *base)
@@ -92,11 +92,11 @@ static void http_free(struct weir_destination *base)
     struct weir_list *node;
     while ((node = weir_list_first(&d->posts))) {
         struct post *p = weir_list_entry(node, struct post, link);
-        weir_target_http.cancel(p->inv);
+        d->target_ops->cancel(p->inv);
         post_free(p);
     }
     if (d->t)
-        weir_target_http.free(d->t);
+        d->target_ops->free(d->t);
     free(d->urls[0]);
     free(d);
 }
@@ -117,7 +117,8 @@ static struct weir_destination *http_new(const char *uri, struct event_base *bas
     d->fc.timeout = POST_TIMEOUT_MS / 1000;
     d->fc.reserved_concurrency = -1;
     d->fc.raw_url = true;
-    d->t = weir_target_http.new(&d->fc, 0, base, err);
+    d->target_ops = weir_target_for(&d->fc);
+    d->t = d->target_ops->new (&d->fc, 0, base, err);
     if (!d->t) {
         http_free(&d->base);
         return NULL;

@@ -3,6 +3,7 @@
 #ifndef WEIR_TARGET_H
 #define WEIR_TARGET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,8 +57,21 @@ struct weir_target_ops {
     void (*free)(struct weir_target *t);
 };
 
+/* weir's own HTTP/1.1 client, for plain http:// URLs (http_target.c). */
 extern const struct weir_target_ops weir_target_http;
+/* libcurl, for any other URL: https, credentials in the URL, a proxy (curl_target.c). */
+extern const struct weir_target_ops weir_target_curl;
+/* A local command (exec_target.c). */
 extern const struct weir_target_ops weir_target_exec;
+
+/* Whether weir's own HTTP client takes url: plain http://, no user or password in it, no proxy in
+ * the environment (http_proxy, all_proxy and their upper-case forms), and WEIR_HTTP_CLIENT is not
+ * "libcurl". */
+bool weir_http_target_takes(const char *url);
+
+/* The target a function is invoked through: exec for a command; http when weir's own client takes
+ * every one of its URLs; else curl. */
+const struct weir_target_ops *weir_target_for(const struct weir_function_cfg *fc);
 
 void weir_invoke_result_init(struct weir_invoke_result *res);
 void weir_invoke_result_deinit(struct weir_invoke_result *res);

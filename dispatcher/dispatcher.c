@@ -127,8 +127,7 @@ struct weir_async_queue *weir_function_async(const struct weir_function *fn)
 struct weir_function *weir_function_new(const struct weir_function_cfg *cfg,
                                         struct event_base *base, struct weir_err *err)
 {
-    return weir_function_new_with(cfg, cfg->n_urls ? &weir_target_http : &weir_target_exec, base,
-                                  err);
+    return weir_function_new_with(cfg, weir_target_for(cfg), base, err);
 }
 
 struct weir_function *weir_function_new_with(const struct weir_function_cfg *cfg,

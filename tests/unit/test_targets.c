@@ -1,6 +1,7 @@
 /* Function targets against real processes: the HTTP target against fn_http (a real evhttp server
  * started as a child), the exec target running fn_exec, shell scripts, and this test program
  * itself (--traceable-child). Each test drives a real event_base. */
+#define _GNU_SOURCE /* memmem, strcasestr */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <setjmp.h>
 #include <cmocka.h>
@@ -37,6 +39,9 @@ static char bin_dir[PATH_MAX];
 static char self_path[PATH_MAX]; /* this program, run as a function by the held-child tests */
 static char *saved_path;         /* PATH at start; the PATH tests change it, teardown restores it */
 static struct event_base *base;
+/* The HTTP target under test: every HTTP test runs against weir's own client and against
+ * libcurl's, which must report alike. */
+static const struct weir_target_ops *http_ops = &weir_target_http;
 
 /* ---- helpers: results, the loop ------------------------------------------------------------- */
 
@@ -361,7 +366,7 @@ static struct weir_target *http_target(struct http_fn *f, const char *url)
     f->fc.timeout = 3;
     f->fc.reserved_concurrency = -1;
     struct weir_err err = {{0}};
-    struct weir_target *t = track(&weir_target_http, weir_target_http.new(&f->fc, 0, base, &err));
+    struct weir_target *t = track(http_ops, http_ops->new (&f->fc, 0, base, &err));
     if (!t)
         fail_msg("http target: %s", err.msg);
     return t;
@@ -383,10 +388,10 @@ static void http_invoke_once(const char *mode, int64_t timeout_ms, struct call *
     server_start(&s, mode, NULL);
     struct weir_target *t = http_target_port(&f, s.port);
     make_event(&ev, 2, "rec");
-    invoke(&weir_target_http, t, ev.data, timeout_ms, c);
+    invoke(http_ops, t, ev.data, timeout_ms, c);
     assert_true(run_until(c, 1, timeout_ms + 5000));
     assert_int_equal(c->calls, 1);
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     weir_buf_deinit(&ev);
     server_stop(&s);
 }
@@ -673,7 +678,7 @@ static void http_ok_returns_status_and_body(void **state)
     server_start(&s, "ok", "--log-path", NULL);
     struct weir_target *t = http_target_port(&f, s.port);
     make_event(&ev, 3, "hello");
-    invoke(&weir_target_http, t, ev.data, 3000, &c);
+    invoke(http_ops, t, ev.data, 3000, &c);
     assert_true(run_until(&c, 1, 5000));
 
     assert_int_equal(c.calls, 1);
@@ -698,7 +703,7 @@ static void http_ok_returns_status_and_body(void **state)
     line_field(s.record, "PATH", 0, 6, field, sizeof(field));
     assert_string_equal(field, "weir/" WEIR_VERSION);
 
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     weir_buf_deinit(&ev);
     call_deinit(&c);
     server_stop(&s);
@@ -769,11 +774,11 @@ static void http_closed_port_is_refused(void **state)
     struct call c;
     call_init(&c);
     struct weir_target *t = http_target_port(&f, ntohs(sa.sin_port));
-    invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c);
+    invoke(http_ops, t, "{\"Records\":[]}", 3000, &c);
     assert_true(run_until(&c, 1, 5000));
     assert_int_equal(c.res.transport, WEIR_TRANSPORT_REFUSED);
     assert_true(c.res.detail[0] != '\0');
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     call_deinit(&c);
 }
 
@@ -828,7 +833,7 @@ static void http_sequential_invocations_reuse_one_connection(void **state)
     struct weir_target *t = http_target_port(&f, s.port);
     for (int i = 0; i < 3; i++) {
         call_init(&c[i]);
-        invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c[i]);
+        invoke(http_ops, t, "{\"Records\":[]}", 3000, &c[i]);
         assert_true(run_until(&c[i], 1, 5000));
         assert_int_equal(c[i].res.status, 200);
     }
@@ -840,7 +845,7 @@ static void http_sequential_invocations_reuse_one_connection(void **state)
     assert_true(atoi(p0) > 0);
     assert_string_equal(p0, p1);
     assert_string_equal(p0, p2);
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     for (int i = 0; i < 3; i++)
         call_deinit(&c[i]);
     server_stop(&s);
@@ -858,7 +863,7 @@ static void http_ten_concurrent_invocations_all_complete_in_parallel(void **stat
     int64_t start = weir_clock_mono_ms();
     for (int i = 0; i < 10; i++) {
         call_init(&c[i]);
-        invoke(&weir_target_http, t, ev.data, 5000, &c[i]);
+        invoke(http_ops, t, ev.data, 5000, &c[i]);
     }
     assert_true(run_until(c, 10, 8000));
     int64_t took = weir_clock_mono_ms() - start;
@@ -885,7 +890,7 @@ static void http_ten_concurrent_invocations_all_complete_in_parallel(void **stat
     }
     free(text);
     assert_int_equal(most, 9); /* the tenth arrived while nine were held */
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     weir_buf_deinit(&ev);
     for (int i = 0; i < 10; i++)
         call_deinit(&c[i]);
@@ -901,17 +906,17 @@ static void http_cancelled_invocation_never_calls_back(void **state)
     call_init(&again);
     server_start(&s, "ok", "--delay-ms", "700", NULL);
     struct weir_target *t = http_target_port(&f, s.port);
-    struct weir_invocation *inv = invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c);
+    struct weir_invocation *inv = invoke(http_ops, t, "{\"Records\":[]}", 3000, &c);
     run_for(200);
-    weir_target_http.cancel(inv);
+    http_ops->cancel(inv);
     run_for(1000); /* past the moment fn_http answers */
     assert_int_equal(c.calls, 0);
     /* The target still works after a cancel. */
-    invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &again);
+    invoke(http_ops, t, "{\"Records\":[]}", 3000, &again);
     assert_true(run_until(&again, 1, 5000));
     assert_int_equal(again.res.status, 200);
     assert_int_equal(c.calls, 0);
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     call_deinit(&c);
     call_deinit(&again);
     server_stop(&s);
@@ -926,10 +931,10 @@ static void http_free_cancels_running_invocations(void **state)
     struct weir_target *t = http_target_port(&f, s.port);
     for (int i = 0; i < 3; i++) {
         call_init(&c[i]);
-        invoke(&weir_target_http, t, "{\"Records\":[]}", 1000, &c[i]);
+        invoke(http_ops, t, "{\"Records\":[]}", 1000, &c[i]);
     }
     run_for(100);
-    target_free(&weir_target_http, t);
+    target_free(http_ops, t);
     run_for(1500); /* past the timeout the invocations had */
     for (int i = 0; i < 3; i++) {
         assert_int_equal(c[i].calls, 0);
@@ -947,7 +952,7 @@ static void on_done_free_target(void *arg, struct weir_invoke_result *res)
 {
     struct free_in_done *x = arg;
     on_done(&x->c, res);
-    target_free(&weir_target_http, x->t);
+    target_free(http_ops, x->t);
     x->t = NULL;
 }
 
@@ -959,7 +964,7 @@ static void http_done_may_free_the_last_target(void **state)
     call_init(&x.c);
     server_start(&s, "ok", NULL);
     x.t = http_target_port(&f, s.port);
-    weir_target_http.invoke(x.t, "{\"Records\":[]}", 14, 3000, on_done_free_target, &x);
+    http_ops->invoke(x.t, "{\"Records\":[]}", 14, 3000, on_done_free_target, &x);
     assert_true(run_until(&x.c, 1, 5000));
     assert_null(x.t);
     assert_int_equal(x.c.res.status, 200);
@@ -988,11 +993,11 @@ static void http_url_rule_appends_invoke_path_only_to_a_bare_base(void **state)
         call_init(&c);
         snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", s.port, cases[i].suffix);
         struct weir_target *t = http_target(&f, url);
-        invoke(&weir_target_http, t, "{\"Records\":[]}", 3000, &c);
+        invoke(http_ops, t, "{\"Records\":[]}", 3000, &c);
         assert_true(run_until(&c, 1, 5000));
         line_field(s.record, "PATH", (int)i, 1, got, sizeof(got));
         assert_string_equal(got, cases[i].path);
-        target_free(&weir_target_http, t);
+        target_free(http_ops, t);
         call_deinit(&c);
     }
     server_stop(&s);
@@ -1003,9 +1008,308 @@ static void http_unparseable_url_fails_at_new(void **state)
     char *urls[] = {"http://exa mple.com:99999/", NULL};
     struct weir_function_cfg fc = {.name = "fn", .urls = urls, .n_urls = 1, .timeout = 3};
     struct weir_err err = {{0}};
-    assert_null(weir_target_http.new(&fc, 0, base, &err));
+    assert_null(http_ops->new (&fc, 0, base, &err));
     assert_true(err.msg[0] != '\0');
     assert_non_null(strstr(err.msg, "fn"));
+}
+
+/* ---- HTTP from a server that answers canned bytes ------------------------------------------- */
+
+/* A child that accepts connections one at a time and answers every request on them (read to the
+ * end of its Content-Length body) with `reply`, byte for byte; with close_after it closes the
+ * connection after each answer without saying so, as a server whose keep-alive timeout just
+ * passed; with dribble it writes the answer a byte at a time, so the client parses every piece
+ * apart. It appends "conn <n>" to its record for every request. */
+struct raw_server {
+    pid_t pid;
+    int port;
+    char record[PATH_MAX];
+};
+
+static void raw_serve(int lfd, const char *reply, bool close_after, bool dribble,
+                      const char *record)
+{
+    for (int conn = 1;; conn++) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            _exit(1);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        char req[65536];
+        size_t have = 0;
+        for (;;) {
+            char *end = NULL;
+            while (!(end = memmem(req, have, "\r\n\r\n", 4))) {
+                ssize_t n = read(fd, req + have, sizeof(req) - have);
+                if (n <= 0)
+                    goto next;
+                have += (size_t)n;
+            }
+            const char *cl = strcasestr(req, "Content-Length:");
+            size_t want = (size_t)(end + 4 - req) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+            while (have < want) {
+                ssize_t n = read(fd, req + have, sizeof(req) - have);
+                if (n <= 0)
+                    goto next;
+                have += (size_t)n;
+            }
+            memmove(req, req + want, have - want);
+            have -= want;
+            FILE *f = fopen(record, "a");
+            fprintf(f, "conn %d\n", conn);
+            fclose(f);
+            size_t len = strlen(reply);
+            for (size_t at = 0; at < len;) {
+                ssize_t n = write(fd, reply + at, dribble ? 1 : len - at);
+                if (n <= 0)
+                    goto next;
+                at += (size_t)n;
+                if (dribble)
+                    usleep(200);
+            }
+            if (close_after)
+                break;
+        }
+    next:
+        close(fd);
+    }
+}
+
+static void raw_server_start(struct raw_server *s, const char *reply, bool close_after,
+                             bool dribble)
+{
+    temp_path(s->record, sizeof(s->record));
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 16), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    s->port = ntohs(sa.sin_port);
+    s->pid = fork();
+    assert_true(s->pid >= 0);
+    if (s->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        raw_serve(lfd, reply, close_after, dribble, s->record);
+        _exit(0);
+    }
+    close(lfd);
+    for (size_t i = 0; i < sizeof(live_servers) / sizeof(live_servers[0]); i++) {
+        if (live_servers[i] == 0) {
+            live_servers[i] = s->pid;
+            break;
+        }
+    }
+}
+
+static void raw_server_stop(struct raw_server *s)
+{
+    kill(s->pid, SIGKILL);
+    assert_int_equal(waitpid(s->pid, NULL, 0), s->pid);
+    for (size_t i = 0; i < sizeof(live_servers) / sizeof(live_servers[0]); i++)
+        if (live_servers[i] == s->pid)
+            live_servers[i] = 0;
+    unlink(s->record);
+}
+
+/* One invocation against a raw server answering reply. */
+static void raw_invoke_once(const char *reply, bool dribble, struct call *c)
+{
+    struct raw_server s;
+    struct http_fn f;
+    raw_server_start(&s, reply, false, dribble);
+    struct weir_target *t = http_target_port(&f, s.port);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, c);
+    assert_true(run_until(c, 1, 10000));
+    target_free(http_ops, t);
+    raw_server_stop(&s);
+}
+
+#define CHUNKED_REPLY                                                                              \
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Amz-Function-Error: Unhandled\r\n\r\n"     \
+    "5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nTrailer-Field: x\r\n\r\n"
+
+static void http_chunked_response_is_read_whole(void **state)
+{
+    struct call c;
+    call_init(&c);
+    raw_invoke_once(CHUNKED_REPLY, false, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.body.data, "hello world");
+    assert_string_equal(c.res.function_error, "Unhandled");
+    call_deinit(&c);
+}
+
+static void http_response_arriving_a_byte_at_a_time_is_read_whole(void **state)
+{
+    struct call c[2];
+    call_init(&c[0]);
+    call_init(&c[1]);
+    raw_invoke_once(CHUNKED_REPLY, true, &c[0]);
+    assert_int_equal(c[0].res.transport, WEIR_TRANSPORT_OK);
+    assert_string_equal(c[0].res.body.data, "hello world");
+    assert_string_equal(c[0].res.function_error, "Unhandled");
+    raw_invoke_once("HTTP/1.1 202 Accepted\r\nContent-Length: 7\r\nError-Type: Runtime.Exit\r\n\r\n"
+                    "{\"a\":1}",
+                    true, &c[1]);
+    assert_int_equal(c[1].res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c[1].res.status, 202);
+    assert_string_equal(c[1].res.body.data, "{\"a\":1}");
+    assert_string_equal(c[1].res.function_error, "Runtime.Exit");
+    call_deinit(&c[0]);
+    call_deinit(&c[1]);
+}
+
+static void http_response_ended_by_close_is_read_whole(void **state)
+{
+    struct raw_server s;
+    struct http_fn f;
+    struct call c;
+    call_init(&c);
+    /* HTTP/1.0 without a length: the body is everything up to the close. */
+    raw_server_start(&s, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}", true,
+                     false);
+    struct weir_target *t = http_target_port(&f, s.port);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c);
+    assert_true(run_until(&c, 1, 10000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.body.data, "{\"a\":1}");
+    target_free(http_ops, t);
+    raw_server_stop(&s);
+    call_deinit(&c);
+}
+
+static void http_interim_100_continue_is_skipped(void **state)
+{
+    struct call c;
+    call_init(&c);
+    raw_invoke_once("HTTP/1.1 100 Continue\r\nX-Amz-Function-Error: Early\r\n\r\n"
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+                    false, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.body.data, "{}");
+    /* Only the final response's headers count. */
+    assert_string_equal(c.res.function_error, "");
+    call_deinit(&c);
+}
+
+static void http_reply_that_is_not_http_is_failed(void **state)
+{
+    static const char *const replies[] = {
+        "SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(replies) / sizeof(replies[0]); i++) {
+        struct call c;
+        call_init(&c);
+        raw_invoke_once(replies[i], false, &c);
+        if (c.res.transport != WEIR_TRANSPORT_FAILED)
+            fail_msg("reply %zu: transport %d, status %ld", i, (int)c.res.transport, c.res.status);
+        assert_true(c.res.detail[0] != '\0');
+        call_deinit(&c);
+    }
+}
+
+static void http_reused_connection_the_server_closed_is_replaced_once(void **state)
+{
+    struct raw_server s;
+    struct http_fn f;
+    struct call c[2];
+    /* The answer says nothing of closing; the server closes right after it. */
+    raw_server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, false);
+    struct weir_target *t = http_target_port(&f, s.port);
+    call_init(&c[0]);
+    call_init(&c[1]);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[0]);
+    assert_true(run_until(&c[0], 1, 10000));
+    assert_int_equal(c[0].res.status, 200);
+    /* The close reaches the client while its loop is not looking: the second request goes out on
+     * the dead connection, gets no answer, and is sent again on a new one. */
+    usleep(200 * 1000);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[1]);
+    assert_true(run_until(&c[1], 1, 10000));
+    assert_int_equal(c[1].res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c[1].res.status, 200);
+    assert_int_equal(count_lines_with(s.record, "conn 1"), 1);
+    assert_int_equal(count_lines_with(s.record, "conn 2"), 1);
+    target_free(http_ops, t);
+    raw_server_stop(&s);
+    call_deinit(&c[0]);
+    call_deinit(&c[1]);
+}
+
+static void http_host_given_by_name_is_looked_up(void **state)
+{
+    struct server s;
+    struct http_fn f;
+    struct call c;
+    call_init(&c);
+    server_start(&s, "ok", NULL);
+    char url[64];
+    snprintf(url, sizeof(url), "http://localhost:%d", s.port);
+    struct weir_target *t = http_target(&f, url);
+    invoke(http_ops, t, "{\"Records\":[]}", 3000, &c);
+    assert_true(run_until(&c, 1, 5000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    target_free(http_ops, t);
+    server_stop(&s);
+    call_deinit(&c);
+}
+
+static void http_unknown_host_is_refused(void **state)
+{
+    struct http_fn f;
+    struct call c;
+    call_init(&c);
+    /* .invalid never resolves (RFC 6761); a resolver with no nameserver fails at once too. */
+    struct weir_target *t = http_target(&f, "http://no-such-host.invalid:9");
+    invoke(http_ops, t, "{\"Records\":[]}", 3000, &c);
+    assert_true(run_until(&c, 1, 15000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_REFUSED);
+    assert_true(c.res.detail[0] != '\0');
+    target_free(http_ops, t);
+    call_deinit(&c);
+}
+
+static void choice_of_target_follows_the_url(void **state)
+{
+    static const struct {
+        const char *url;
+        const struct weir_target_ops *ops;
+    } cases[] = {
+        {"http://127.0.0.1:9000", &weir_target_http},
+        {"http://fn.internal:8080/2015-03-31/functions/function/invocations", &weir_target_http},
+        {"HTTP://[::1]:9000/", &weir_target_http},
+        {"https://hooks.example.com/orders", &weir_target_curl},
+        {"http://user:secret@127.0.0.1:9000", &weir_target_curl},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *urls[] = {(char *)cases[i].url, NULL};
+        struct weir_function_cfg fc = {.name = "fn", .urls = urls, .n_urls = 1};
+        if (weir_target_for(&fc) != cases[i].ops)
+            fail_msg("%s: got %s", cases[i].url, weir_target_for(&fc)->name);
+    }
+    /* One URL libcurl must take sends the whole pool there. */
+    char *mixed[] = {"http://127.0.0.1:9000", "https://127.0.0.1:9443", NULL};
+    struct weir_function_cfg pool = {.name = "fn", .urls = mixed, .n_urls = 2};
+    assert_ptr_equal(weir_target_for(&pool), &weir_target_curl);
+    struct weir_function_cfg command = {.name = "fn"};
+    assert_ptr_equal(weir_target_for(&command), &weir_target_exec);
+    /* A proxy in the environment, or the diagnostics switch, leaves plain http:// to libcurl. */
+    char *plain[] = {"http://127.0.0.1:9000", NULL};
+    struct weir_function_cfg fc = {.name = "fn", .urls = plain, .n_urls = 1};
+    setenv("http_proxy", "http://proxy:3128", 1);
+    assert_ptr_equal(weir_target_for(&fc), &weir_target_curl);
+    unsetenv("http_proxy");
+    setenv("WEIR_HTTP_CLIENT", "libcurl", 1);
+    assert_ptr_equal(weir_target_for(&fc), &weir_target_curl);
+    unsetenv("WEIR_HTTP_CLIENT");
+    assert_ptr_equal(weir_target_for(&fc), &weir_target_http);
 }
 
 /* ---- exec ----------------------------------------------------------------------------------- */
@@ -1511,7 +1815,7 @@ int main(int argc, char **argv)
     if (slash)
         *slash = '\0';
 
-    const struct CMUnitTest tests[] = {
+    const struct CMUnitTest http_tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(http_ok_returns_status_and_body),
         T(http_function_error_header_is_captured),
@@ -1530,6 +1834,19 @@ int main(int argc, char **argv)
         T(http_done_may_free_the_last_target),
         T(http_url_rule_appends_invoke_path_only_to_a_bare_base),
         T(http_unparseable_url_fails_at_new),
+        T(http_chunked_response_is_read_whole),
+        T(http_response_arriving_a_byte_at_a_time_is_read_whole),
+        T(http_response_ended_by_close_is_read_whole),
+        T(http_interim_100_continue_is_skipped),
+        T(http_reply_that_is_not_http_is_failed),
+        T(http_reused_connection_the_server_closed_is_replaced_once),
+        T(http_host_given_by_name_is_looked_up),
+        T(http_unknown_host_is_refused),
+#undef T
+    };
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(choice_of_target_follows_the_url),
         T(exec_ok_returns_stdout_with_status_200),
         T(exec_partial_response_is_passed_through),
         T(exec_nonzero_exit_is_an_unhandled_function_error),
@@ -1551,7 +1868,10 @@ int main(int argc, char **argv)
         T(exec_program_missing_at_creation_is_refused_until_it_is_installed),
 #undef T
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("http: weir's own client", http_tests, NULL, NULL);
+    http_ops = &weir_target_curl;
+    failed += cmocka_run_group_tests_name("http: libcurl", http_tests, NULL, NULL);
+    failed += cmocka_run_group_tests_name("choice of target, exec", tests, NULL, NULL);
     free(saved_path);
     return failed;
 }
