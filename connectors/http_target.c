@@ -6,7 +6,6 @@
  * credentials, a proxy in the environment) go to the libcurl target, curl_target.c.
  * Owns its connections, lookups and timers. It reports what came back and must never judge it:
  * retries and verdicts are the dispatcher's. */
-#define _GNU_SOURCE /* memmem */
 #include "connectors/target.h"
 
 #include <assert.h>
@@ -76,8 +75,14 @@ struct weir_invocation {
     struct weir_target *t;
     struct conn *c;              /* while connected */
     struct weir_resolve *lookup; /* while the host's name is looked up */
-    struct event *timer;         /* the function's timeout */
-    struct event *defer;         /* reports a failure found inside invoke from the loop */
+    /* The host's addresses, tried in turn until one connects: the target's own for a numeric
+     * host, else what the lookup found (then owned here). */
+    const struct sockaddr_storage *addrs;
+    size_t n_addrs;
+    size_t next_addr;
+    struct sockaddr_storage *found;
+    struct event *timer; /* the function's timeout */
+    struct event *defer; /* reports a failure found inside invoke from the loop */
     bool in_invoke;
     weir_invoke_done_fn done;
     void *arg;
@@ -110,8 +115,7 @@ struct weir_target {
     size_t head_len;
     struct weir_resolver *resolver; /* for a host given by name; NULL for a numeric address */
     struct sockaddr_storage addr;   /* a numeric host's address */
-    socklen_t addr_len;
-    struct weir_list idle; /* most recently used first (conn->node) */
+    struct weir_list idle;          /* most recently used first (conn->node) */
     size_t n_idle;
     struct weir_list invs; /* running, so free can cancel them (inv->node) */
 };
@@ -176,15 +180,23 @@ static bool conn_open(struct weir_invocation *inv, const struct sockaddr *addr, 
     return true;
 }
 
-/* Takes the most recently used idle connection, or NULL. */
+/* Takes the most recently used idle connection that is still good, or NULL. The loop may not have
+ * seen yet what happened to one while it was idle: a close by the server (a restart, its
+ * keep-alive timeout) or bytes nobody asked for, which would be taken for the next answer. A peek
+ * finds both and costs less than a request lost on a dead connection. */
 static struct conn *conn_take_idle(struct weir_target *t)
 {
-    if (weir_list_empty(&t->idle))
-        return NULL;
-    struct conn *c = weir_list_entry(weir_list_pop_front(&t->idle), struct conn, node);
-    weir_list_init(&c->node);
-    t->n_idle--;
-    return c;
+    while (!weir_list_empty(&t->idle)) {
+        struct conn *c = weir_list_entry(weir_list_pop_front(&t->idle), struct conn, node);
+        weir_list_init(&c->node);
+        t->n_idle--;
+        char byte;
+        ssize_t r = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return c;
+        conn_close(c);
+    }
+    return NULL;
 }
 
 /* c's invocation is over and the connection can carry another request. */
@@ -209,6 +221,7 @@ static void inv_free(struct weir_invocation *inv)
     if (inv->c)
         conn_close(inv->c); /* mid-request: it cannot carry another */
     weir_resolve_cancel(inv->lookup);
+    free(inv->found);
     if (inv->timer)
         event_free(inv->timer);
     if (inv->defer)
@@ -280,7 +293,7 @@ static size_t request_len(const struct weir_invocation *inv)
 }
 
 static void send_rest(struct weir_invocation *inv);
-static void start(struct weir_invocation *inv);
+static void start(struct weir_invocation *inv, bool fresh);
 
 /* The connection broke before the response was whole. A reused connection that the server had
  * closed while it was idle, answering not one byte, gets the request once more on a new one:
@@ -292,7 +305,7 @@ static void broken(struct weir_invocation *inv, const char *what, int error)
         conn_close(c);
         inv->resent = true;
         inv->sent = 0;
-        start(inv);
+        start(inv, true);
         return;
     }
     if (inv->heard == 0)
@@ -344,7 +357,31 @@ static void send_rest(struct weir_invocation *inv)
         event_del(c->writable);
 }
 
-static void on_resolved(const char *addr, const struct weir_err *err, void *arg)
+static socklen_t addr_len(const struct sockaddr_storage *a)
+{
+    return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+}
+
+/* Connects to the host's next address, or fails inv with the last error once none is left. */
+static void connect_next(struct weir_invocation *inv, int last_error)
+{
+    const struct weir_target *t = inv->t;
+    while (inv->next_addr < inv->n_addrs) {
+        if (conn_open(inv, (const struct sockaddr *)&inv->addrs[inv->next_addr],
+                      addr_len(&inv->addrs[inv->next_addr]))) {
+            inv->next_addr++;
+            if (!inv->c->connecting)
+                send_rest(inv);
+            return;
+        }
+        inv->next_addr++;
+        last_error = errno;
+    }
+    fail(inv, WEIR_TRANSPORT_REFUSED, "connect to %s port %d: %s", t->host, t->port,
+         strerror(last_error));
+}
+
+static void on_resolved(const char *const *addrs, size_t n, const struct weir_err *err, void *arg)
 {
     struct weir_invocation *inv = arg;
     inv->lookup = NULL;
@@ -352,53 +389,49 @@ static void on_resolved(const char *addr, const struct weir_err *err, void *arg)
         fail(inv, WEIR_TRANSPORT_REFUSED, "%s", err->msg);
         return;
     }
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-                             .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
+    free(inv->found);
+    inv->found = weir_calloc(n, sizeof(*inv->found));
+    size_t usable = 0;
     char port[16];
     snprintf(port, sizeof(port), "%d", inv->t->port);
-    if (getaddrinfo(addr, port, &hints, &ai) != 0 || !ai) {
-        fail(inv, WEIR_TRANSPORT_REFUSED, "%s resolved to an unusable address %s", inv->t->host,
-             addr);
-        return;
+    for (size_t i = 0; i < n; i++) {
+        struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+                                 .ai_socktype = SOCK_STREAM};
+        struct addrinfo *ai = NULL;
+        if (getaddrinfo(addrs[i], port, &hints, &ai) == 0 && ai &&
+            ai->ai_addrlen <= sizeof(inv->found[usable]))
+            memcpy(&inv->found[usable++], ai->ai_addr, ai->ai_addrlen);
+        if (ai)
+            freeaddrinfo(ai);
     }
-    bool opened = conn_open(inv, ai->ai_addr, ai->ai_addrlen);
-    int error = errno;
-    freeaddrinfo(ai);
-    if (!opened) {
-        fail(inv, WEIR_TRANSPORT_REFUSED, "connect to %s (%s) port %d: %s", inv->t->host, addr,
-             inv->t->port, strerror(error));
-        return;
-    }
-    if (!inv->c->connecting)
-        send_rest(inv);
+    inv->addrs = inv->found;
+    inv->n_addrs = usable;
+    inv->next_addr = 0;
+    connect_next(inv, EADDRNOTAVAIL);
 }
 
-/* Sends inv's request on an idle connection, or on a new one. */
-static void start(struct weir_invocation *inv)
+/* Sends inv's request on an idle connection, or on a new one (always, when fresh). */
+static void start(struct weir_invocation *inv, bool fresh)
 {
     struct weir_target *t = inv->t;
     inv->state = READ_HEAD;
     inv->heard = 0;
     inv->keep_alive = true;
     weir_buf_reset(&inv->line);
-    inv->c = conn_take_idle(t);
+    inv->c = fresh ? NULL : conn_take_idle(t);
     if (inv->c) {
         inv->c->inv = inv;
         send_rest(inv);
         return;
     }
     if (t->resolver) {
-        inv->lookup = weir_resolve_start(t->resolver, t->host, t->port, on_resolved, inv);
+        inv->lookup = weir_resolve_all_start(t->resolver, t->host, t->port, on_resolved, inv);
         return;
     }
-    if (!conn_open(inv, (const struct sockaddr *)&t->addr, t->addr_len)) {
-        fail(inv, WEIR_TRANSPORT_REFUSED, "connect to %s port %d: %s", t->host, t->port,
-             strerror(errno));
-        return;
-    }
-    if (!inv->c->connecting)
-        send_rest(inv);
+    inv->addrs = &t->addr;
+    inv->n_addrs = 1;
+    inv->next_addr = 0;
+    connect_next(inv, 0);
 }
 
 static void arm_timer(struct weir_invocation *inv, int64_t ms)
@@ -571,6 +604,21 @@ static enum parsed parse_head(struct weir_invocation *inv, const char *head, siz
     return PARSED_MORE;
 }
 
+/* The length of the head at data, through its blank line (CR LF or a bare LF, as libcurl takes
+ * too); 0 while the blank line has not come. */
+static size_t head_end(const char *data, size_t n)
+{
+    for (const char *nl = memchr(data, '\n', n); nl;
+         nl = memchr(nl + 1, '\n', n - (size_t)(nl + 1 - data))) {
+        size_t rest = n - (size_t)(nl + 1 - data);
+        if (rest >= 1 && nl[1] == '\n')
+            return (size_t)(nl + 2 - data);
+        if (rest >= 2 && nl[1] == '\r' && nl[2] == '\n')
+            return (size_t)(nl + 3 - data);
+    }
+    return 0;
+}
+
 /* Gathers one line ending in LF into inv->line; true once it is whole (CR LF removed). */
 static bool take_line(struct weir_invocation *inv, const char **data, size_t *n)
 {
@@ -597,25 +645,21 @@ static enum parsed parse(struct weir_invocation *inv, const char *data, size_t n
             /* The head is usually whole in one read: parse it in place. */
             struct weir_buf *line = &inv->line;
             size_t before = line->len;
-            const char *head = data, *blank = NULL;
-            size_t head_len = 0;
-            if (before == 0) {
-                blank = memmem(data, n, "\r\n\r\n", 4);
-                if (blank)
-                    head_len = (size_t)(blank - data) + 4;
-            }
-            if (!blank) {
+            const char *head = data;
+            size_t head_len = before == 0 ? head_end(data, n) : 0;
+            if (!head_len) {
                 weir_buf_append(line, data, n);
-                size_t from = before > 3 ? before - 3 : 0;
-                blank = memmem(line->data + from, line->len - from, "\r\n\r\n", 4);
-                if (!blank) {
+                /* The blank line may have begun in what was gathered before. */
+                size_t from = before > 2 ? before - 2 : 0;
+                size_t end = head_end(line->data + from, line->len - from);
+                if (!end) {
                     if (line->len > RESPONSE_HEAD_MAX)
                         return bad(inv, "status line and headers longer than %d bytes",
                                    RESPONSE_HEAD_MAX);
                     return PARSED_MORE;
                 }
                 head = line->data;
-                head_len = (size_t)(blank - line->data) + 4;
+                head_len = from + end;
             }
             size_t used = head_len - before;
             enum parsed p = parse_head(inv, head, head_len);
@@ -655,8 +699,11 @@ static enum parsed parse(struct weir_invocation *inv, const char *data, size_t n
             break;
         }
         case READ_CHUNK_END:
-            if (!take_line(inv, &data, &n))
+            if (!take_line(inv, &data, &n)) {
+                if (inv->line.len > RESPONSE_LINE_MAX)
+                    return bad(inv, "no line end after a chunk");
                 break;
+            }
             if (inv->line.len != 0)
                 return bad(inv, "no line end after a chunk");
             inv->state = READ_CHUNK_SIZE;
@@ -753,8 +800,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0)
             error = errno;
         if (error) {
-            fail(inv, WEIR_TRANSPORT_REFUSED, "connect to %s port %d: %s", inv->t->host,
-                 inv->t->port, strerror(error));
+            conn_close(c);
+            connect_next(inv, error);
             return;
         }
         c->connecting = false;
@@ -783,7 +830,7 @@ static struct weir_invocation *http_invoke(struct weir_target *t, const char *pa
         arm_timer(inv, timeout_ms);
     }
     inv->in_invoke = true;
-    start(inv);
+    start(inv, false);
     inv->in_invoke = false;
     return inv;
 }
@@ -809,13 +856,16 @@ bool weir_http_target_takes(const char *url)
             return false;
     }
     CURLU *u = curl_url();
-    char *scheme = NULL, *user = NULL;
+    char *scheme = NULL, *user = NULL, *zone = NULL;
+    /* An IPv6 zone ("[fe80::1%25eth0]") is libcurl's to connect with. */
     bool plain = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
                  curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
                  strcasecmp(scheme, "http") == 0 &&
-                 curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER;
+                 curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_NO_USER &&
+                 curl_url_get(u, CURLUPART_ZONEID, &zone, 0) != CURLUE_OK;
     curl_free(scheme);
     curl_free(user);
+    curl_free(zone);
     curl_url_cleanup(u);
     return plain;
 }
@@ -890,7 +940,6 @@ static struct weir_target *http_new(const struct weir_function_cfg *fc, size_t e
     snprintf(port, sizeof(port), "%d", t->port);
     if (getaddrinfo(t->host, port, &hints, &ai) == 0 && ai) {
         memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
-        t->addr_len = ai->ai_addrlen;
         freeaddrinfo(ai);
     } else {
         /* A name: looked up for every new connection, so a function that moves (a container

@@ -46,14 +46,16 @@ struct weir_resolver {
 struct weir_resolve {
     struct weir_list node;
     struct weir_resolver *rs;
-    char *host; /* as given, brackets removed */
-    weir_resolve_fn cb;
+    char *host;         /* as given, brackets removed */
+    weir_resolve_fn cb; /* one of the two is set while the caller holds the lookup */
+    weir_resolve_all_fn cb_all;
     void *arg;
     bool in_evdns; /* evdns still owes on_gai a call; req is its handle once start returned */
     struct evdns_getaddrinfo_request *req;
     struct event *done; /* delivers the outcome from the loop */
     int64_t started_ms;
-    char addr[ADDR_MAX]; /* the outcome: an address, or else err */
+    char addrs[WEIR_RESOLVE_ADDRS_MAX][ADDR_MAX]; /* the outcome: addresses, or else err */
+    size_t n_addrs;
     struct weir_err err;
 };
 
@@ -82,17 +84,23 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     struct weir_resolve *q = arg;
     weir_resolve_fn cb = q->cb;
+    weir_resolve_all_fn cb_all = q->cb_all;
     void *cb_arg = q->arg;
-    char addr[ADDR_MAX];
+    char addrs[WEIR_RESOLVE_ADDRS_MAX][ADDR_MAX];
+    const char *list[WEIR_RESOLVE_ADDRS_MAX];
+    size_t n = q->n_addrs;
     struct weir_err err;
-    bool ok = q->addr[0] != '\0';
-    if (ok)
-        memcpy(addr, q->addr, sizeof(addr));
-    else
+    memcpy(addrs, q->addrs, n * sizeof(addrs[0]));
+    for (size_t i = 0; i < n; i++)
+        list[i] = addrs[i];
+    if (!n)
         err = q->err;
     /* Gone before the call, so the callback may free the resolver, and nothing can reach it. */
     free_lookup(q);
-    cb(ok ? addr : NULL, ok ? NULL : &err, cb_arg);
+    if (cb_all)
+        cb_all(n ? list : NULL, n, n ? NULL : &err, cb_arg);
+    else
+        cb(n ? list[0] : NULL, n ? NULL : &err, cb_arg);
 }
 
 /* Writes sa as a numeric string; false for a family a connect could not use. */
@@ -119,13 +127,16 @@ static bool format_addr(const struct sockaddr *sa, char *out, size_t len)
 static void settle(struct weir_resolve *q, int result, const struct evutil_addrinfo *res)
 {
     if (result == 0) {
-        for (const struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next)
-            if (ai->ai_addr && format_addr(ai->ai_addr, q->addr, sizeof(q->addr))) {
-                weir_debug(COMP, "resolved host=%s addr=%s ms=%" PRId64, q->host, q->addr,
-                           weir_clock_mono_ms() - q->started_ms);
-                return;
-            }
-        q->addr[0] = '\0';
+        q->n_addrs = 0;
+        for (const struct evutil_addrinfo *ai = res; ai && q->n_addrs < WEIR_RESOLVE_ADDRS_MAX;
+             ai = ai->ai_next)
+            if (ai->ai_addr && format_addr(ai->ai_addr, q->addrs[q->n_addrs], ADDR_MAX))
+                q->n_addrs++;
+        if (q->n_addrs) {
+            weir_debug(COMP, "resolved host=%s addr=%s addresses=%zu ms=%" PRId64, q->host,
+                       q->addrs[0], q->n_addrs, weir_clock_mono_ms() - q->started_ms);
+            return;
+        }
         /* evdns says "no error" with an empty list when /etc/hosts names the host only in a
          * family the hints exclude; there is no evdns text to keep. */
         weir_err_set(&q->err,
@@ -146,7 +157,7 @@ static void on_gai(int result, struct evutil_addrinfo *res, void *arg)
     struct weir_resolver *rs = q->rs;
     q->in_evdns = false;
     q->req = NULL;
-    if (!q->cb) {
+    if (!q->cb && !q->cb_all) {
         /* Cancelled: evdns is handing it back. */
         if (res)
             evutil_freeaddrinfo(res);
@@ -254,13 +265,14 @@ void weir_resolver_free(struct weir_resolver *rs)
     release(rs);
 }
 
-struct weir_resolve *weir_resolve_start(struct weir_resolver *rs, const char *host, int port,
-                                        weir_resolve_fn cb, void *arg)
+static struct weir_resolve *start(struct weir_resolver *rs, const char *host, int port,
+                                  weir_resolve_fn cb, weir_resolve_all_fn cb_all, void *arg)
 {
-    assert(rs && !rs->dying && host && cb && port >= 0 && port <= 65535);
+    assert(rs && !rs->dying && host && (cb || cb_all) && port >= 0 && port <= 65535);
     struct weir_resolve *q = weir_calloc(1, sizeof(*q));
     q->rs = rs;
     q->cb = cb;
+    q->cb_all = cb_all;
     q->arg = arg;
     q->started_ms = weir_clock_mono_ms();
     size_t n = strlen(host);
@@ -277,7 +289,8 @@ struct weir_resolve *weir_resolve_start(struct weir_resolver *rs, const char *ho
         return q;
     }
     if (is_numeric(q->host)) {
-        snprintf(q->addr, sizeof(q->addr), "%s", q->host);
+        snprintf(q->addrs[0], ADDR_MAX, "%s", q->host);
+        q->n_addrs = 1;
         event_active(q->done, EV_TIMEOUT, 0);
         return q;
     }
@@ -299,6 +312,18 @@ struct weir_resolve *weir_resolve_start(struct weir_resolver *rs, const char *ho
     return q;
 }
 
+struct weir_resolve *weir_resolve_start(struct weir_resolver *rs, const char *host, int port,
+                                        weir_resolve_fn cb, void *arg)
+{
+    return start(rs, host, port, cb, NULL, arg);
+}
+
+struct weir_resolve *weir_resolve_all_start(struct weir_resolver *rs, const char *host, int port,
+                                            weir_resolve_all_fn cb, void *arg)
+{
+    return start(rs, host, port, NULL, cb, arg);
+}
+
 void weir_resolve_cancel(struct weir_resolve *q)
 {
     if (!q)
@@ -311,6 +336,7 @@ void weir_resolve_cancel(struct weir_resolve *q)
      * and not before the loop's next pass: q stays until then, out of the caller's reach. */
     weir_list_remove(&q->node);
     q->cb = NULL;
+    q->cb_all = NULL;
     q->rs->orphans++;
     evdns_getaddrinfo_cancel(q->req);
 }

@@ -5,6 +5,8 @@
 #ifndef WEIR_RESOLVE_H
 #define WEIR_RESOLVE_H
 
+#include <stddef.h>
+
 #include "core/status.h"
 
 struct event_base;
@@ -45,6 +47,19 @@ void weir_resolver_free(struct weir_resolver *rs);
  * cancelled or the resolver is freed. Never NULL: every failure is reported through cb. */
 struct weir_resolve *weir_resolve_start(struct weir_resolver *rs, const char *host, int port,
                                         weir_resolve_fn cb, void *arg);
+
+/* At most this many addresses of one name are kept. */
+#define WEIR_RESOLVE_ADDRS_MAX 8
+
+/* The outcome of a lookup of every address, as weir_resolve_fn's: addrs[0..n) on success, in the
+ * resolver's order (IPv4 first), n > 0 and err NULL; on failure addrs NULL, n 0 and err set. */
+typedef void (*weir_resolve_all_fn)(const char *const *addrs, size_t n, const struct weir_err *err,
+                                    void *arg);
+
+/* As weir_resolve_start, for a caller that tries each address in turn (a function listening on
+ * "localhost" only on ::1, a name with one host down). */
+struct weir_resolve *weir_resolve_all_start(struct weir_resolver *rs, const char *host, int port,
+                                            weir_resolve_all_fn cb, void *arg);
 
 /* Cancels a pending lookup and frees its handle; its callback is never called. NULL is a no-op.
  * Not for a lookup whose callback has run: that handle is already gone. */

@@ -1019,14 +1019,15 @@ static void http_unparseable_url_fails_at_new(void **state)
  * end of its Content-Length body) with `reply`, byte for byte; with close_after it closes the
  * connection after each answer without saying so, as a server whose keep-alive timeout just
  * passed; with dribble it writes the answer a byte at a time, so the client parses every piece
- * apart. It appends "conn <n>" to its record for every request. */
+ * apart; with late, it sends those bytes too, 50 ms after each answer, asked for by nobody. It
+ * appends "conn <n>" to its record for every request. */
 struct raw_server {
     pid_t pid;
     int port;
     char record[PATH_MAX];
 };
 
-static void raw_serve(int lfd, const char *reply, bool close_after, bool dribble,
+static void raw_serve(int lfd, const char *reply, bool close_after, bool dribble, const char *late,
                       const char *record)
 {
     for (int conn = 1;; conn++) {
@@ -1067,6 +1068,11 @@ static void raw_serve(int lfd, const char *reply, bool close_after, bool dribble
                 if (dribble)
                     usleep(200);
             }
+            if (late) {
+                usleep(50 * 1000);
+                if (write(fd, late, strlen(late)) < 0)
+                    goto next;
+            }
             if (close_after)
                 break;
         }
@@ -1076,7 +1082,7 @@ static void raw_serve(int lfd, const char *reply, bool close_after, bool dribble
 }
 
 static void raw_server_start(struct raw_server *s, const char *reply, bool close_after,
-                             bool dribble)
+                             bool dribble, const char *late)
 {
     temp_path(s->record, sizeof(s->record));
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1090,7 +1096,7 @@ static void raw_server_start(struct raw_server *s, const char *reply, bool close
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        raw_serve(lfd, reply, close_after, dribble, s->record);
+        raw_serve(lfd, reply, close_after, dribble, late, s->record);
         _exit(0);
     }
     close(lfd);
@@ -1117,7 +1123,7 @@ static void raw_invoke_once(const char *reply, bool dribble, struct call *c)
 {
     struct raw_server s;
     struct http_fn f;
-    raw_server_start(&s, reply, false, dribble);
+    raw_server_start(&s, reply, false, dribble, NULL);
     struct weir_target *t = http_target_port(&f, s.port);
     invoke(http_ops, t, "{\"Records\":[]}", 5000, c);
     assert_true(run_until(c, 1, 10000));
@@ -1161,6 +1167,19 @@ static void http_response_arriving_a_byte_at_a_time_is_read_whole(void **state)
     call_deinit(&c[1]);
 }
 
+static void http_head_with_bare_line_feeds_is_read(void **state)
+{
+    struct call c;
+    call_init(&c);
+    raw_invoke_once("HTTP/1.1 200 OK\nContent-Length: 2\nX-Amz-Function-Error: Unhandled\n\n{}",
+                    true, &c);
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_string_equal(c.res.body.data, "{}");
+    assert_string_equal(c.res.function_error, "Unhandled");
+    call_deinit(&c);
+}
+
 static void http_response_ended_by_close_is_read_whole(void **state)
 {
     struct raw_server s;
@@ -1169,7 +1188,7 @@ static void http_response_ended_by_close_is_read_whole(void **state)
     call_init(&c);
     /* HTTP/1.0 without a length: the body is everything up to the close. */
     raw_server_start(&s, "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{\"a\":1}", true,
-                     false);
+                     false, NULL);
     struct weir_target *t = http_target_port(&f, s.port);
     invoke(http_ops, t, "{\"Records\":[]}", 5000, &c);
     assert_true(run_until(&c, 1, 10000));
@@ -1220,7 +1239,7 @@ static void http_reused_connection_the_server_closed_is_replaced_once(void **sta
     struct http_fn f;
     struct call c[2];
     /* The answer says nothing of closing; the server closes right after it. */
-    raw_server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, false);
+    raw_server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, false, NULL);
     struct weir_target *t = http_target_port(&f, s.port);
     call_init(&c[0]);
     call_init(&c[1]);
@@ -1236,6 +1255,58 @@ static void http_reused_connection_the_server_closed_is_replaced_once(void **sta
     assert_int_equal(c[1].res.status, 200);
     assert_int_equal(count_lines_with(s.record, "conn 1"), 1);
     assert_int_equal(count_lines_with(s.record, "conn 2"), 1);
+    target_free(http_ops, t);
+    raw_server_stop(&s);
+    call_deinit(&c[0]);
+    call_deinit(&c[1]);
+}
+
+static void http_idle_connections_the_server_closed_are_not_used(void **state)
+{
+    struct raw_server s;
+    struct http_fn f;
+    struct call c[3];
+    raw_server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", true, false, NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    for (int i = 0; i < 3; i++)
+        call_init(&c[i]);
+    /* Two at once leave two idle connections; the server closes both. */
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[0]);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[1]);
+    assert_true(run_until(c, 2, 10000));
+    usleep(200 * 1000);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[2]);
+    assert_true(run_until(&c[2], 1, 10000));
+    assert_int_equal(c[2].res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c[2].res.status, 200);
+    target_free(http_ops, t);
+    raw_server_stop(&s);
+    for (int i = 0; i < 3; i++)
+        call_deinit(&c[i]);
+}
+
+static void http_bytes_arriving_on_an_idle_connection_are_not_taken_for_an_answer(void **state)
+{
+    struct raw_server s;
+    struct http_fn f;
+    struct call c[2];
+    raw_server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", false, false,
+                     "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nstale");
+    struct weir_target *t = http_target_port(&f, s.port);
+    call_init(&c[0]);
+    call_init(&c[1]);
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[0]);
+    assert_true(run_until(&c[0], 1, 10000));
+    assert_int_equal(c[0].res.status, 200);
+    usleep(200 * 1000); /* the stale answer is in the socket, the loop has not looked */
+    invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[1]);
+    assert_true(run_until(&c[1], 1, 10000));
+    if (http_ops == &weir_target_http) {
+        /* weir's client peeks before reuse; libcurl 7.88 takes the stale bytes (known). */
+        assert_int_equal(c[1].res.transport, WEIR_TRANSPORT_OK);
+        assert_int_equal(c[1].res.status, 200);
+        assert_string_equal(c[1].res.body.data, "{}");
+    }
     target_free(http_ops, t);
     raw_server_stop(&s);
     call_deinit(&c[0]);
@@ -1285,6 +1356,7 @@ static void choice_of_target_follows_the_url(void **state)
         {"http://127.0.0.1:9000", &weir_target_http},
         {"http://fn.internal:8080/2015-03-31/functions/function/invocations", &weir_target_http},
         {"HTTP://[::1]:9000/", &weir_target_http},
+        {"http://[fe80::1%25eth0]:9000/", &weir_target_curl}, /* a zone is libcurl's */
         {"https://hooks.example.com/orders", &weir_target_curl},
         {"http://user:secret@127.0.0.1:9000", &weir_target_curl},
     };
@@ -1840,6 +1912,9 @@ int main(int argc, char **argv)
         T(http_interim_100_continue_is_skipped),
         T(http_reply_that_is_not_http_is_failed),
         T(http_reused_connection_the_server_closed_is_replaced_once),
+        T(http_idle_connections_the_server_closed_are_not_used),
+        T(http_bytes_arriving_on_an_idle_connection_are_not_taken_for_an_answer),
+        T(http_head_with_bare_line_feeds_is_read),
         T(http_host_given_by_name_is_looked_up),
         T(http_unknown_host_is_refused),
 #undef T
