@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/resolve.h"
 #include "pollers/pgoutput.h"
 #include "pollers/poller.h"
 
@@ -46,6 +47,7 @@
 
 enum step {
     STEP_IDLE,        /* not connected; maybe waiting to reconnect */
+    STEP_RESOLVING,   /* the server's host name is looked up, off the loop's back */
     STEP_CONNECTING,  /* PQconnectPoll */
     STEP_PUB_CHECK,   /* does the publication exist */
     STEP_IDENTITY,    /* can the tables be published (a replica identity each) */
@@ -90,6 +92,12 @@ struct weir_poller {
     bool wants_old; /* the view type has OldImage */
 
     PGconn *conn;
+    /* The host to look up before connecting: libpq's own lookup would block the loop. NULL when
+     * the source names an address, a socket directory, several hosts, or a hostaddr. */
+    char *lookup_host;
+    int lookup_port;
+    struct weir_resolver *resolver;
+    struct weir_resolve *lookup;
     enum step step;
     struct event *io_ev;    /* the socket is readable (or writable while connecting) */
     struct event *write_ev; /* libpq has output left to flush */
@@ -666,6 +674,8 @@ static void disconnect(struct weir_poller *p)
         weir_timer_stop(p->status);
     if (p->setup_timeout)
         weir_timer_stop(p->setup_timeout);
+    weir_resolve_cancel(p->lookup);
+    p->lookup = NULL;
     if (p->conn) {
         PQfinish(p->conn);
         p->conn = NULL;
@@ -1158,11 +1168,16 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
         drain(p);
 }
 
-static void step_connect(struct weir_poller *p)
+/* Connects; hostaddr, when given, is the comma-separated addresses of the source's host, which
+ * libpq then tries in turn without a lookup of its own. */
+static void connect_to(struct weir_poller *p, const char *hosts, const char *hostaddrs)
 {
-    const char *const keys[] = {"dbname", "replication", "options", "fallback_application_name",
-                                NULL};
-    const char *const values[] = {p->mc->source, "database", SESSION_OPTIONS, "weir", NULL};
+    const char *keys[] = {"dbname", "replication", "options", "fallback_application_name",
+                          "host",   "hostaddr",    NULL};
+    const char *values[] = {p->mc->source, "database", SESSION_OPTIONS, "weir", hosts,
+                            hostaddrs,     NULL};
+    if (!hostaddrs)
+        keys[4] = values[4] = NULL;
     p->conn = PQconnectStartParams(keys, values, 1);
     if (!p->conn || PQstatus(p->conn) == CONNECTION_BAD) {
         lost(p, p->conn ? PQerrorMessage(p->conn) : "out of memory");
@@ -1177,19 +1192,61 @@ static void step_connect(struct weir_poller *p)
     io_arm(p, EV_WRITE);
 }
 
+static void on_resolved(const char *const *addrs, size_t n, const struct weir_err *err, void *arg)
+{
+    struct weir_poller *p = arg;
+    p->lookup = NULL;
+    if (err) {
+        lost(p, err->msg);
+        return;
+    }
+    /* libpq wants one host per address, the name kept for TLS checks and its messages. */
+    struct weir_buf hosts, hostaddrs;
+    weir_buf_init(&hosts);
+    weir_buf_init(&hostaddrs);
+    for (size_t i = 0; i < n; i++) {
+        weir_buf_printf(&hosts, "%s%s", i ? "," : "", p->lookup_host);
+        weir_buf_printf(&hostaddrs, "%s%s", i ? "," : "", addrs[i]);
+    }
+    weir_debug(p->comp, "postgres: host looked up host=%s addresses=%s", p->lookup_host,
+               hostaddrs.data);
+    connect_to(p, hosts.data, hostaddrs.data);
+    weir_buf_deinit(&hosts);
+    weir_buf_deinit(&hostaddrs);
+}
+
+static void step_connect(struct weir_poller *p)
+{
+    if (!p->lookup_host) {
+        connect_to(p, NULL, NULL);
+        return;
+    }
+    if (!p->resolver) {
+        struct weir_err err = {{0}};
+        p->resolver = weir_resolver_new(p->base, &err);
+        if (!p->resolver) {
+            lost(p, err.msg);
+            return;
+        }
+    }
+    p->step = STEP_RESOLVING;
+    weir_timer_after(p->setup_timeout, SETUP_TIMEOUT_MS);
+    p->lookup = weir_resolve_all_start(p->resolver, p->lookup_host, p->lookup_port, on_resolved, p);
+}
+
 /* libpq's connect_timeout does not hold for a non-blocking connection, nor does anything for
  * the setup queries: a server that accepts and then says nothing is given up here. */
 static void on_setup_timeout(void *arg)
 {
     struct weir_poller *p = arg;
-    if (p->conn && p->step != STEP_STREAMING)
+    if ((p->conn || p->lookup) && p->step != STEP_STREAMING)
         lost(p, "no answer within 30 s while connecting and setting up replication");
 }
 
 static void on_retry(void *arg)
 {
     struct weir_poller *p = arg;
-    if (!p->stopping && !p->conn)
+    if (!p->stopping && !p->conn && !p->lookup)
         step_connect(p);
 }
 
@@ -1200,6 +1257,8 @@ static void pg_free(struct weir_poller *p)
     if (!p)
         return;
     disconnect(p);
+    weir_resolver_free(p->resolver);
+    free(p->lookup_host);
     if (p->drain_ev)
         event_free(p->drain_ev);
     weir_timer_free(p->retry);
@@ -1248,6 +1307,8 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
         goto fail;
     }
     const char *host = "localhost", *port = "5432", *db = NULL, *user = NULL;
+    const char *name = NULL;
+    bool hostaddr = false;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val)
             continue;
@@ -1259,8 +1320,21 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
             db = o->val;
         else if (!strcmp(o->keyword, "user"))
             user = o->val;
+        if (!strcmp(o->keyword, "host"))
+            name = o->val;
+        if (!strcmp(o->keyword, "hostaddr") && o->val[0])
+            hostaddr = true;
     }
     snprintf(p->where, sizeof(p->where), "%s:%s/%s", host, port, db ? db : user ? user : "");
+    /* One host by name: looked up by weir (libpq would block the loop doing it). A socket
+     * directory, several hosts or a hostaddr are libpq's, as written. */
+    if (name && name[0] && name[0] != '/' && name[0] != '@' && !strchr(name, ',') && !hostaddr &&
+        !strchr(port, ',')) {
+        p->lookup_host = weir_strdup(name);
+        p->lookup_port = atoi(port);
+        if (p->lookup_port <= 0 || p->lookup_port > 65535)
+            p->lookup_port = 5432;
+    }
     PQconninfoFree(opts);
 
     const char *first = p->ps->n_tables ? p->ps->tables[0] : p->publication;

@@ -14,6 +14,9 @@
 # confirmed past a transaction whose records the function has not all received (sampled every
 # 0.2 s for 2 s), and after the second cut every change still arrives: what weir read before a
 # cut and had not finished is only done once it comes again and is done.
+#
+# The first mapping names the server by name (localhost), so every reconnection looks the host up
+# again, off the loop (core/resolve.h), and connects to what it found.
 source "$(dirname "$0")/lib.sh"
 
 MAPPING=pgrestart
@@ -47,7 +50,7 @@ functions:
     timeout: 10
 mappings:
   - name: $MAPPING
-    source: $PG_URI
+    source: ${PG_URI/127.0.0.1/localhost}
     function: sink
     tables: [pgrestart_items]
     stream_view_type: NEW_IMAGE
@@ -105,8 +108,8 @@ WRITER=$!
 _register "$WRITER" writer
 
 confirmed_num() { pg_lsn_num "$(pg_slot_confirmed "$SLOT")"; }
-LOST='mapping/pgrestart: connection to 127.0.0.1:[0-9]+/postgres lost; reconnecting'
-AGAIN='mapping/pgrestart: streaming slot=weir_pgrestart from 127.0.0.1:[0-9]+/postgres again'
+LOST='mapping/pgrestart: connection to localhost:[0-9]+/postgres lost; reconnecting'
+AGAIN='mapping/pgrestart: streaming slot=weir_pgrestart from localhost:[0-9]+/postgres again'
 count_log() { { grep -cE "$1" "$WEIR_LOG" || true; }; }
 
 # streaming_well SINCE_RECORDS SINCE_LSN: deliveries went 500 past SINCE_RECORDS and the slot was
