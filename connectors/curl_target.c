@@ -17,7 +17,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
-#include "connectors/http_url.h"
+#include "connectors/http_shared.h"
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -334,32 +334,6 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
     loop_release(cl);
 }
 
-/* Copies a header's value (the bytes after the colon, trimmed) into out. */
-static void header_value(const char *v, size_t n, char *out, size_t out_len)
-{
-    while (n > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    if (n >= out_len)
-        n = out_len - 1;
-    memcpy(out, v, n);
-    out[n] = '\0';
-}
-
-static bool header_is(const char *line, size_t n, const char *name, const char **value,
-                      size_t *value_len)
-{
-    size_t k = strlen(name);
-    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
-        return false;
-    *value = line + k + 1;
-    *value_len = n - k - 1;
-    return true;
-}
-
 static size_t on_header(char *line, size_t size, size_t n, void *userdata)
 {
     struct weir_invocation *inv = userdata;
@@ -370,10 +344,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *userdata)
         /* A new status line (after a 1xx): only the final response's headers count. */
         inv->fn_error[0] = '\0';
         inv->error_type[0] = '\0';
-    } else if (header_is(line, n, "X-Amz-Function-Error", &v, &vn)) {
-        header_value(v, vn, inv->fn_error, sizeof(inv->fn_error));
-    } else if (header_is(line, n, "Error-Type", &v, &vn)) {
-        header_value(v, vn, inv->error_type, sizeof(inv->error_type));
+    } else if (weir_http_header_is(line, n, "X-Amz-Function-Error", &v, &vn)) {
+        weir_http_header_value(v, vn, inv->fn_error, sizeof(inv->fn_error));
+    } else if (weir_http_header_is(line, n, "Error-Type", &v, &vn)) {
+        weir_http_header_value(v, vn, inv->error_type, sizeof(inv->error_type));
     }
     return n;
 }

@@ -28,7 +28,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
-#include "connectors/http_url.h"
+#include "connectors/http_shared.h"
 #include "core/clock.h"
 #include "core/list.h"
 #include "core/log.h"
@@ -488,32 +488,6 @@ static enum parsed bad(struct weir_invocation *inv, const char *fmt, ...)
     return PARSED_BAD;
 }
 
-/* Copies a header's value, trimmed, into out. */
-static void header_value(const char *v, size_t n, char *out, size_t out_len)
-{
-    while (n > 0 && (*v == ' ' || *v == '\t')) {
-        v++;
-        n--;
-    }
-    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    if (n >= out_len)
-        n = out_len - 1;
-    memcpy(out, v, n);
-    out[n] = '\0';
-}
-
-static bool header_is(const char *line, size_t n, const char *name, const char **value,
-                      size_t *value_len)
-{
-    size_t k = strlen(name);
-    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
-        return false;
-    *value = line + k + 1;
-    *value_len = n - k - 1;
-    return true;
-}
-
 /* Whether the comma-separated header value v holds token (any case). */
 static bool value_has(const char *v, size_t n, const char *token)
 {
@@ -551,9 +525,9 @@ static enum parsed parse_head(struct weir_invocation *inv, const char *head, siz
         size_t vn;
         if (n == 0) {
             break;
-        } else if (header_is(line, n, "Content-Length", &v, &vn)) {
+        } else if (weir_http_header_is(line, n, "Content-Length", &v, &vn)) {
             char digits[24];
-            header_value(v, vn, digits, sizeof(digits));
+            weir_http_header_value(v, vn, digits, sizeof(digits));
             char *stop;
             errno = 0;
             unsigned long long parsed = strtoull(digits, &stop, 10);
@@ -562,17 +536,17 @@ static enum parsed parse_head(struct weir_invocation *inv, const char *head, siz
                 return bad(inv, "Content-Length \"%.*s\"", (int)(vn > 30 ? 30 : vn), v);
             has_length = true;
             length = parsed;
-        } else if (header_is(line, n, "Transfer-Encoding", &v, &vn)) {
+        } else if (weir_http_header_is(line, n, "Transfer-Encoding", &v, &vn)) {
             chunked = value_has(v, vn, "chunked");
-        } else if (header_is(line, n, "Connection", &v, &vn)) {
+        } else if (weir_http_header_is(line, n, "Connection", &v, &vn)) {
             if (value_has(v, vn, "close"))
                 close = true;
             else if (value_has(v, vn, "keep-alive"))
                 close = false;
-        } else if (header_is(line, n, "X-Amz-Function-Error", &v, &vn)) {
-            header_value(v, vn, fn_error, sizeof(fn_error));
-        } else if (header_is(line, n, "Error-Type", &v, &vn)) {
-            header_value(v, vn, error_type, sizeof(error_type));
+        } else if (weir_http_header_is(line, n, "X-Amz-Function-Error", &v, &vn)) {
+            weir_http_header_value(v, vn, fn_error, sizeof(fn_error));
+        } else if (weir_http_header_is(line, n, "Error-Type", &v, &vn)) {
+            weir_http_header_value(v, vn, error_type, sizeof(error_type));
         }
         line = nl + 1;
     }

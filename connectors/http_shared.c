@@ -1,7 +1,7 @@
-/* The URL rule shared by the HTTP function targets: the Lambda Invoke path added to a bare base
- * URL, and the Host header. Parsed with libcurl's URL API, once per target.
+/* What the HTTP function targets share: the Lambda Invoke path added to a bare base URL, the Host
+ * header (both parsed with libcurl's URL API, once per target), and header lines read.
  * Owns nothing; must never open a connection. */
-#include "connectors/http_url.h"
+#include "connectors/http_shared.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -70,4 +70,29 @@ done:
     curl_free(port);
     curl_url_cleanup(u);
     return out;
+}
+
+bool weir_http_header_is(const char *line, size_t n, const char *name, const char **value,
+                         size_t *value_len)
+{
+    size_t k = strlen(name);
+    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0)
+        return false;
+    *value = line + k + 1;
+    *value_len = n - k - 1;
+    return true;
+}
+
+void weir_http_header_value(const char *v, size_t n, char *out, size_t out_len)
+{
+    while (n > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    if (n >= out_len)
+        n = out_len - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
 }
