@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "connectors/http_response.h"
 #include "connectors/http_shared.h"
 #include "core/clock.h"
 #include "core/list.h"
@@ -38,11 +39,7 @@
 #define COMPONENT "target.http"
 /* Idle connections kept per target: beyond any concurrency weir runs one function at. */
 #define IDLE_CONNECTIONS_KEPT 1024
-/* A response's status line and headers together; more is not a function's answer. */
-#define RESPONSE_HEAD_MAX (64 * 1024)
-/* A chunk-size or trailer line. */
-#define RESPONSE_LINE_MAX 4096
-#define READ_SIZE         (64 * 1024)
+#define READ_SIZE             (64 * 1024)
 /* Functions may run for up to 15 minutes on an idle connection; notice a dead peer (as
  * curl_target.c does with CURLOPT_TCP_KEEPALIVE's defaults). */
 #define KEEPALIVE_IDLE_S 60
@@ -58,17 +55,6 @@ struct conn {
     unsigned served;             /* responses read on it */
     struct weir_invocation *inv; /* NULL while idle */
     struct weir_list node;       /* in t->idle while idle */
-};
-
-enum read_state {
-    READ_HEAD,       /* status line and headers, gathered in inv->line until the blank line */
-    READ_BODY,       /* `remaining` bytes of a Content-Length body */
-    READ_CHUNK_SIZE, /* a chunk-size line */
-    READ_CHUNK_DATA, /* `remaining` bytes of a chunk */
-    READ_CHUNK_END,  /* the CRLF after a chunk */
-    READ_TRAILER,    /* trailer lines after the last chunk, until a blank one */
-    READ_TO_CLOSE,   /* a body without length: it ends when the server closes */
-    READ_DONE,
 };
 
 struct weir_invocation {
@@ -93,13 +79,8 @@ struct weir_invocation {
     size_t sent;  /* bytes of the request written, head included */
     bool resent;  /* sent once more on a new connection: a reused one died without an answer */
     size_t heard; /* bytes of the response read */
-    enum read_state state;
-    struct weir_buf line; /* the head, or a chunk-size or trailer line, until it is whole */
-    uint64_t remaining;
-    bool keep_alive; /* the connection may carry the next request once this one ends */
-    char fn_error[64];
-    char error_type[64];
     struct weir_invoke_result res;
+    struct weir_http_response resp; /* its body is res.body */
     int64_t start_us;
     int64_t timeout_ms;
     struct weir_list node; /* in t->invs */
@@ -228,9 +209,14 @@ static void inv_free(struct weir_invocation *inv)
         event_free(inv->defer);
     if (inv->t)
         weir_list_remove(&inv->node);
-    weir_buf_deinit(&inv->line);
+    weir_http_response_deinit(&inv->resp);
     weir_invoke_result_deinit(&inv->res);
     free(inv);
+}
+
+static size_t request_len(const struct weir_invocation *inv)
+{
+    return inv->t->head_len + inv->length_line_len + inv->len;
 }
 
 /* Hands the result to the caller and frees the invocation. The caller's done may cancel other
@@ -240,14 +226,14 @@ static void report(struct weir_invocation *inv)
 {
     struct weir_invoke_result *res = &inv->res;
     res->elapsed_us = weir_clock_mono_us() - inv->start_us;
+    res->status = inv->resp.status;
     snprintf(res->function_error, sizeof(res->function_error), "%s",
-             inv->fn_error[0] ? inv->fn_error : inv->error_type);
+             inv->resp.function_error[0] ? inv->resp.function_error : inv->resp.error_type);
     if (res->transport != WEIR_TRANSPORT_OK)
         weir_debug(COMPONENT, "invocation failed url=%s error=\"%s\"", inv->t->log_url,
                    res->detail);
     if (inv->c) {
-        if (inv->keep_alive && inv->state == READ_DONE &&
-            inv->sent == inv->t->head_len + inv->length_line_len + inv->len)
+        if (inv->resp.keep_alive && inv->resp.done && inv->sent == request_len(inv))
             conn_keep(inv->c);
         else
             conn_close(inv->c);
@@ -274,7 +260,7 @@ static void fail(struct weir_invocation *inv, enum weir_transport transport, con
     va_start(ap, fmt);
     vsnprintf(inv->res.detail, sizeof(inv->res.detail), fmt, ap);
     va_end(ap);
-    inv->keep_alive = false;
+    inv->resp.keep_alive = false;
     if (inv->c)
         conn_close(inv->c);
     weir_resolve_cancel(inv->lookup);
@@ -285,11 +271,6 @@ static void fail(struct weir_invocation *inv, enum weir_transport transport, con
         return;
     }
     report(inv);
-}
-
-static size_t request_len(const struct weir_invocation *inv)
-{
-    return inv->t->head_len + inv->length_line_len + inv->len;
 }
 
 static void send_rest(struct weir_invocation *inv);
@@ -414,10 +395,8 @@ static void on_resolved(const char *const *addrs, size_t n, const struct weir_er
 static void start(struct weir_invocation *inv, bool fresh)
 {
     struct weir_target *t = inv->t;
-    inv->state = READ_HEAD;
     inv->heard = 0;
-    inv->keep_alive = true;
-    weir_buf_reset(&inv->line);
+    weir_http_response_reset(&inv->resp);
     inv->c = fresh ? NULL : conn_take_idle(t);
     if (inv->c) {
         inv->c->inv = inv;
@@ -456,257 +435,6 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the response --------------------------------------------------------------------------- */
 
-enum parsed { PARSED_MORE, PARSED_DONE, PARSED_BAD, PARSED_TOO_LARGE };
-
-/* Appends body bytes; PARSED_TOO_LARGE once the response passes WEIR_RESPONSE_MAX (what fits is
- * kept). */
-static enum parsed body_append(struct weir_invocation *inv, const char *data, size_t n)
-{
-    struct weir_buf *body = &inv->res.body;
-    if (body->len + n > WEIR_RESPONSE_MAX) {
-        weir_buf_append(body, data, WEIR_RESPONSE_MAX - body->len);
-        inv->res.transport = WEIR_TRANSPORT_TOO_LARGE;
-        snprintf(inv->res.detail, sizeof(inv->res.detail), "response larger than %d bytes",
-                 WEIR_RESPONSE_MAX);
-        return PARSED_TOO_LARGE;
-    }
-    weir_buf_append(body, data, n);
-    return PARSED_MORE;
-}
-
-static enum parsed bad(struct weir_invocation *inv, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static enum parsed bad(struct weir_invocation *inv, const char *fmt, ...)
-{
-    inv->res.transport = WEIR_TRANSPORT_FAILED;
-    int k = snprintf(inv->res.detail, sizeof(inv->res.detail), "malformed HTTP response: ");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(inv->res.detail + k, sizeof(inv->res.detail) - (size_t)k, fmt, ap);
-    va_end(ap);
-    return PARSED_BAD;
-}
-
-/* Whether the comma-separated header value v holds token (any case). */
-static bool value_has(const char *v, size_t n, const char *token)
-{
-    size_t k = strlen(token);
-    for (size_t i = 0; i + k <= n; i++)
-        if (strncasecmp(v + i, token, k) == 0)
-            return true;
-    return false;
-}
-
-/* Reads the status line and headers of head (len bytes, ending with the blank line) and sets
- * what the body is. */
-static enum parsed parse_head(struct weir_invocation *inv, const char *head, size_t len)
-{
-    const char *end = head + len;
-    const char *eol = memchr(head, '\n', len);
-    /* "HTTP/1.x NNN reason" */
-    if (len < 12 || memcmp(head, "HTTP/1.", 7) != 0 || (head[7] != '0' && head[7] != '1') ||
-        head[8] != ' ' || head[9] < '1' || head[9] > '5' || head[10] < '0' || head[10] > '9' ||
-        head[11] < '0' || head[11] > '9') {
-        size_t show = eol ? (size_t)(eol - head) : len;
-        return bad(inv, "status line \"%.*s\"", (int)(show > 60 ? 60 : show), head);
-    }
-    bool http10 = head[7] == '0';
-    long status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
-    bool chunked = false, close = http10, has_length = false;
-    uint64_t length = 0;
-    char fn_error[64] = "", error_type[64] = "";
-    for (const char *line = eol + 1; line < end;) {
-        const char *nl = memchr(line, '\n', (size_t)(end - line));
-        size_t n = (size_t)(nl - line);
-        if (n > 0 && line[n - 1] == '\r')
-            n--;
-        const char *v;
-        size_t vn;
-        if (n == 0) {
-            break;
-        } else if (weir_http_header_is(line, n, "Content-Length", &v, &vn)) {
-            char digits[24];
-            weir_http_header_value(v, vn, digits, sizeof(digits));
-            char *stop;
-            errno = 0;
-            unsigned long long parsed = strtoull(digits, &stop, 10);
-            if (digits[0] < '0' || digits[0] > '9' || *stop || errno ||
-                (has_length && parsed != length))
-                return bad(inv, "Content-Length \"%.*s\"", (int)(vn > 30 ? 30 : vn), v);
-            has_length = true;
-            length = parsed;
-        } else if (weir_http_header_is(line, n, "Transfer-Encoding", &v, &vn)) {
-            chunked = value_has(v, vn, "chunked");
-        } else if (weir_http_header_is(line, n, "Connection", &v, &vn)) {
-            if (value_has(v, vn, "close"))
-                close = true;
-            else if (value_has(v, vn, "keep-alive"))
-                close = false;
-        } else if (weir_http_header_is(line, n, "X-Amz-Function-Error", &v, &vn)) {
-            weir_http_header_value(v, vn, fn_error, sizeof(fn_error));
-        } else if (weir_http_header_is(line, n, "Error-Type", &v, &vn)) {
-            weir_http_header_value(v, vn, error_type, sizeof(error_type));
-        }
-        line = nl + 1;
-    }
-    if (status < 200) {
-        if (status == 101)
-            return bad(inv, "101 Switching Protocols to a POST");
-        /* An interim response (100 Continue): the final one follows. */
-        return PARSED_MORE;
-    }
-    inv->res.status = status;
-    memcpy(inv->fn_error, fn_error, sizeof(fn_error));
-    memcpy(inv->error_type, error_type, sizeof(error_type));
-    inv->keep_alive = !close;
-    if (status == 204 || status == 304) {
-        inv->state = READ_DONE;
-    } else if (chunked) {
-        inv->state = READ_CHUNK_SIZE;
-    } else if (has_length) {
-        inv->remaining = length;
-        inv->state = length ? READ_BODY : READ_DONE;
-        if (length > WEIR_RESPONSE_MAX)
-            weir_buf_reserve(&inv->res.body, WEIR_RESPONSE_MAX);
-        else
-            weir_buf_reserve(&inv->res.body, (size_t)length);
-    } else {
-        inv->state = READ_TO_CLOSE;
-        inv->keep_alive = false;
-    }
-    return PARSED_MORE;
-}
-
-/* The length of the head at data, through its blank line (CR LF or a bare LF, as libcurl takes
- * too); 0 while the blank line has not come. */
-static size_t head_end(const char *data, size_t n)
-{
-    for (const char *nl = memchr(data, '\n', n); nl;
-         nl = memchr(nl + 1, '\n', n - (size_t)(nl + 1 - data))) {
-        size_t rest = n - (size_t)(nl + 1 - data);
-        if (rest >= 1 && nl[1] == '\n')
-            return (size_t)(nl + 2 - data);
-        if (rest >= 2 && nl[1] == '\r' && nl[2] == '\n')
-            return (size_t)(nl + 3 - data);
-    }
-    return 0;
-}
-
-/* Gathers one line ending in LF into inv->line; true once it is whole (CR LF removed). */
-static bool take_line(struct weir_invocation *inv, const char **data, size_t *n)
-{
-    const char *nl = memchr(*data, '\n', *n);
-    size_t take = nl ? (size_t)(nl - *data) + 1 : *n;
-    weir_buf_append(&inv->line, *data, take);
-    *data += take;
-    *n -= take;
-    if (!nl)
-        return false;
-    inv->line.len--;
-    if (inv->line.len > 0 && inv->line.data[inv->line.len - 1] == '\r')
-        inv->line.len--;
-    inv->line.data[inv->line.len] = '\0';
-    return true;
-}
-
-/* Feeds n bytes of the response to the parser. */
-static enum parsed parse(struct weir_invocation *inv, const char *data, size_t n)
-{
-    while (n > 0 || inv->state == READ_DONE) {
-        switch (inv->state) {
-        case READ_HEAD: {
-            /* The head is usually whole in one read: parse it in place. */
-            struct weir_buf *line = &inv->line;
-            size_t before = line->len;
-            const char *head = data;
-            size_t head_len = before == 0 ? head_end(data, n) : 0;
-            if (!head_len) {
-                weir_buf_append(line, data, n);
-                /* The blank line may have begun in what was gathered before. */
-                size_t from = before > 2 ? before - 2 : 0;
-                size_t end = head_end(line->data + from, line->len - from);
-                if (!end) {
-                    if (line->len > RESPONSE_HEAD_MAX)
-                        return bad(inv, "status line and headers longer than %d bytes",
-                                   RESPONSE_HEAD_MAX);
-                    return PARSED_MORE;
-                }
-                head = line->data;
-                head_len = from + end;
-            }
-            size_t used = head_len - before;
-            enum parsed p = parse_head(inv, head, head_len);
-            weir_buf_reset(line);
-            if (p != PARSED_MORE)
-                return p;
-            data += used;
-            n -= used;
-            break;
-        }
-        case READ_BODY:
-        case READ_CHUNK_DATA: {
-            size_t take = n < inv->remaining ? n : (size_t)inv->remaining;
-            if (body_append(inv, data, take) == PARSED_TOO_LARGE)
-                return PARSED_TOO_LARGE;
-            data += take;
-            n -= take;
-            inv->remaining -= take;
-            if (inv->remaining == 0)
-                inv->state = inv->state == READ_BODY ? READ_DONE : READ_CHUNK_END;
-            break;
-        }
-        case READ_CHUNK_SIZE: {
-            if (!take_line(inv, &data, &n)) {
-                if (inv->line.len > RESPONSE_LINE_MAX)
-                    return bad(inv, "chunk-size line longer than %d bytes", RESPONSE_LINE_MAX);
-                break;
-            }
-            char *stop;
-            errno = 0;
-            unsigned long long size = strtoull(inv->line.data, &stop, 16);
-            if (stop == inv->line.data || errno || (*stop && *stop != ';' && *stop != ' '))
-                return bad(inv, "chunk size \"%.30s\"", inv->line.data);
-            weir_buf_reset(&inv->line);
-            inv->remaining = size;
-            inv->state = size ? READ_CHUNK_DATA : READ_TRAILER;
-            break;
-        }
-        case READ_CHUNK_END:
-            if (!take_line(inv, &data, &n)) {
-                if (inv->line.len > RESPONSE_LINE_MAX)
-                    return bad(inv, "no line end after a chunk");
-                break;
-            }
-            if (inv->line.len != 0)
-                return bad(inv, "no line end after a chunk");
-            inv->state = READ_CHUNK_SIZE;
-            break;
-        case READ_TRAILER:
-            if (!take_line(inv, &data, &n)) {
-                if (inv->line.len > RESPONSE_LINE_MAX)
-                    return bad(inv, "trailer line longer than %d bytes", RESPONSE_LINE_MAX);
-                break;
-            }
-            if (inv->line.len == 0)
-                inv->state = READ_DONE;
-            weir_buf_reset(&inv->line);
-            break;
-        case READ_TO_CLOSE:
-            if (body_append(inv, data, n) == PARSED_TOO_LARGE)
-                return PARSED_TOO_LARGE;
-            n = 0;
-            break;
-        case READ_DONE:
-            /* Bytes past the response: the connection cannot be trusted with another. */
-            if (n > 0)
-                inv->keep_alive = false;
-            return PARSED_DONE;
-        }
-    }
-    return PARSED_MORE;
-}
-
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -733,8 +461,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             return;
         }
         if (r == 0) {
-            if (inv->state == READ_TO_CLOSE) {
-                inv->state = READ_DONE;
+            if (weir_http_response_closed(&inv->resp)) {
                 report(inv);
             } else {
                 broken(inv, "connection closed by the function", 0);
@@ -742,15 +469,20 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             return;
         }
         inv->heard += (size_t)r;
-        switch (parse(inv, data, (size_t)r)) {
-        case PARSED_MORE:
+        switch (weir_http_response_feed(&inv->resp, data, (size_t)r)) {
+        case WEIR_HTTP_MORE:
             break;
-        case PARSED_DONE:
+        case WEIR_HTTP_DONE:
             report(inv);
             return;
-        case PARSED_BAD:
-        case PARSED_TOO_LARGE:
-            inv->keep_alive = false;
+        case WEIR_HTTP_BAD:
+            inv->res.transport = WEIR_TRANSPORT_FAILED;
+            snprintf(inv->res.detail, sizeof(inv->res.detail), "%s", inv->resp.error);
+            report(inv);
+            return;
+        case WEIR_HTTP_TOO_LARGE:
+            inv->res.transport = WEIR_TRANSPORT_TOO_LARGE;
+            snprintf(inv->res.detail, sizeof(inv->res.detail), "%s", inv->resp.error);
             report(inv);
             return;
         }
@@ -796,8 +528,8 @@ static struct weir_invocation *http_invoke(struct weir_target *t, const char *pa
     inv->start_us = weir_clock_mono_us();
     inv->length_line_len =
         (size_t)snprintf(inv->length_line, sizeof(inv->length_line), "%zu\r\n\r\n", len);
-    weir_buf_init(&inv->line);
     weir_invoke_result_init(&inv->res);
+    weir_http_response_init(&inv->resp, &inv->res.body, WEIR_RESPONSE_MAX);
     weir_list_push_back(&t->invs, &inv->node);
     if (timeout_ms > 0) {
         inv->timer = evtimer_new(t->base, on_timeout, inv);

@@ -30,6 +30,15 @@ pgoutput)
     # The target writes its seeds (the captured messages) into the seed directory itself.
     export WEIR_FUZZ_SEED_DIR=$OUT/seeds-$TARGET
     ;;
+http_response)
+    SOURCES=(tests/fuzz/fuzz_http_response.c connectors/http_response.c connectors/http_shared.c
+        core/buf.c core/mem.c core/status.c core/text.c)
+    for h in connectors/http_response.h connectors/http_shared.h; do
+        [[ $ROOT/$h -nt $OUT/fuzz_$TARGET ]] && rm -f "$OUT/fuzz_$TARGET"
+    done
+    # The target writes its seeds (real answers) into the seed directory itself.
+    export WEIR_FUZZ_SEED_DIR=$OUT/seeds-$TARGET
+    ;;
 *)
     echo "FAIL: run.sh: unknown fuzz target '$TARGET'" >&2
     exit 2
@@ -62,8 +71,8 @@ if ((rebuild)); then
     # shellcheck disable=SC2046
     if ! "$CLANG" -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
         -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra -Werror \
-        -Wno-unused-parameter -I"$ROOT" $(pkg-config --cflags jansson libevent) "${srcs[@]}" \
-        $(pkg-config --libs jansson libevent) -lm -o "$BIN.tmp" 2>"$OUT/build-$TARGET.log"; then
+        -Wno-unused-parameter -I"$ROOT" $(pkg-config --cflags jansson libevent libcurl) "${srcs[@]}" \
+        $(pkg-config --libs jansson libevent libcurl) -lm -o "$BIN.tmp" 2>"$OUT/build-$TARGET.log"; then
         cat "$OUT/build-$TARGET.log"
         echo "FAIL: fuzz.$TARGET: the fuzzer did not build (is libclang-rt-14-dev installed?)"
         exit 1
@@ -99,6 +108,23 @@ done <<'PATTERNS'
 {"body": {"city": ["Z\u00fcrich", "\ud83d\ude00"], "n": [300, 3e2, -0.5, 123456789012]}}
 PATTERNS
 
+if [[ $TARGET == http_response ]]; then
+    cat >"$DICT" <<'DICT'
+"HTTP/1.1 "
+"HTTP/1.0 "
+"\x0d\x0a"
+"\x0d\x0a\x0d\x0a"
+"Content-Length: "
+"Transfer-Encoding: chunked"
+"Connection: close"
+"Connection: keep-alive"
+"X-Amz-Function-Error: "
+"Error-Type: "
+"100 Continue"
+";ext=1"
+"0\x0d\x0a\x0d\x0a"
+DICT
+else
 cat >"$DICT" <<'DICT'
 "\"prefix\""
 "\"suffix\""
@@ -126,6 +152,8 @@ cat >"$DICT" <<'DICT'
 "1e9"
 "-0.000001"
 DICT
+fi
+
 
 echo "==> fuzzing $TARGET for ${SECS}s (corpus $CORPUS)"
 set +e
