@@ -208,11 +208,22 @@ static bool take_line(struct weir_http_response *r, const char **data, size_t *n
     return true;
 }
 
+/* Whether the line gathered so far is past WEIR_HTTP_LINE_MAX. Part of a line may end in the CR
+ * of its line end, which a whole one has lost: one byte more is allowed until it is whole, so a
+ * line is refused the same wherever the reads split it. */
+static bool line_too_long(const struct weir_http_response *r, bool whole)
+{
+    return r->line.len > WEIR_HTTP_LINE_MAX + (whole ? 0 : 1);
+}
+
 /* A chunk-size line: hex digits, then blanks or a ";extension" (ignored). */
 static bool parse_chunk_size(const char *line, uint64_t *out)
 {
     uint64_t size = 0;
-    size_t digits = 0;
+    size_t digits = 0, zeros = 0;
+    while (line[zeros] == '0' && line[zeros + 1] == '0')
+        zeros++; /* padding: "0000a" is 10 */
+    line += zeros;
     for (; line[digits]; digits++) {
         char c = line[digits];
         int v = c >= '0' && c <= '9'   ? c - '0'
@@ -258,6 +269,9 @@ enum weir_http_parsed weir_http_response_feed(struct weir_http_response *r, cons
                 head = line->data;
                 head_len = from + end;
             }
+            /* Checked whole too, so that where the reads split never decides. */
+            if (head_len > WEIR_HTTP_HEAD_MAX)
+                return bad(r, "status line and headers longer than %d bytes", WEIR_HTTP_HEAD_MAX);
             size_t used = head_len - before;
             enum weir_http_parsed p = parse_head(r, head, head_len);
             weir_buf_reset(line);
@@ -280,11 +294,11 @@ enum weir_http_parsed weir_http_response_feed(struct weir_http_response *r, cons
             break;
         }
         case READ_CHUNK_SIZE: {
-            if (!take_line(r, &data, &n)) {
-                if (r->line.len > WEIR_HTTP_LINE_MAX)
-                    return bad(r, "chunk-size line longer than %d bytes", WEIR_HTTP_LINE_MAX);
+            bool whole = take_line(r, &data, &n);
+            if (line_too_long(r, whole))
+                return bad(r, "chunk-size line longer than %d bytes", WEIR_HTTP_LINE_MAX);
+            if (!whole)
                 break;
-            }
             uint64_t size;
             if (!parse_chunk_size(r->line.data, &size))
                 return bad(r, "chunk size \"%.30s\"", r->line.data);
@@ -293,26 +307,28 @@ enum weir_http_parsed weir_http_response_feed(struct weir_http_response *r, cons
             r->state = size ? READ_CHUNK_DATA : READ_TRAILER;
             break;
         }
-        case READ_CHUNK_END:
-            if (!take_line(r, &data, &n)) {
-                if (r->line.len > WEIR_HTTP_LINE_MAX)
-                    return bad(r, "no line end after a chunk");
+        case READ_CHUNK_END: {
+            bool whole = take_line(r, &data, &n);
+            if (line_too_long(r, whole))
+                return bad(r, "no line end after a chunk");
+            if (!whole)
                 break;
-            }
             if (r->line.len != 0)
                 return bad(r, "no line end after a chunk");
             r->state = READ_CHUNK_SIZE;
             break;
-        case READ_TRAILER:
-            if (!take_line(r, &data, &n)) {
-                if (r->line.len > WEIR_HTTP_LINE_MAX)
-                    return bad(r, "trailer line longer than %d bytes", WEIR_HTTP_LINE_MAX);
+        }
+        case READ_TRAILER: {
+            bool whole = take_line(r, &data, &n);
+            if (line_too_long(r, whole))
+                return bad(r, "trailer line longer than %d bytes", WEIR_HTTP_LINE_MAX);
+            if (!whole)
                 break;
-            }
             if (r->line.len == 0)
                 r->state = READ_DONE;
             weir_buf_reset(&r->line);
             break;
+        }
         case READ_TO_CLOSE:
             if (body_append(r, data, n) == WEIR_HTTP_TOO_LARGE)
                 return WEIR_HTTP_TOO_LARGE;

@@ -43,6 +43,9 @@
 /* Functions may run for up to 15 minutes on an idle connection; notice a dead peer (as
  * curl_target.c does with CURLOPT_TCP_KEEPALIVE's defaults). */
 #define KEEPALIVE_IDLE_S 60
+/* A connect that neither succeeds nor fails this long gives way to the host's next address, when
+ * it has one (an address that drops packets, as a host that is down behind a name does). */
+#define NEXT_ADDRESS_AFTER_MS 2000
 
 /* One TCP connection to the target's host: running one invocation, or idle in t->idle. */
 struct conn {
@@ -67,8 +70,9 @@ struct weir_invocation {
     size_t n_addrs;
     size_t next_addr;
     struct sockaddr_storage *found;
-    struct event *timer; /* the function's timeout */
-    struct event *defer; /* reports a failure found inside invoke from the loop */
+    struct event *next_address; /* moves on from a connect that hangs, while addresses remain */
+    struct event *timer;        /* the function's timeout */
+    struct event *defer;        /* reports a failure found inside invoke from the loop */
     bool in_invoke;
     weir_invoke_done_fn done;
     void *arg;
@@ -203,6 +207,8 @@ static void inv_free(struct weir_invocation *inv)
         conn_close(inv->c); /* mid-request: it cannot carry another */
     weir_resolve_cancel(inv->lookup);
     free(inv->found);
+    if (inv->next_address)
+        event_free(inv->next_address);
     if (inv->timer)
         event_free(inv->timer);
     if (inv->defer)
@@ -343,6 +349,17 @@ static socklen_t addr_len(const struct sockaddr_storage *a)
     return a->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 }
 
+static void connect_next(struct weir_invocation *inv, int last_error);
+
+static void on_connect_slow(evutil_socket_t fd, short what, void *arg)
+{
+    struct weir_invocation *inv = arg;
+    if (inv->c && inv->c->connecting) {
+        conn_close(inv->c);
+        connect_next(inv, ETIMEDOUT);
+    }
+}
+
 /* Connects to the host's next address, or fails inv with the last error once none is left. */
 static void connect_next(struct weir_invocation *inv, int last_error)
 {
@@ -351,8 +368,15 @@ static void connect_next(struct weir_invocation *inv, int last_error)
         if (conn_open(inv, (const struct sockaddr *)&inv->addrs[inv->next_addr],
                       addr_len(&inv->addrs[inv->next_addr]))) {
             inv->next_addr++;
-            if (!inv->c->connecting)
+            if (!inv->c->connecting) {
                 send_rest(inv);
+            } else if (inv->next_addr < inv->n_addrs) {
+                if (!inv->next_address)
+                    inv->next_address = evtimer_new(t->base, on_connect_slow, inv);
+                struct timeval tv = {.tv_sec = NEXT_ADDRESS_AFTER_MS / 1000,
+                                     .tv_usec = (NEXT_ADDRESS_AFTER_MS % 1000) * 1000};
+                evtimer_add(inv->next_address, &tv);
+            }
             return;
         }
         inv->next_addr++;
@@ -511,6 +535,8 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->connecting = false;
+        if (inv->next_address)
+            evtimer_del(inv->next_address);
     }
     send_rest(inv);
 }

@@ -98,6 +98,7 @@ struct weir_poller {
     int lookup_port;
     struct weir_resolver *resolver;
     struct weir_resolve *lookup;
+    size_t lookups; /* made so far: where the next attempt starts in the addresses */
     enum step step;
     struct event *io_ev;    /* the socket is readable (or writable while connecting) */
     struct event *write_ev; /* libpq has output left to flush */
@@ -1184,7 +1185,9 @@ static void connect_to(struct weir_poller *p, const char *hosts, const char *hos
         return;
     }
     p->step = STEP_CONNECTING;
-    weir_timer_after(p->setup_timeout, SETUP_TIMEOUT_MS);
+    /* The lookup, when there was one, counts in the same 30 s. */
+    if (!weir_timer_armed(p->setup_timeout))
+        weir_timer_after(p->setup_timeout, SETUP_TIMEOUT_MS);
     if (PQsocket(p->conn) < 0) {
         lost(p, PQerrorMessage(p->conn));
         return;
@@ -1200,13 +1203,16 @@ static void on_resolved(const char *const *addrs, size_t n, const struct weir_er
         lost(p, err->msg);
         return;
     }
-    /* libpq wants one host per address, the name kept for TLS checks and its messages. */
+    /* libpq wants one host per address, the name kept for TLS checks and its messages. libpq
+     * gives a silent address the whole setup timeout, so each attempt starts one address further
+     * on: one that is down cannot hold every attempt. */
     struct weir_buf hosts, hostaddrs;
     weir_buf_init(&hosts);
     weir_buf_init(&hostaddrs);
+    size_t first = p->lookups++ % n;
     for (size_t i = 0; i < n; i++) {
         weir_buf_printf(&hosts, "%s%s", i ? "," : "", p->lookup_host);
-        weir_buf_printf(&hostaddrs, "%s%s", i ? "," : "", addrs[i]);
+        weir_buf_printf(&hostaddrs, "%s%s", i ? "," : "", addrs[(first + i) % n]);
     }
     weir_debug(p->comp, "postgres: host looked up host=%s addresses=%s", p->lookup_host,
                hostaddrs.data);
@@ -1307,8 +1313,14 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
         goto fail;
     }
     const char *host = "localhost", *port = "5432", *db = NULL, *user = NULL;
-    const char *name = NULL;
-    bool hostaddr = false;
+    const char *name = getenv("PGHOST"), *env_port = getenv("PGPORT");
+    /* libpq reads these too: a hostaddr or a service file of the user's own is left to it. */
+    bool left_to_libpq = (getenv("PGHOSTADDR") && *getenv("PGHOSTADDR")) ||
+                         (getenv("PGSERVICE") && *getenv("PGSERVICE"));
+    if (name && *name)
+        host = name;
+    if (env_port && *env_port)
+        port = env_port;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val)
             continue;
@@ -1322,14 +1334,14 @@ static struct weir_poller *pg_new(const struct weir_poller_args *args, struct we
             user = o->val;
         if (!strcmp(o->keyword, "host"))
             name = o->val;
-        if (!strcmp(o->keyword, "hostaddr") && o->val[0])
-            hostaddr = true;
+        if ((!strcmp(o->keyword, "hostaddr") || !strcmp(o->keyword, "service")) && o->val[0])
+            left_to_libpq = true;
     }
     snprintf(p->where, sizeof(p->where), "%s:%s/%s", host, port, db ? db : user ? user : "");
-    /* One host by name: looked up by weir (libpq would block the loop doing it). A socket
-     * directory, several hosts or a hostaddr are libpq's, as written. */
-    if (name && name[0] && name[0] != '/' && name[0] != '@' && !strchr(name, ',') && !hostaddr &&
-        !strchr(port, ',')) {
+    /* One host by name (the URI's, or PGHOST's): looked up by weir (libpq would block the loop
+     * doing it). A socket directory, several hosts, a hostaddr or a service are libpq's. */
+    if (name && name[0] && name[0] != '/' && name[0] != '@' && !strchr(name, ',') &&
+        !left_to_libpq && !strchr(port, ',')) {
         p->lookup_host = weir_strdup(name);
         p->lookup_port = atoi(port);
         if (p->lookup_port <= 0 || p->lookup_port > 65535)

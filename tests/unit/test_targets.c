@@ -1133,7 +1133,7 @@ static void raw_invoke_once(const char *reply, bool dribble, struct call *c)
 
 #define CHUNKED_REPLY                                                                              \
     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Amz-Function-Error: Unhandled\r\n\r\n"     \
-    "5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nTrailer-Field: x\r\n\r\n"
+    "005\r\nhello\r\n6;name=value\r\n world\r\n0\r\nTrailer-Field: x\r\n\r\n"
 
 static void http_chunked_response_is_read_whole(void **state)
 {
