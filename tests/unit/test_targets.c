@@ -804,6 +804,40 @@ static void http_big_error_page_is_read_whole(void **state)
     call_deinit(&c);
 }
 
+static void http_large_event_is_sent_whole(void **state)
+{
+    /* ~5 MiB, far more than a socket takes at once: the request goes out over many writes. */
+    struct server s;
+    struct http_fn f;
+    struct call c;
+    struct weir_buf ev;
+    char prefix[260];
+    memset(prefix, 'x', sizeof(prefix) - 1);
+    memcpy(prefix, "big", 3);
+    prefix[sizeof(prefix) - 1] = '\0';
+    call_init(&c);
+    server_start(&s, "ok", NULL);
+    struct weir_target *t = http_target_port(&f, s.port);
+    make_event(&ev, 15000, prefix);
+    assert_true(ev.len > 5 * 1024 * 1024);
+    /* On a connection already open and idle, so no event of the connect is left to help. */
+    struct call first;
+    call_init(&first);
+    invoke(http_ops, t, "{\"Records\":[]}", 3000, &first);
+    assert_true(run_until(&first, 1, 5000));
+    assert_int_equal(first.res.status, 200);
+    call_deinit(&first);
+    invoke(http_ops, t, ev.data, 10000, &c);
+    assert_true(run_until(&c, 1, 15000));
+    assert_int_equal(c.res.transport, WEIR_TRANSPORT_OK);
+    assert_int_equal(c.res.status, 200);
+    assert_int_equal(count_lines_with(s.record, "\tbigxxx"), 15000);
+    target_free(http_ops, t);
+    weir_buf_deinit(&ev);
+    call_deinit(&c);
+    server_stop(&s);
+}
+
 static void http_response_over_the_limit_is_too_large(void **state)
 {
     struct call c;
@@ -1898,6 +1932,7 @@ int main(int argc, char **argv)
         T(http_connection_closed_without_answer_is_failed),
         T(http_big_error_page_is_read_whole),
         T(http_response_over_the_limit_is_too_large),
+        T(http_large_event_is_sent_whole),
         T(http_status_429_is_reported_as_is),
         T(http_sequential_invocations_reuse_one_connection),
         T(http_ten_concurrent_invocations_all_complete_in_parallel),
