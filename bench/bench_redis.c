@@ -38,6 +38,7 @@
 #include <hiredis/hiredis.h>
 
 #include "bench/common.h"
+#include "bench/nullfn.h"
 #include "core/buf.h"
 #include "core/mem.h"
 #include "core/status.h"
@@ -276,7 +277,7 @@ static int script_load(redisContext *c, struct script *s)
     return 0;
 }
 
-/* ---- the null function: an HTTP server on a thread of this process --------------------------- */
+/* ---- the null function: bench/nullfn.h's server, counting SQS records ---------------------- */
 
 /* A request the function holds in a FIFO run: answered at the end of the loop turn, so requests
  * that arrive together are in flight at the function together. Its groups are held_groups[g0 ..
@@ -286,16 +287,9 @@ struct held {
     size_t g0, ng;
 };
 
-struct nullfn {
-    struct event_base *base;
-    struct evhttp *http;
-    struct event *stop_ev;
+struct sqs_fn {
+    struct nullfn srv;
     struct event *release_ev; /* FIFO runs: answers the held requests */
-    struct evbuffer *reply;
-    int stop_pipe[2];
-    int port;
-    pthread_t thread;
-    pid_t tid;
     /* Only the server thread touches these (between runs, nothing is held). */
     struct held *held;
     size_t n_held, cap_held;
@@ -349,16 +343,9 @@ static long group_of(const char *p, const char *end)
     return n > 0 && h < end && *h == '"' ? g : -1;
 }
 
-static void reply_ok(struct nullfn *f, struct evhttp_request *req)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evbuffer_add(f->reply, "{}", 2);
-    evhttp_send_reply(req, 200, "OK", f->reply);
-}
-
 /* FIFO: the order of seq in its group, and the group in this request's list (once). Called with
  * mu held. */
-static void fifo_check(struct nullfn *f, long seq, const char *rec, const char *rec_end, size_t g0)
+static void fifo_check(struct sqs_fn *f, long seq, const char *rec, const char *rec_end, size_t g0)
 {
     long g = group_of(rec, rec_end);
     if (g < 0 || g != seq % f->groups) {
@@ -382,9 +369,10 @@ static void fifo_check(struct nullfn *f, long seq, const char *rec, const char *
 /* Answers every request with 200 {} after counting the records of the SQS event. The event is
  * not parsed as JSON: finding each "body":" is enough, and keeps the function off the profile.
  * In a FIFO run the request is held until the end of the loop turn (see struct held). */
-static void nullfn_handle(struct evhttp_request *req, void *arg)
+static void sqs_fn_handle(struct evhttp_request *req, void *arg)
 {
-    struct nullfn *f = arg;
+    struct nullfn *srv = arg;
+    struct sqs_fn *f = srv->arg;
     int64_t now = wall_us();
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
@@ -433,7 +421,7 @@ static void nullfn_handle(struct evhttp_request *req, void *arg)
     pthread_mutex_unlock(&f->mu);
 
     if (f->groups == 0) {
-        reply_ok(f, req);
+        nullfn_reply_ok(srv, req);
         return;
     }
     if (f->n_held == f->cap_held) {
@@ -447,78 +435,38 @@ static void nullfn_handle(struct evhttp_request *req, void *arg)
         event_active(f->release_ev, EV_TIMEOUT, 0);
 }
 
-static void nullfn_release_cb(evutil_socket_t fd, short what, void *arg)
+static void sqs_fn_release_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct nullfn *f = arg;
+    struct sqs_fn *f = arg;
     pthread_mutex_lock(&f->mu);
     for (size_t i = 0; i < f->n_held; i++)
         for (size_t j = 0; j < f->held[i].ng; j++)
             f->open[f->held_groups[f->held[i].g0 + j]]--;
     pthread_mutex_unlock(&f->mu);
     for (size_t i = 0; i < f->n_held; i++)
-        reply_ok(f, f->held[i].req);
+        nullfn_reply_ok(&f->srv, f->held[i].req);
     f->n_held = 0;
     f->n_hg = 0;
 }
 
-static void nullfn_stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
-static void *nullfn_main(void *arg)
-{
-    struct nullfn *f = arg;
-    f->tid = (pid_t)syscall(SYS_gettid);
-    event_base_dispatch(f->base);
-    return NULL;
-}
-
-static int nullfn_start(struct nullfn *f)
+static int sqs_fn_start(struct sqs_fn *f)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
-    if (pipe(f->stop_pipe) != 0)
+    if (nullfn_open(&f->srv, sqs_fn_handle, f) != 0)
         return -1;
-    f->base = event_base_new();
-    f->http = evhttp_new(f->base);
-    f->reply = evbuffer_new();
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    if (!bs) {
-        say("null function: cannot listen on 127.0.0.1");
-        return -1;
-    }
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
-    f->port = ntohs(sa.sin_port);
-    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
-    evhttp_set_gencb(f->http, nullfn_handle, f);
-    f->stop_ev = event_new(f->base, f->stop_pipe[0], EV_READ, nullfn_stop_cb, f->base);
-    event_add(f->stop_ev, NULL);
-    f->release_ev = event_new(f->base, -1, 0, nullfn_release_cb, f);
-    if (pthread_create(&f->thread, NULL, nullfn_main, f) != 0)
-        return -1;
-    while (__atomic_load_n(&f->tid, __ATOMIC_ACQUIRE) == 0)
-        sleep_us(1000);
-    return 0;
+    f->release_ev = event_new(f->srv.base, -1, 0, sqs_fn_release_cb, f);
+    return nullfn_run(&f->srv);
 }
 
-static void nullfn_stop(struct nullfn *f)
+static void sqs_fn_stop(struct sqs_fn *f)
 {
-    if (write(f->stop_pipe[1], "x", 1) == 1)
-        pthread_join(f->thread, NULL);
-    event_free(f->stop_ev);
-    event_free(f->release_ev);
-    evhttp_free(f->http);
-    evbuffer_free(f->reply);
-    event_base_free(f->base);
-    close(f->stop_pipe[0]);
-    close(f->stop_pipe[1]);
+    nullfn_join(&f->srv);
+    if (f->release_ev)
+        event_free(f->release_ev);
+    nullfn_stop(&f->srv);
     free(f->seen);
     free(f->lat);
     free(f->last_seq);
@@ -530,7 +478,7 @@ static void nullfn_stop(struct nullfn *f)
 
 /* Expects sequence numbers 0..capacity-1; probes from lat_base on; groups > 0 for a FIFO run.
  * Called with no sender. */
-static void nullfn_reset(struct nullfn *f, long capacity, long target, long lat_base, long lat_cap,
+static void sqs_fn_reset(struct sqs_fn *f, long capacity, long target, long lat_base, long lat_cap,
                          long groups)
 {
     pthread_mutex_lock(&f->mu);
@@ -556,16 +504,16 @@ static void nullfn_reset(struct nullfn *f, long capacity, long target, long lat_
     pthread_mutex_unlock(&f->mu);
 }
 
-struct nullfn_view {
+struct sqs_fn_view {
     long unique, dups, bad, records, invocations, inv_at_target;
     int64_t t_first_us, t_target_us;
     long order_bad, overlap_bad, group_bad;
 };
 
-static struct nullfn_view nullfn_read(struct nullfn *f)
+static struct sqs_fn_view sqs_fn_read(struct sqs_fn *f)
 {
     pthread_mutex_lock(&f->mu);
-    struct nullfn_view v = {f->unique,      f->dups,          f->bad,        f->records,
+    struct sqs_fn_view v = {f->unique,      f->dups,          f->bad,        f->records,
                             f->invocations, f->inv_at_target, f->t_first_us, f->t_target_us,
                             f->order_bad,   f->overlap_bad,   f->group_bad};
     pthread_mutex_unlock(&f->mu);
@@ -613,7 +561,7 @@ struct result {
 struct ctx {
     struct options *opt;
     struct server srv;
-    struct nullfn fn;
+    struct sqs_fn fn;
     redisContext *c;
     char dir[256]; /* short, so every file name below it fits PATH_MAX */
 };
@@ -953,7 +901,7 @@ static char *post_request(const struct ctx *x, size_t *len, size_t *seq_at)
                     "Content-Type: application/json\r\n"
                     "X-Amz-Invocation-Type: RequestResponse\r\n"
                     "Content-Length: %zu\r\n\r\n",
-                    x->fn.port, ev.len);
+                    x->fn.srv.port, ev.len);
     static const char needle[] = "\"body\":\"";
     const char *b = memmem(ev.data, ev.len, needle, sizeof needle - 1);
     *seq_at = req.len + (size_t)(b - ev.data) + sizeof needle - 1 + 21;
@@ -1048,14 +996,14 @@ static int run_post(struct ctx *x, struct result *res, int which)
         pcs[i].fd = -1;
     if (!req)
         goto fail;
-    nullfn_reset(&x->fn, n, n, n, 0, 0);
+    sqs_fn_reset(&x->fn, n, n, n, 0, 0);
     ep = epoll_create1(0);
     say("%s: raw POST to the function, %d connections, %ld requests (%s)", res->label, c, n,
         which == RAW_BEFORE ? "before weir" : "after weir");
     for (int i = 0; i < c; i++) {
         struct post_conn *pc = &pcs[i];
         struct sockaddr_in sa = {.sin_family = AF_INET,
-                                 .sin_port = htons((uint16_t)x->fn.port),
+                                 .sin_port = htons((uint16_t)x->fn.srv.port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int one = 1;
         pc->fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1072,7 +1020,7 @@ static int run_post(struct ctx *x, struct result *res, int which)
         epoll_ctl(ep, EPOLL_CTL_ADD, pc->fd, &ev);
     }
     char fn_stat[64];
-    snprintf(fn_stat, sizeof fn_stat, "/proc/self/task/%d/stat", (int)x->fn.tid);
+    snprintf(fn_stat, sizeof fn_stat, "/proc/self/task/%d/stat", (int)x->fn.srv.tid);
     struct timespec cpu0, cpu1;
     double fn0 = cpu_seconds(fn_stat);
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
@@ -1121,7 +1069,7 @@ static int run_post(struct ctx *x, struct result *res, int which)
     int64_t t1 = mono_us();
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
     double el = (double)(t1 - t0) / 1e6;
-    struct nullfn_view v = nullfn_read(&x->fn);
+    struct sqs_fn_view v = sqs_fn_read(&x->fn);
     if (v.unique != n || v.dups != 0 || v.bad != 0) {
         say("raw POST: the function counted %ld distinct events of %ld (%ld duplicates, %ld "
             "unreadable)",
@@ -1173,7 +1121,7 @@ static int write_config(const struct ctx *x, const struct result *res, const cha
             "    batch_size: %d\n"
             "    maximum_batching_window_in_seconds: %d\n"
             "    visibility_timeout: 60\n",
-            x->fn.port, x->srv.port, key, res->batch, res->window);
+            x->fn.srv.port, x->srv.port, key, res->batch, res->window);
     if (res->concurrency > 0)
         fprintf(f, "    scaling_config:\n      maximum_concurrency: %d\n", res->concurrency);
     fclose(f);
@@ -1205,7 +1153,7 @@ static int await_unique(struct ctx *x, pid_t *weir, long want, void (*first)(voi
     int64_t last_progress = mono_us();
     bool had_first = false;
     for (;;) {
-        struct nullfn_view v = nullfn_read(&x->fn);
+        struct sqs_fn_view v = sqs_fn_read(&x->fn);
         if (!had_first && v.records > 0) {
             had_first = true;
             if (first)
@@ -1295,7 +1243,7 @@ static int run_weir(struct ctx *x, struct result *res)
         return -1;
     snprintf(log, sizeof log, "%s", cfg);
     snprintf(log + strlen(log) - 5, 6, ".log");
-    nullfn_reset(&x->fn, n + probes, n, n, probes, fifo ? res->groups : 0);
+    sqs_fn_reset(&x->fn, n + probes, n, n, probes, fifo ? res->groups : 0);
 
     char *argv[] = {o->weir, "run", "-c", cfg, "--log-level", "warn", NULL};
     pid = spawn(argv, log);
@@ -1306,12 +1254,12 @@ static int run_weir(struct ctx *x, struct result *res)
     weir_pid_g = pid;
     say("%s: weir started (pid %d), draining", res->label, (int)pid);
 
-    struct cpu_mark mark = {.weir = pid, .redis = x->srv.pid, .fn_tid = x->fn.tid};
+    struct cpu_mark mark = {.weir = pid, .redis = x->srv.pid, .fn_tid = x->fn.srv.tid};
     if (await_unique(x, &pid, n, cpu_mark_take, &mark) != 0)
         goto fail;
-    struct nullfn_view v = nullfn_read(&x->fn);
+    struct sqs_fn_view v = sqs_fn_read(&x->fn);
     char fn_stat[64];
-    snprintf(fn_stat, sizeof fn_stat, "/proc/self/task/%d/stat", (int)x->fn.tid);
+    snprintf(fn_stat, sizeof fn_stat, "/proc/self/task/%d/stat", (int)x->fn.srv.tid);
     res->cpu_weir = pid_cpu(pid) - mark.weir0;
     res->cpu_redis = pid_cpu(x->srv.pid) - mark.redis0;
     res->cpu_fn = cpu_seconds(fn_stat) - mark.fn0;
@@ -1334,7 +1282,7 @@ static int run_weir(struct ctx *x, struct result *res)
         pthread_mutex_unlock(&x->fn.mu);
         res->has_lat = true;
     }
-    v = nullfn_read(&x->fn);
+    v = sqs_fn_read(&x->fn);
     res->dups = v.dups;
     res->order_bad = v.order_bad;
     res->overlap_bad = v.overlap_bad;
@@ -1705,11 +1653,11 @@ int main(int argc, char **argv)
         say("cannot connect to redis-server on port %d", x.srv.port);
         goto fail;
     }
-    if (nullfn_start(&x.fn) != 0)
+    if (sqs_fn_start(&x.fn) != 0)
         goto fail;
     fn_up = true;
     say("redis %s on port %d, null function on port %d, weir %s", x.srv.version, x.srv.port,
-        x.fn.port, opt.weir);
+        x.fn.srv.port, opt.weir);
 
     rtt_v = weir_calloc(RTT_PROBES, sizeof *rtt_v);
     if (raw_push_claim_rtt(&x, rtt_v) != 0)
@@ -1732,7 +1680,7 @@ fail:
     if (x.c)
         redisFree(x.c);
     if (fn_up)
-        nullfn_stop(&x.fn);
+        sqs_fn_stop(&x.fn);
     server_stop(&x.srv);
     if (rc == 0)
         nftw(x.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

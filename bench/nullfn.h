@@ -6,6 +6,7 @@
 #define WEIR_BENCH_NULLFN_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <sys/syscall.h>
 
 #include <event2/buffer.h>
@@ -22,6 +23,7 @@ struct nullfn {
     int stop_pipe[2];
     int port;
     pthread_t thread;
+    bool running; /* the thread is started and not joined */
     pid_t tid;
     void *arg; /* the handler's */
 };
@@ -39,10 +41,11 @@ static inline void *nullfn_main(void *arg)
     return NULL;
 }
 
-/* Starts the server; handle(req, f) is called on its thread for every POST, and f->arg is arg.
- * -1 when it cannot listen or start its thread. */
-static inline int nullfn_start(struct nullfn *f, void (*handle)(struct evhttp_request *, void *),
-                               void *arg)
+/* Makes the server, listening, without its thread yet: events of the caller's on f->base (made
+ * before nullfn_run, as libevent wants one thread per base) go between the two. handle(req, f)
+ * will be called on its thread for every POST, and f->arg is arg. -1 when it cannot listen. */
+static inline int nullfn_open(struct nullfn *f, void (*handle)(struct evhttp_request *, void *),
+                              void *arg)
 {
     memset(f, 0, sizeof *f);
     f->arg = arg;
@@ -64,11 +67,25 @@ static inline int nullfn_start(struct nullfn *f, void (*handle)(struct evhttp_re
     evhttp_set_gencb(f->http, handle, f);
     f->stop_ev = event_new(f->base, f->stop_pipe[0], EV_READ, nullfn_stop_cb, f->base);
     event_add(f->stop_ev, NULL);
+    return 0;
+}
+
+/* Starts the thread of a server nullfn_open made. -1 when it cannot. */
+static inline int nullfn_run(struct nullfn *f)
+{
     if (pthread_create(&f->thread, NULL, nullfn_main, f) != 0)
         return -1;
+    f->running = true;
     while (__atomic_load_n(&f->tid, __ATOMIC_ACQUIRE) == 0)
         sleep_us(1000);
     return 0;
+}
+
+/* nullfn_open, then nullfn_run. */
+static inline int nullfn_start(struct nullfn *f, void (*handle)(struct evhttp_request *, void *),
+                               void *arg)
+{
+    return nullfn_open(f, handle, arg) == 0 ? nullfn_run(f) : -1;
 }
 
 /* Answers req with 200 and {}, as a function that succeeded. */
@@ -79,10 +96,18 @@ static inline void nullfn_reply_ok(struct nullfn *f, struct evhttp_request *req)
     evhttp_send_reply(req, 200, "OK", f->reply);
 }
 
+/* Stops the server's thread; its base and events stay, for the caller's to be freed first. */
+static inline void nullfn_join(struct nullfn *f)
+{
+    if (f->running && write(f->stop_pipe[1], "x", 1) == 1)
+        pthread_join(f->thread, NULL);
+    f->running = false;
+}
+
+/* Stops the thread (unless nullfn_join did) and frees the server. */
 static inline void nullfn_stop(struct nullfn *f)
 {
-    if (write(f->stop_pipe[1], "x", 1) == 1)
-        pthread_join(f->thread, NULL);
+    nullfn_join(f);
     event_free(f->stop_ev);
     evhttp_free(f->http);
     evbuffer_free(f->reply);
