@@ -1,7 +1,8 @@
 /* core/resolve.c on a real libevent loop and the machine's own resolver configuration: numeric
  * addresses pass through without DNS, "localhost" comes from /etc/hosts, a name under .invalid
- * fails naming the host, and cancelled lookups (or those of a freed resolver) call nothing and
- * leak nothing (LeakSanitizer in the sanitizer build). Never from inside weir_resolve_start. */
+ * fails naming the host, a lookup of every address gives them all, and cancelled lookups (or those
+ * of a freed resolver) call nothing and leak nothing (LeakSanitizer in the sanitizer build). Never
+ * from inside weir_resolve_start. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -150,6 +151,51 @@ static void localhost_resolves_from_etc_hosts_without_a_query(void **state)
         fail_msg("localhost resolved to %s", o.addr);
 }
 
+/* weir_resolve_all_start's outcome: the first address (o.addr) and how many came (n); the
+ * callback checks that each is a numeric address. */
+struct all_outcome {
+    struct outcome o;
+    size_t n;
+};
+
+static void on_all(const char *const *addrs, size_t n, const struct weir_err *err, void *arg)
+{
+    struct all_outcome *a = arg;
+    a->o.calls++;
+    assert_true((addrs == NULL) != (err == NULL));
+    assert_true((n == 0) == (addrs == NULL));
+    assert_true(n <= WEIR_RESOLVE_ADDRS_MAX);
+    a->o.ok = addrs != NULL;
+    a->n = n;
+    if (addrs)
+        snprintf(a->o.addr, sizeof(a->o.addr), "%s", addrs[0]);
+    else
+        snprintf(a->o.err, sizeof(a->o.err), "%s", err->msg);
+    for (size_t i = 0; i < n; i++)
+        assert_true(strchr(addrs[i], '.') || strchr(addrs[i], ':'));
+}
+
+static void every_address_comes_back_when_asked_for(void **state)
+{
+    struct fixture *f = *state;
+    struct all_outcome numeric = {0}, hosts = {0}, none = {0};
+    weir_resolve_all_start(f->rs, "[::1]", 80, on_all, &numeric);
+    weir_resolve_all_start(f->rs, "localhost", 80, on_all, &hosts);
+    weir_resolve_all_start(f->rs, "no-such-host.weir-test.invalid", 80, on_all, &none);
+    assert_int_equal(numeric.o.calls + hosts.o.calls + none.o.calls, 0);
+    run_until_called(f->base, &numeric.o, WAIT_MS);
+    run_until_called(f->base, &hosts.o, WAIT_MS);
+    run_until_called(f->base, &none.o, WAIT_MS);
+    assert_true(numeric.o.ok);
+    assert_int_equal(numeric.n, 1);
+    assert_string_equal(numeric.o.addr, "::1");
+    if (!hosts.o.ok)
+        fail_msg("localhost: %s", hosts.o.err);
+    assert_true(hosts.n >= 1);
+    assert_false(none.o.ok);
+    assert_non_null(strstr(none.o.err, "no-such-host.weir-test.invalid"));
+}
+
 static void a_name_under_invalid_fails_naming_the_host(void **state)
 {
     struct fixture *f = *state;
@@ -262,6 +308,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(localhost_resolves_from_etc_hosts_without_a_query, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(every_address_comes_back_when_asked_for, setup, teardown),
         cmocka_unit_test_setup_teardown(a_name_under_invalid_fails_naming_the_host, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(an_empty_host_is_an_error_through_the_callback, setup,
