@@ -1,6 +1,7 @@
-/* Function targets against real processes: the HTTP target against fn_http (a real evhttp server
- * started as a child), the exec target running fn_exec, shell scripts, and this test program
- * itself (--traceable-child). Each test drives a real event_base. */
+/* Function targets against real processes: the two HTTP targets (weir's own client and libcurl's,
+ * every HTTP case run against each) against fn_http (a real evhttp server started as a child) and
+ * against servers forked here that answer canned bytes; the exec target running fn_exec, shell
+ * scripts, and this test program itself (--traceable-child). Each test drives a real event_base. */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include <errno.h>
 #include <fcntl.h>
