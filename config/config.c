@@ -143,7 +143,7 @@ struct load {
     struct weir_cfg_keypos **keys;     /* where the current object's key positions go */
     size_t *n_keys;
     bool *fn_bad;     /* per function: it had errors, so its values may be stand-ins */
-    bool *claims;     /* per mapping: it read and checked cleanly, so its claim is its own */
+    char **claims;    /* per mapping: what it claims alone, when it checked cleanly; else NULL */
     const char *text; /* the configuration text, to place errors inside a filter pattern */
     size_t text_len;
     struct weir_list schemas; /* the sources' keys as schemas (struct source_schema), built once */
@@ -1542,14 +1542,13 @@ static void walk_mapping(struct load *ld, const struct weir_cfgnode *map,
 static void claim_check(struct load *ld, const struct weir_mapping_cfg *mc)
 {
     const struct weir_cfg_source *p = mc->src;
-    char mine[512], theirs[512];
-    const char *key = NULL, *other_key = NULL;
+    char mine[512];
+    const char *key = NULL;
     if (!p || !p->claim || !mc->name || !p->claim(mc, mine, sizeof(mine), &key))
         return;
-    ld->claims[mc - ld->cfg->mappings] = true;
     for (const struct weir_mapping_cfg *o = ld->cfg->mappings; o < mc; o++) {
-        if (!ld->claims[o - ld->cfg->mappings] || o->src != p ||
-            !p->claim(o, theirs, sizeof(theirs), &other_key) || strcmp(mine, theirs) != 0)
+        const char *theirs = ld->claims[o - ld->cfg->mappings];
+        if (!theirs || o->src != p || strcmp(mine, theirs) != 0)
             continue;
         err_pos(ld,
                 weir_mapping_cfg_has(mc, key) ? weir_mapping_cfg_pos(mc, key)
@@ -1559,6 +1558,7 @@ static void claim_check(struct load *ld, const struct weir_mapping_cfg *mc)
                 mine, o->name, o->pos.line, key);
         return;
     }
+    ld->claims[mc - ld->cfg->mappings] = weir_strdup(mine);
 }
 
 static void mapping_check(struct load *ld, struct weir_mapping_cfg *mc, bool bad)
@@ -1725,6 +1725,8 @@ struct weir_config *weir_config_load_buffer(const char *name, const char *text, 
         weir_list_init(&ld.schemas);
         walk(&ld, &root_schema, root, "", cfg);
         free(ld.fn_bad);
+        for (size_t i = 0; ld.claims && i < cfg->n_mappings; i++)
+            free(ld.claims[i]);
         free(ld.claims);
         source_schemas_free(&ld);
         if (!cfg->region)

@@ -87,7 +87,26 @@ mkdir -p "$CORPUS"
 rm -rf "$SEEDS"
 mkdir -p "$SEEDS"
 
-# Seeds: valid patterns of every operator. The first byte chooses the record shape: 0x00 a plain
+# Seeds and a dictionary per input language; fuzz_http_response and fuzz_pgoutput also write
+# seeds of their own into $SEEDS when they start.
+if [[ $TARGET == http_response ]]; then
+    cat >"$DICT" <<'DICT'
+"HTTP/1.1 "
+"HTTP/1.0 "
+"\x0d\x0a"
+"\x0d\x0a\x0d\x0a"
+"Content-Length: "
+"Transfer-Encoding: chunked"
+"Connection: close"
+"Connection: keep-alive"
+"X-Amz-Function-Error: "
+"Error-Type: "
+"100 Continue"
+";ext=1"
+"0\x0d\x0a\x0d\x0a"
+DICT
+else
+# Filter patterns of every operator. The first byte chooses the record shape: 0x00 a plain
 # EventBridge event, 0x01 an SQS record.
 i=0
 while IFS= read -r line; do
@@ -107,24 +126,6 @@ done <<'PATTERNS'
 {"messageAttributes": {"t": {"stringValue": [{"anything-but": {"wildcard": "*x*"}}]}}, "awsRegion": ["us-east-1"]}
 {"body": {"city": ["Z\u00fcrich", "\ud83d\ude00"], "n": [300, 3e2, -0.5, 123456789012]}}
 PATTERNS
-
-if [[ $TARGET == http_response ]]; then
-    cat >"$DICT" <<'DICT'
-"HTTP/1.1 "
-"HTTP/1.0 "
-"\x0d\x0a"
-"\x0d\x0a\x0d\x0a"
-"Content-Length: "
-"Transfer-Encoding: chunked"
-"Connection: close"
-"Connection: keep-alive"
-"X-Amz-Function-Error: "
-"Error-Type: "
-"100 Continue"
-";ext=1"
-"0\x0d\x0a\x0d\x0a"
-DICT
-else
 cat >"$DICT" <<'DICT'
 "\"prefix\""
 "\"suffix\""

@@ -1336,9 +1336,10 @@ static void http_bytes_arriving_on_an_idle_connection_are_not_taken_for_an_answe
     usleep(200 * 1000); /* the stale answer is in the socket, the loop has not looked */
     invoke(http_ops, t, "{\"Records\":[]}", 5000, &c[1]);
     assert_true(run_until(&c[1], 1, 10000));
+    assert_int_equal(c[1].res.transport, WEIR_TRANSPORT_OK);
     if (http_ops == &weir_target_http) {
-        /* weir's client peeks before reuse; libcurl 7.88 takes the stale bytes (known). */
-        assert_int_equal(c[1].res.transport, WEIR_TRANSPORT_OK);
+        /* weir's client peeks before reuse; libcurl 7.88 takes the stale bytes for the answer
+         * (500 "stale", a known limit of it), so only the transport is asserted for it. */
         assert_int_equal(c[1].res.status, 200);
         assert_string_equal(c[1].res.body.data, "{}");
     }
