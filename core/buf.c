@@ -144,30 +144,72 @@ void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len)
     weir_buf_append_char(b, '"');
 }
 
-void weir_buf_append_base64(struct weir_buf *b, const void *data, size_t len)
+/* Base64 two characters at a time: the pair for each 12 bits, built once by the compiler. */
+#define B64_CHAR(v)                                                                                \
+    ((v) < 26    ? 'A' + (v)                                                                       \
+     : (v) < 52  ? 'a' + (v)-26                                                                    \
+     : (v) < 62  ? '0' + (v)-52                                                                    \
+     : (v) == 62 ? '+'                                                                             \
+                 : '/')
+#define B64_PAIR(i)   B64_CHAR((i) >> 6), B64_CHAR((i)&63)
+#define B64_PAIR4(i)  B64_PAIR(i), B64_PAIR((i) + 1), B64_PAIR((i) + 2), B64_PAIR((i) + 3)
+#define B64_PAIR16(i) B64_PAIR4(i), B64_PAIR4((i) + 4), B64_PAIR4((i) + 8), B64_PAIR4((i) + 12)
+#define B64_PAIR64(i)                                                                              \
+    B64_PAIR16(i), B64_PAIR16((i) + 16), B64_PAIR16((i) + 32), B64_PAIR16((i) + 48)
+#define B64_PAIR256(i)                                                                             \
+    B64_PAIR64(i), B64_PAIR64((i) + 64), B64_PAIR64((i) + 128), B64_PAIR64((i) + 192)
+#define B64_PAIR1024(i)                                                                            \
+    B64_PAIR256(i), B64_PAIR256((i) + 256), B64_PAIR256((i) + 512), B64_PAIR256((i) + 768)
+static const char b64_pairs[4096 * 2] = {B64_PAIR1024(0), B64_PAIR1024(1024), B64_PAIR1024(2048),
+                                         B64_PAIR1024(3072)};
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *weir_put_base64(char *out, const void *data, size_t len)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *p = data;
-    size_t out = 4 * ((len + 2) / 3);
-    weir_buf_reserve(b, out);
-    char *o = b->data + b->len;
     size_t i = 0;
     for (; i + 2 < len; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        *o++ = tbl[v >> 18];
-        *o++ = tbl[(v >> 12) & 63];
-        *o++ = tbl[(v >> 6) & 63];
-        *o++ = tbl[v & 63];
+        memcpy(out, b64_pairs + 2 * (v >> 12), 2);
+        memcpy(out + 2, b64_pairs + 2 * (v & 4095), 2);
+        out += 4;
     }
     if (i < len) {
         uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0);
-        *o++ = tbl[v >> 18];
-        *o++ = tbl[(v >> 12) & 63];
-        *o++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-        *o++ = '=';
+        *out++ = b64_chars[v >> 18];
+        *out++ = b64_chars[(v >> 12) & 63];
+        *out++ = i + 1 < len ? b64_chars[(v >> 6) & 63] : '=';
+        *out++ = '=';
     }
-    b->len += out;
+    return out;
+}
+
+void weir_buf_append_base64(struct weir_buf *b, const void *data, size_t len)
+{
+    weir_buf_reserve(b, WEIR_BASE64_LEN(len));
+    b->len = (size_t)(weir_put_base64(b->data + b->len, data, len) - b->data);
     b->data[b->len] = '\0';
+}
+
+char *weir_put_u64(char *out, uint64_t v)
+{
+    char tmp[WEIR_U64_DIGITS];
+    char *p = tmp + sizeof(tmp);
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t n = (size_t)(tmp + sizeof(tmp) - p);
+    memcpy(out, p, n);
+    return out + n;
+}
+
+char *weir_put_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return weir_put_u64(out, (uint64_t)v);
+    *out++ = '-';
+    return weir_put_u64(out, (uint64_t)0 - (uint64_t)v);
 }
 
 char *weir_buf_take(struct weir_buf *b, size_t *len)

@@ -36,13 +36,6 @@ static void append_i64(struct weir_buf *out, int64_t v)
     }
 }
 
-static void append_b64(struct weir_buf *out, const char *data, size_t len)
-{
-    weir_buf_append_char(out, '"');
-    weir_buf_append_base64(out, data, len);
-    weir_buf_append_char(out, '"');
-}
-
 /* "<topic>-<partition>", unquoted, into out[]; its length. */
 static size_t tp_text(const struct weir_record *r, char *out, size_t cap)
 {
@@ -116,33 +109,80 @@ static void append_headers(struct weir_buf *out, const struct weir_record *r)
     weir_buf_append_char(out, ']');
 }
 
+/* True when s is written in JSON as it is, between quotes (a Kafka topic always is: its
+ * characters are [a-zA-Z0-9._-]). */
+static bool json_plain(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f || s[i] == '"' ||
+            s[i] == '\\')
+            return false;
+    return true;
+}
+
+#define PUT_LITERAL(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+
+/* One record's element, written in place after a single reserve: this runs for every record a
+ * stream carries, so it avoids an append (and its bounds check) per field. */
 static void kafka_append(struct weir_buf *out, const struct weir_event_ctx *ctx,
                          const struct weir_record *r, int first)
 {
+    static const char create[] = ",\"timestampType\":\"CREATE_TIME\"";
+    static const char log_append[] = ",\"timestampType\":\"LOG_APPEND_TIME\"";
+    const char *topic = r->stream ? r->stream : "";
+    size_t topic_len = strlen(topic);
+    bool topic_plain = json_plain(topic, topic_len);
+    /* Everything but a topic that needs escaping and the headers, at its longest. */
+    size_t most = 1 + sizeof("{\"topic\":\"\",\"partition\":,\"offset\":,\"timestamp\":") +
+                  (topic_plain ? topic_len : 0) + 3 * (WEIR_U64_DIGITS + 1) + sizeof(log_append) +
+                  sizeof(",\"key\":\"\"") + WEIR_BASE64_LEN(r->key_len) +
+                  sizeof(",\"value\":\"\"") + WEIR_BASE64_LEN(r->data_len) +
+                  sizeof(",\"headers\":[]}");
+    weir_buf_reserve(out, most);
+    char *o = out->data + out->len;
     if (!first)
-        weir_buf_append_char(out, ',');
-    weir_buf_reserve(out, (r->data_len + r->key_len) / 3 * 4 + r->headers_len * 5 + 256);
-    weir_buf_append_str(out, "{\"topic\":");
-    weir_format_cstr(out, r->stream);
-    weir_buf_append_str(out, ",\"partition\":");
-    append_i64(out, r->partition);
-    weir_buf_append_str(out, ",\"offset\":");
-    weir_format_u64(out, r->seq);
-    weir_buf_append_str(out, ",\"timestamp\":");
-    append_i64(out, r->sent_ms);
-    weir_buf_append_str(out, r->time_type == WEIR_TIME_LOG_APPEND
-                                 ? ",\"timestampType\":\"LOG_APPEND_TIME\""
-                                 : ",\"timestampType\":\"CREATE_TIME\"");
+        *o++ = ',';
+    o = PUT_LITERAL(o, "{\"topic\":");
+    if (topic_plain) {
+        *o++ = '"';
+        memcpy(o, topic, topic_len);
+        o += topic_len;
+        *o++ = '"';
+    } else {
+        out->len = (size_t)(o - out->data);
+        weir_buf_append_json_str(out, topic, topic_len);
+        weir_buf_reserve(out, most);
+        o = out->data + out->len;
+    }
+    o = PUT_LITERAL(o, ",\"partition\":");
+    o = weir_put_i64(o, r->partition);
+    o = PUT_LITERAL(o, ",\"offset\":");
+    o = weir_put_u64(o, r->seq);
+    o = PUT_LITERAL(o, ",\"timestamp\":");
+    o = weir_put_i64(o, r->sent_ms);
+    if (r->time_type == WEIR_TIME_LOG_APPEND)
+        o = PUT_LITERAL(o, log_append);
+    else
+        o = PUT_LITERAL(o, create);
     /* A null key or value is left out, as Lambda does (aws-lambda-go models both as optional;
      * Powertools had to learn that a tombstone's event has no "value"). */
     if (r->key) {
-        weir_buf_append_str(out, ",\"key\":");
-        append_b64(out, r->key, r->key_len);
+        o = PUT_LITERAL(o, ",\"key\":\"");
+        o = weir_put_base64(o, r->key, r->key_len);
+        *o++ = '"';
     }
     if (!r->data_null) {
-        weir_buf_append_str(out, ",\"value\":");
-        append_b64(out, r->data, r->data_len);
+        o = PUT_LITERAL(o, ",\"value\":\"");
+        o = weir_put_base64(o, r->data, r->data_len);
+        *o++ = '"';
     }
+    if (!r->headers_len) {
+        o = PUT_LITERAL(o, ",\"headers\":[]}");
+        out->len = (size_t)(o - out->data);
+        out->data[out->len] = '\0';
+        return;
+    }
+    out->len = (size_t)(o - out->data);
     append_headers(out, r);
     weir_buf_append_char(out, '}');
 }

@@ -107,6 +107,82 @@ static void base64_matches_rfc4648_vectors(void **state)
     weir_buf_deinit(&b);
 }
 
+/* Base64 the slow way, six bits at a time, to check the table-driven writer against. */
+static void base64_by_bits(const unsigned char *in, size_t len, char *out)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t bit = 0; bit < len * 8; bit += 6) {
+        unsigned v = 0;
+        for (size_t k = bit; k < bit + 6; k++)
+            v = v << 1 | (k < len * 8 ? (in[k / 8] >> (7 - k % 8)) & 1u : 0u);
+        out[o++] = chars[v];
+    }
+    while (o % 4)
+        out[o++] = '=';
+    out[o] = '\0';
+}
+
+static void base64_of_every_twelve_bits_matches_the_bitwise_encoding(void **state)
+{
+    /* Three bytes a step: every value of the first twelve bits and of the last twelve, and each
+     * length's tail (1 and 2 bytes left over). */
+    enum { N = 4096 * 3 };
+    unsigned char *in = malloc(N + 2);
+    for (size_t v = 0; v < 4096; v++) {
+        uint32_t word = (uint32_t)v << 12 | (uint32_t)(4095 - v);
+        in[3 * v] = (unsigned char)(word >> 16);
+        in[3 * v + 1] = (unsigned char)(word >> 8);
+        in[3 * v + 2] = (unsigned char)word;
+    }
+    in[N] = 0xfb;
+    in[N + 1] = 0x0f;
+    char *want = malloc(WEIR_BASE64_LEN(N + 2) + 1);
+    for (size_t len = N; len <= N + 2; len++) {
+        base64_by_bits(in, len, want);
+        struct weir_buf b;
+        weir_buf_init(&b);
+        weir_buf_append_base64(&b, in, len);
+        assert_int_equal(b.len, WEIR_BASE64_LEN(len));
+        assert_string_equal(b.data, want);
+        char *put = malloc(WEIR_BASE64_LEN(len) + 1);
+        char *end = weir_put_base64(put, in, len);
+        assert_int_equal(end - put, WEIR_BASE64_LEN(len));
+        assert_memory_equal(put, want, WEIR_BASE64_LEN(len));
+        free(put);
+        weir_buf_deinit(&b);
+    }
+    free(want);
+    free(in);
+}
+
+static void number_writers_write_every_digit_and_the_sign(void **state)
+{
+    static const struct {
+        int64_t v;
+        const char *text;
+    } signed_vec[] = {{0, "0"},
+                      {7, "7"},
+                      {-1, "-1"},
+                      {10, "10"},
+                      {-2147483648LL, "-2147483648"},
+                      {INT64_MAX, "9223372036854775807"},
+                      {INT64_MIN, "-9223372036854775808"}};
+    char out[WEIR_U64_DIGITS + 2];
+    for (size_t i = 0; i < sizeof(signed_vec) / sizeof(*signed_vec); i++) {
+        char *end = weir_put_i64(out, signed_vec[i].v);
+        *end = '\0';
+        assert_string_equal(out, signed_vec[i].text);
+    }
+    char *end = weir_put_u64(out, UINT64_MAX);
+    assert_int_equal(end - out, WEIR_U64_DIGITS);
+    *end = '\0';
+    assert_string_equal(out, "18446744073709551615");
+    end = weir_put_u64(out, 1000000);
+    *end = '\0';
+    assert_string_equal(out, "1000000");
+}
+
 static void md5_matches_rfc1321_test_suite(void **state)
 {
     static const char *const vec[][2] = {
@@ -1287,6 +1363,8 @@ int main(void)
         cmocka_unit_test(json_string_keeps_utf8_and_replaces_invalid_bytes),
         cmocka_unit_test(json_string_appends_after_existing_bytes),
         cmocka_unit_test(base64_matches_rfc4648_vectors),
+        cmocka_unit_test(base64_of_every_twelve_bits_matches_the_bitwise_encoding),
+        cmocka_unit_test(number_writers_write_every_digit_and_the_sign),
         cmocka_unit_test(md5_matches_rfc1321_test_suite),
         cmocka_unit_test(md5_of_a_million_a_in_uneven_pieces),
         cmocka_unit_test(md5x8_lanes_match_one_stream_md5),

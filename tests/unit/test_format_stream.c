@@ -338,6 +338,31 @@ static void kafka_timestamp_types_and_large_numbers(void **state)
     weir_record_free(rs[1]);
 }
 
+/* A Kafka topic never needs escaping, but the format does not rely on its source for that: a
+ * stream name with a quote, a backslash or a control character is written as JSON escapes it. */
+static void kafka_topic_that_needs_escaping_is_escaped(void **state)
+{
+    const char *topic = "a\"b\\c\td";
+    struct weir_record *rs[] = {
+        rec_str(topic, -1, 3, "k", "1"),
+        rec_str(topic, -1, 4, NULL, "2"),
+    };
+    header(rs[1], "h", "v", 1);
+    json_t *ev = encode(&weir_format_kafka, rs, 2, &kafka_ctx);
+    json_t *arr = kafka_records(ev, "a\"b\\c\td--1", 2);
+    for (size_t i = 0; i < 2; i++) {
+        json_t *e = json_array_get(arr, i);
+        assert_int_equal(json_object_size(e), LEN(kafka_record_keys) - 1 - (i == 1));
+        assert_string_equal(str_at(e, "topic"), topic);
+        assert_int_equal(int_at(e, "partition"), -1);
+        assert_int_equal(int_at(e, "offset"), 3 + (int)i);
+    }
+    assert_int_equal(json_array_size(json_object_get(json_array_get(arr, 1), "headers")), 1);
+    json_decref(ev);
+    weir_record_free(rs[0]);
+    weir_record_free(rs[1]);
+}
+
 static void kafka_records_keep_their_order_under_their_partition_key(void **state)
 {
     /* A lane of a partition split by key: offsets need not be contiguous. */
@@ -795,6 +820,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(kafka_record_has_exactly_the_reference_keys_and_types),
         cmocka_unit_test(kafka_null_key_and_null_value_are_left_out_and_no_headers_is_empty),
+        cmocka_unit_test(kafka_topic_that_needs_escaping_is_escaped),
         cmocka_unit_test(kafka_binary_key_and_value_round_trip_through_base64),
         cmocka_unit_test(kafka_header_bytes_are_signed_and_a_null_value_is_an_empty_array),
         cmocka_unit_test(kafka_timestamp_types_and_large_numbers),
