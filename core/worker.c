@@ -2,7 +2,7 @@
  * through the other. A pointer is 8 bytes, less than PIPE_BUF, so every write moves it whole.
  * The loop side never blocks: what the pipe cannot take now waits in a list until it is
  * writable. Must never call a job's done anywhere but on the loop. */
-#define _GNU_SOURCE /* pipe2 */
+#define _GNU_SOURCE /* pipe2, pthread_setname_np */
 #include "core/worker.h"
 
 #include <errno.h>
@@ -64,6 +64,11 @@ static void *thread_main(void *arg)
     struct weir_worker *w = arg;
     struct weir_worker_job *jobs[GROUP_MAX];
     size_t n;
+    /* Named as the worker (cut to the 15 characters Linux keeps), for top -H and perf. */
+    char name[16];
+    memcpy(name, w->name, sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    pthread_setname_np(pthread_self(), name);
     while ((n = read_jobs(w->to_thread[0], jobs, GROUP_MAX, true)) > 0) {
         for (size_t i = 0; i < n; i++)
             jobs[i]->ran = true;
