@@ -256,15 +256,14 @@ static bool b64_head(const char *p, char out[HEAD_B64 / 4 * 3])
 
 /* Answers every POST with 200 {} after counting the records of the SelfManagedKafka event. The
  * event is not parsed as JSON: each "value":" is found with memmem and only the head of its
- * base64 decoded, so the function stays cheap. */
-static void nullfn_handle(struct evhttp_request *req, void *arg)
+ * base64 decoded, so the function stays cheap; the search for the next one starts after the
+ * value's closing quote (base64 has no quote), found with memchr, which is faster than memmem
+ * over the value. */
+static void nullfn_handle(struct nullfn_req *req, const char *p, size_t len, void *arg)
 {
     struct nullfn *f = arg;
     struct tally *t = f->arg;
     int64_t now = wall_us();
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
     const char *end = p + len;
     static const char needle[] = "\"value\":\"";
     const size_t nl = sizeof needle - 1;
@@ -274,7 +273,9 @@ static void nullfn_handle(struct evhttp_request *req, void *arg)
     t->invocations++;
     for (const char *hit = memmem(p, len, needle, nl); hit;) {
         const char *v = hit + nl;
-        hit = memmem(v, (size_t)(end - v), needle, nl);
+        const char *quote = memchr(v, '"', (size_t)(end - v));
+        const char *next = quote ? quote + 1 : end;
+        hit = memmem(next, (size_t)(end - next), needle, nl);
         if (end - v < HEAD_B64 || !b64_head(v, head)) {
             t->records++;
             t->bad++;
@@ -1257,7 +1258,7 @@ int main(int argc, char **argv)
     int lat_topics = 1 + o.n_batches + (o.window0 ? 1 : 0);
     if (broker_start(&x, lat_topics) != 0)
         goto out;
-    if (nullfn_start(&x.fn, nullfn_handle, &x.t) != 0)
+    if (nullfn_start(&x.fn, NULLFN_LEAN, nullfn_handle, &x.t) != 0)
         goto out;
     fn_up = true;
     x.bulk = producer_new(&x, true);

@@ -232,14 +232,11 @@ static struct pct tally_latency(struct tally *t, long first, long n)
 /* Answers every POST with 200 {} after counting the records of the DynamoDB Streams event. The
  * event is not parsed as JSON: each NewImage's note is found with memmem and only its head read,
  * so the function stays cheap. */
-static void nullfn_handle(struct evhttp_request *req, void *arg)
+static void nullfn_handle(struct nullfn_req *req, const char *p, size_t len, void *arg)
 {
     struct nullfn *f = arg;
     struct tally *t = f->arg;
     int64_t now = wall_us();
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
     const char *end = p + len;
     static const char needle[] = "\"note\":{\"S\":\"" MARK;
     const size_t nl = sizeof needle - 1;
@@ -1466,7 +1463,7 @@ int main(int argc, char **argv)
 
     if (make_dirs(&x) != 0 || cluster_init(&x) != 0 || cluster_start(&x) != 0 || db_setup(&x) != 0)
         goto out;
-    if (nullfn_start(&x.fn, nullfn_handle, &x.t) != 0)
+    if (nullfn_start(&x.fn, NULLFN_LEAN, nullfn_handle, &x.t) != 0)
         goto out;
     fn_up = true;
     say("postgres %s (pid %d) on 127.0.0.1:%d, data in %s/data; null function on port %d; weir %s",

@@ -283,7 +283,7 @@ static int script_load(redisContext *c, struct script *s)
  * that arrive together are in flight at the function together. Its groups are held_groups[g0 ..
  * g0 + ng - 1]. */
 struct held {
-    struct evhttp_request *req;
+    struct nullfn_req *req;
     size_t g0, ng;
 };
 
@@ -369,14 +369,11 @@ static void fifo_check(struct sqs_fn *f, long seq, const char *rec, const char *
 /* Answers every request with 200 {} after counting the records of the SQS event. The event is
  * not parsed as JSON: finding each "body":" is enough, and keeps the function off the profile.
  * In a FIFO run the request is held until the end of the loop turn (see struct held). */
-static void sqs_fn_handle(struct evhttp_request *req, void *arg)
+static void sqs_fn_handle(struct nullfn_req *req, const char *p, size_t len, void *arg)
 {
     struct nullfn *srv = arg;
     struct sqs_fn *f = srv->arg;
     int64_t now = wall_us();
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
     const char *end = p + len;
     static const char needle[] = "\"body\":\"";
     const size_t nl = sizeof needle - 1;
@@ -455,7 +452,7 @@ static int sqs_fn_start(struct sqs_fn *f)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
-    if (nullfn_open(&f->srv, sqs_fn_handle, f) != 0)
+    if (nullfn_open(&f->srv, NULLFN_EVHTTP, sqs_fn_handle, f) != 0)
         return -1;
     f->release_ev = event_new(f->srv.base, -1, 0, sqs_fn_release_cb, f);
     return nullfn_run(&f->srv);
