@@ -21,6 +21,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "bench/common.h"
+#include "bench/nullfn.h"
 #include "core/mem.h"
 
 #define STALL_LIMIT_US (30 * 1000000LL)
@@ -45,15 +46,10 @@ static void on_signal(int sig)
     raise(sig);
 }
 
-/* ---- the null function: records when each file (or event) arrived -------------------------- */
+/* ---- the null function: bench/nullfn.h's server, recording when each file (or event) arrived */
 
-struct nullfn {
-    struct event_base *base;
-    struct evhttp *http;
-    struct event *stop_ev;
-    int stop_pipe[2];
-    pthread_t thread;
-    int port;
+struct bucket_fn {
+    struct nullfn srv;
     pthread_mutex_t mu;
     char prefix; /* 'f': S3 events of files f<seq>.dat; 'e': API events {"id":"e<seq>"} */
     long capacity;
@@ -62,13 +58,11 @@ struct nullfn {
     int64_t t_last_us;
 };
 
-static void nullfn_handle(struct evhttp_request *req, void *arg)
+static void bucket_fn_handle(struct nullfn_req *req, const char *p, size_t len, void *arg)
 {
-    struct nullfn *f = arg;
+    struct nullfn *srv = arg;
+    struct bucket_fn *f = srv->arg;
     int64_t now = wall_us();
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *p = len ? (const char *)evbuffer_pullup(in, -1) : "";
     char needle[16];
     int nl =
         snprintf(needle, sizeof needle, "\"%s\":\"%c", f->prefix == 'f' ? "key" : "id", f->prefix);
@@ -90,45 +84,18 @@ static void nullfn_handle(struct evhttp_request *req, void *arg)
         f->t_last_us = now;
     }
     pthread_mutex_unlock(&f->mu);
-    struct evbuffer *out = evbuffer_new();
-    evbuffer_add(out, "{}", 2);
-    evhttp_send_reply(req, 200, "OK", out);
-    evbuffer_free(out);
+    nullfn_reply_ok(srv, req);
 }
 
-static void nullfn_stop_cb(evutil_socket_t fd, short what, void *arg)
-{
-    event_base_loopbreak(arg);
-}
-
-static void *nullfn_main(void *arg)
-{
-    event_base_dispatch(((struct nullfn *)arg)->base);
-    return NULL;
-}
-
-static int nullfn_start(struct nullfn *f)
+/* The lean transport: the goal is a ratio to raw inotify, where no function takes CPU. */
+static int bucket_fn_start(struct bucket_fn *f)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
-    if (pipe(f->stop_pipe) != 0)
-        return -1;
-    f->base = event_base_new();
-    f->http = evhttp_new(f->base);
-    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(f->http, "127.0.0.1", 0);
-    if (!bs)
-        return -1;
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
-    f->port = ntohs(sa.sin_port);
-    evhttp_set_gencb(f->http, nullfn_handle, f);
-    f->stop_ev = event_new(f->base, f->stop_pipe[0], EV_READ, nullfn_stop_cb, f->base);
-    event_add(f->stop_ev, NULL);
-    return pthread_create(&f->thread, NULL, nullfn_main, f) == 0 ? 0 : -1;
+    return nullfn_start(&f->srv, NULLFN_LEAN, bucket_fn_handle, f);
 }
 
-static void nullfn_expect(struct nullfn *f, char prefix, long capacity)
+static void bucket_fn_expect(struct bucket_fn *f, char prefix, long capacity)
 {
     pthread_mutex_lock(&f->mu);
     free(f->arrived_us);
@@ -140,15 +107,9 @@ static void nullfn_expect(struct nullfn *f, char prefix, long capacity)
     pthread_mutex_unlock(&f->mu);
 }
 
-static void nullfn_stop(struct nullfn *f)
+static void bucket_fn_stop(struct bucket_fn *f)
 {
-    if (write(f->stop_pipe[1], "x", 1) == 1)
-        pthread_join(f->thread, NULL);
-    event_free(f->stop_ev);
-    evhttp_free(f->http);
-    event_base_free(f->base);
-    close(f->stop_pipe[0]);
-    close(f->stop_pipe[1]);
+    nullfn_stop(&f->srv);
     free(f->arrived_us);
     pthread_mutex_destroy(&f->mu);
 }
@@ -318,7 +279,7 @@ static int wait_log(const char *log, const char *what, int64_t timeout_us)
 }
 
 /* Waits until the function has every one of want; -1 when it stalls. */
-static int await_all(struct nullfn *f, long want)
+static int await_all(struct bucket_fn *f, long want)
 {
     long last_unique = -1;
     int64_t last_move = mono_us();
@@ -425,7 +386,7 @@ static double post_events(int port, long n, int c, struct pct *lat, long *failed
     return secs > 0 ? (double)ps.ok / secs : 0;
 }
 
-static int run_weir(const struct options *o, struct nullfn *fn, const char *bucket,
+static int run_weir(const struct options *o, struct bucket_fn *fn, const char *bucket,
                     struct figures *fig)
 {
     char config[PATH_MAX], log[PATH_MAX];
@@ -446,7 +407,7 @@ static int run_weir(const struct options *o, struct nullfn *fn, const char *buck
             "    function: function\n"
             "api: {listen: '127.0.0.1:%d'}\n"
             "state_dir: %s/state\n",
-            fn->port, o->concurrency, bucket, api_port, o->state);
+            fn->srv.port, o->concurrency, bucket, api_port, o->state);
     fclose(f);
     /* At info the log says nothing per file, so it costs nothing per file. */
     char *argv[] = {(char *)o->weir, "run", "-c", config, NULL};
@@ -455,7 +416,7 @@ static int run_weir(const struct options *o, struct nullfn *fn, const char *buck
         return -1;
 
     /* Files: from the first write to the last receipt, and each file's write-to-receipt. */
-    nullfn_expect(fn, 'f', o->files);
+    bucket_fn_expect(fn, 'f', o->files);
     int64_t *closed = weir_calloc((size_t)o->files, sizeof *closed);
     /* A plain reader on weir's own bucket besides: the rate the events happened at there, with
      * weir sharing the machine (the writes slow down as weir takes CPU). */
@@ -488,7 +449,7 @@ static int run_weir(const struct options *o, struct nullfn *fn, const char *buck
     free(closed);
 
     /* The Invoke API: accepts (stored, then 202), and the drain to the function. */
-    nullfn_expect(fn, 'e', o->events);
+    bucket_fn_expect(fn, 'e', o->events);
     t0 = wall_us();
     fig->accepts_ps = post_events(api_port, o->events, 8, &fig->api_lat, &fig->api_failed);
     if (await_all(fn, o->events) != 0)
@@ -581,10 +542,10 @@ int main(int argc, char **argv)
     mkdir(raw_dir, 0755);
     mkdir(bucket, 0755);
 
-    struct nullfn fn;
+    struct bucket_fn fn;
     struct figures fig = {0};
     int rc = 1;
-    if (nullfn_start(&fn) != 0) {
+    if (bucket_fn_start(&fn) != 0) {
         say("cannot start the null function");
         return 1;
     }
@@ -637,7 +598,7 @@ int main(int argc, char **argv)
            fig.accepts_ps, fig.api_lat.p50_ms, fig.api_lat.p99_ms, fig.api_failed);
     printf("  delivered to the function                    %9.0f /s\n", fig.api_drain_ps);
 out:
-    nullfn_stop(&fn);
+    bucket_fn_stop(&fn);
     nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     nftw(state, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return rc;
