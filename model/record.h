@@ -55,39 +55,42 @@ bool weir_headers_next(const char *packed, size_t len, size_t *off, struct weir_
  * unless said otherwise. Source-specific fields are plain members so an encoder can use them
  * without knowing the source protocol. */
 struct weir_record {
-    char *data; /* payload bytes (SQS body); never NULL, may hold NUL bytes */
+    /* First, together: what every record's trip touches (its place and verdict, the bytes an
+     * encoder reads), so a record made on another thread or cold by the time its batch is done
+     * costs a cache line or two there, not one per field. */
+    enum weir_verdict verdict;
+    int32_t partition;             /* the stream's partition (a Kafka partition, a shard) */
+    uint64_t seq;                  /* source order: list sequence, offset, order read */
+    uint32_t lane;                 /* ordering lane; records of one batch share it */
+    enum weir_time_type time_type; /* what sent_ms is (Kafka's timestampType) */
+    char *data;                    /* payload bytes (SQS body); never NULL, may hold NUL bytes */
     size_t data_len;
-    char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
-    char *handle;        /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
-    char *group_id;      /* SQS MessageGroupId, Kafka key, ... */
-    char *dedup_id;      /* SQS MessageDeduplicationId */
-    char *attrs_json;    /* messageAttributes as the event shows them (a JSON object), or NULL */
-    char *reason;        /* REJECT: why, for the dead-letter entry and the log */
-    char *event_name;    /* S3: "ObjectCreated:Put", "ObjectRemoved:Delete" */
-    char *etag;          /* S3: the MD5 of the object's content, 32 hex digits */
-    int64_t object_size; /* S3: the object's size in bytes (a delete has none) */
+    int64_t sent_ms; /* wall ms the producer sent it (SentTimestamp) */
     /* Streams (a Kafka topic, a replication slot): where the record sits and what came with it.
      * The key and headers are bytes; the headers are packed (weir_headers_add). */
     char *stream; /* the topic, the table: what the source calls the stream */
     char *key;    /* the message key (Kafka), NULL when it has none */
     size_t key_len;
-    char *headers; /* packed headers, NULL when none */
     size_t headers_len;
-    int32_t partition;             /* the stream's partition (a Kafka partition, a shard) */
-    enum weir_time_type time_type; /* what sent_ms is (Kafka's timestampType) */
-    bool data_null;                /* the payload is null, not empty (a Kafka tombstone) */
-    struct weir_row *row;          /* a table row's change (Postgres), owned; NULL otherwise */
-    uint64_t seq;                  /* source order: list sequence, offset, order read */
-    uint64_t fifo_seq;             /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
-    uint32_t lane;                 /* ordering lane; records of one batch share it */
-    uint32_t receive_count;        /* SQS ApproximateReceiveCount, counting this receive */
-    int64_t sent_ms;               /* wall ms the producer sent it (SentTimestamp) */
+    char *headers;      /* packed headers, NULL when none */
+    size_t event_bytes; /* bytes its element adds to an event; set when it is batched */
+    bool data_null;     /* the payload is null, not empty (a Kafka tombstone) */
+    bool packed;        /* made by weir_record_new_packed */
+    char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
+    char *handle;           /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
+    char *group_id;         /* SQS MessageGroupId, Kafka key, ... */
+    char *dedup_id;         /* SQS MessageDeduplicationId */
+    char *attrs_json;       /* messageAttributes as the event shows them (a JSON object), or NULL */
+    char *reason;           /* REJECT: why, for the dead-letter entry and the log */
+    char *event_name;       /* S3: "ObjectCreated:Put", "ObjectRemoved:Delete" */
+    char *etag;             /* S3: the MD5 of the object's content, 32 hex digits */
+    int64_t object_size;    /* S3: the object's size in bytes (a delete has none) */
+    struct weir_row *row;   /* a table row's change (Postgres), owned; NULL otherwise */
+    uint64_t fifo_seq;      /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
+    uint32_t receive_count; /* SQS ApproximateReceiveCount, counting this receive */
     int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
     int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
     int64_t lease_ms;         /* how long that lease was when taken; 0 = none */
-    size_t event_bytes;       /* bytes its element adds to an event; set when it is batched */
-    bool packed;              /* made by weir_record_new_packed */
-    enum weir_verdict verdict;
 };
 
 struct weir_record *weir_record_new(void);
