@@ -191,16 +191,30 @@ void weir_buf_append_base64(struct weir_buf *b, const void *data, size_t len)
     b->data[b->len] = '\0';
 }
 
+/* "00" to "99": two digits per division, so a 13-digit timestamp is 7 dependent steps, not 13. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233"
+    "34353637383940414243444546474849505152535455565758596061626364656667"
+    "6869707172737475767778798081828384858687888990919293949596979899";
+
 char *weir_put_u64(char *out, uint64_t v)
 {
-    char tmp[WEIR_U64_DIGITS];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    size_t n = (size_t)(tmp + sizeof(tmp) - p);
-    memcpy(out, p, n);
+    /* The length first (comparisons, not divisions), then the digits from the right. */
+    int n = 1;
+    for (uint64_t bound = 10; n < WEIR_U64_DIGITS && v >= bound; bound *= 10)
+        n++;
+    char *p = out + n;
+    while (v >= 100) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
     return out + n;
 }
 

@@ -3,6 +3,7 @@
  * timers on the stepped and the real clock (core/clock.c), the u32 map (core/u32map.c) and the
  * intrusive list (core/list.h). Nothing here sleeps: time is stepped, except in the one test of
  * the real clock, which waits on the loop for 20 ms. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -173,6 +174,23 @@ static void number_writers_write_every_digit_and_the_sign(void **state)
         char *end = weir_put_i64(out, signed_vec[i].v);
         *end = '\0';
         assert_string_equal(out, signed_vec[i].text);
+    }
+    /* Every value to 1000, and each power of ten and its neighbours, against printf. */
+    for (uint64_t v = 0; v <= 1000; v++) {
+        char want[24];
+        snprintf(want, sizeof want, "%" PRIu64, v);
+        *weir_put_u64(out, v) = '\0';
+        assert_string_equal(out, want);
+    }
+    for (uint64_t p = 10; p <= 10000000000000000000ULL; p *= 10) {
+        for (uint64_t v = p - 1; v <= p + 1; v++) {
+            char want[24];
+            snprintf(want, sizeof want, "%" PRIu64, v);
+            *weir_put_u64(out, v) = '\0';
+            assert_string_equal(out, want);
+        }
+        if (p == 10000000000000000000ULL)
+            break;
     }
     char *end = weir_put_u64(out, UINT64_MAX);
     assert_int_equal(end - out, WEIR_U64_DIGITS);
