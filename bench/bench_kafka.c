@@ -997,8 +997,10 @@ static void report(const struct ctx *x, const struct throughput *raw, const stru
 {
     const struct options *o = x->o;
     double raw_best = better(&raw[0], &raw[1]);
-    double kcat_best = better(&kc[0], &kc[1]) > better(&kc[2], &kc[3]) ? better(&kc[0], &kc[1])
-                                                                       : better(&kc[2], &kc[3]);
+    /* The goal is the issue's `kcat -C -e`; kcat -c N (its read alone, without the wait for
+     * every partition's end) is printed beside it. */
+    double kcat_best = better(&kc[0], &kc[1]);
+    double kcat_read = better(&kc[2], &kc[3]);
     printf("\nweir kafka benchmark  records=%ld value=%dB partitions=%d  librdkafka %s (mock "
            "broker)  cores=%ld  load average %.2f before, %.2f after\n",
            o->records, VALUE_LEN, o->partitions, rd_kafka_version_str(),
@@ -1055,8 +1057,8 @@ static void report(const struct ctx *x, const struct throughput *raw, const stru
                100 * r->cpu_broker, 100 * r->cpu_fn, r->ips, r->s99, r->elapsed_s, r->startup_s,
                (double)r->rss_kb / 1024.0, r->dups);
     }
-    printf("(ratios to the better of the two raw runs, %.0f rec/s, and of the four kcat runs, "
-           "%.0f rec/s)\n",
+    printf("(ratios to the better of the two raw runs, %.0f rec/s, and of the two kcat -C -e "
+           "runs, %.0f rec/s)\n",
            raw_best, kcat_best);
     for (int i = 0; i < n_w; i++)
         if (w[i].ran)
@@ -1085,10 +1087,17 @@ static void report(const struct ctx *x, const struct throughput *raw, const stru
         const struct throughput *r = &w[i];
         if (!r->ran)
             continue;
-        printf("  batch %-5d >= 0.6 x raw consumer: %.2f %-12s faster than kcat: %.2f x %s\n",
+        printf("  batch %-5d >= 0.6 x raw consumer: %.2f %-12s faster than kcat -C -e: %.2f x %s"
+               "  (%.2f x kcat -C -c N)\n",
                r->batch, r->rps / raw_best, r->rps / raw_best >= 0.6 ? "goal met" : "goal missed",
-               r->rps / kcat_best, r->rps > kcat_best ? "goal met" : "goal missed");
+               r->rps / kcat_best, r->rps > kcat_best ? "goal met" : "goal missed",
+               kcat_read > 0 ? r->rps / kcat_read : 0);
     }
+    if (kcat_read > 0)
+        printf("  (kcat -C -c N is kcat's read alone, %.2f x the raw consumer: kcat -C reads each "
+               "partition with the simple consumer, no group; weir is a group member, as the raw "
+               "consumer)\n",
+               kcat_read / raw_best);
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
