@@ -355,10 +355,15 @@ static void make_ready(struct weir_mapping *m, struct weir_batch *b)
     pump_ready(m);
 }
 
-static void count_verdicts(struct weir_mapping *m, const struct weir_batch *b)
+/* Counts b's verdicts into the stats; true when a record is to retry or was released (not
+ * done). One pass: the records are cold by the time their batch is done. */
+static bool count_verdicts(struct weir_mapping *m, const struct weir_batch *b)
 {
+    bool not_done = false;
     for (size_t i = 0; i < b->n; i++) {
-        switch (b->records[i]->verdict) {
+        enum weir_verdict v = b->records[i]->verdict;
+        not_done |= v == WEIR_VERDICT_RETRY || v == WEIR_VERDICT_RELEASE;
+        switch (v) {
         case WEIR_VERDICT_DONE:
             m->stats.records_done++;
             break;
@@ -373,6 +378,7 @@ static void count_verdicts(struct weir_mapping *m, const struct weir_batch *b)
             break;
         }
     }
+    return not_done;
 }
 
 /* Gives b's records back to the source unsent and frees b. */
@@ -464,13 +470,11 @@ static void on_batch_done(void *arg, struct weir_batch *b)
     l->inflight--;
     forget_batch(m, l, b);
     m->stats.invocations += b->invocations;
-    count_verdicts(m, b);
     /* In an ordered lane a record that is not done (to retry, or never sent) holds back the
      * lane's later records. Not in a stream outside a stop: a stream batch comes back not done
      * only when its partition was revoked, and what the lane holds now was read since, maybe of
      * the same partition assigned again; its checkpoint stays below what was not done. */
-    bool not_done = weir_batch_count(b, WEIR_VERDICT_RETRY) > 0 ||
-                    weir_batch_count(b, WEIR_VERDICT_RELEASE) > 0;
+    bool not_done = count_verdicts(m, b);
     bool blocked = m->info->ordered_lanes && not_done && (!m->positional || m->stopping);
     if (blocked) {
         block_lane(m, l, b);
