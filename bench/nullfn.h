@@ -6,7 +6,8 @@
  * function in it (a raw Kafka consumer, a raw replication stream): the function only takes CPU
  * from weir on the same machine, so it is as cheap as an HTTP server can be — each connection
  * reads into one buffer of its own (a body lands contiguous, no copy after recv), only
- * Content-Length and Expect are looked at in the head, and the answer is one canned send. It
+ * Content-Length, Expect and Transfer-Encoding are looked at in the head, and the answer is one
+ * canned send. It
  * speaks what weir's clients send: a request with a Content-Length on keep-alive connections; a
  * chunked body is refused (the connection closed, and said). NULLFN_EVHTTP, libevent's evhttp,
  * for the SQS benchmark, whose batch-1 goal is a ratio to this very server's raw POST rate as it
@@ -33,6 +34,8 @@
 #define NULLFN_BUF_MIN (64 * 1024)
 /* A request's head at most; weir's is a few hundred bytes. */
 #define NULLFN_HEAD_MAX (64 * 1024)
+/* A body at most: weir's invoke payload limit is 6 MB. */
+#define NULLFN_BODY_MAX (64L * 1024 * 1024)
 
 struct nullfn;
 
@@ -115,9 +118,14 @@ static inline long nullfn_head_fields(const char *head, size_t len, bool *chunke
     while (line && ++line < end) {
         const char *eol = memchr(line, '\n', (size_t)(end - line));
         size_t n = (size_t)((eol ? eol : end) - line);
-        if (n > 15 && !strncasecmp(line, "content-length:", 15))
-            length = strtol(line + 15, NULL, 10);
-        else if (n > 18 && !strncasecmp(line, "transfer-encoding:", 18))
+        if (n > 15 && !strncasecmp(line, "content-length:", 15)) {
+            const char *d = line + 15, *eod = line + n;
+            while (d < eod && (*d == ' ' || *d == '\t'))
+                d++;
+            length = d < eod && *d >= '0' && *d <= '9' ? 0 : -1;
+            for (; length >= 0 && d < eod && *d >= '0' && *d <= '9'; d++)
+                length = length > NULLFN_BODY_MAX ? length : length * 10 + (*d - '0');
+        } else if (n > 18 && !strncasecmp(line, "transfer-encoding:", 18))
             *chunked = true;
         else if (n > 7 && !strncasecmp(line, "expect:", 7) && memmem(line, n, "100-continue", 12))
             *expect = true;
@@ -142,22 +150,24 @@ static inline void nullfn_send_all(int fd, const char *p, size_t n)
     }
 }
 
-/* Hands the request at the front of r->buf to the handler once it is whole. */
-static inline void nullfn_try_request(struct nullfn_req *r)
+/* Hands the request at the front of r->buf to the handler once it is whole, and stops reading
+ * the connection until it is answered (the handler's body pointer stays valid until then).
+ * false: the request could not be read, and r is freed. */
+static inline bool nullfn_try_request(struct nullfn_req *r)
 {
     if (r->busy || r->gone)
-        return;
+        return true;
     if (!r->head_len) {
         char *blank = r->len >= 4 ? memmem(r->buf, r->len, "\r\n\r\n", 4) : NULL;
         if (!blank) {
             if (r->len > NULLFN_HEAD_MAX)
                 goto refuse;
-            return;
+            return true;
         }
         bool chunked, expect;
         r->head_len = (size_t)(blank + 4 - r->buf);
         long length = nullfn_head_fields(r->buf, r->head_len, &chunked, &expect);
-        if (chunked || length < 0)
+        if (chunked || length < 0 || length > NULLFN_BODY_MAX)
             goto refuse;
         r->body_len = (size_t)length;
         if (expect && !r->continued && r->len < r->head_len + r->body_len) {
@@ -166,23 +176,34 @@ static inline void nullfn_try_request(struct nullfn_req *r)
         }
         r->continued = true;
     }
-    if (r->len < r->head_len + r->body_len)
-        return;
+    if (r->len < r->head_len + r->body_len) {
+        /* Room for the whole body now: the next reads fill it in one go. */
+        size_t need = r->head_len + r->body_len;
+        if (need > r->cap) {
+            while (r->cap < need)
+                r->cap *= 2;
+            r->buf = realloc(r->buf, r->cap);
+            if (!r->buf)
+                abort();
+        }
+        return true;
+    }
     r->busy = true;
-    r->f->handle(r, r->buf + r->head_len, r->body_len, r->f);
-    return;
-refuse:
-    say("null function: a request it cannot read (no Content-Length, or chunked): connection "
-        "closed");
-    r->f->refused++;
     event_del(r->ev);
-    r->gone = true;
+    r->f->handle(r, r->buf + r->head_len, r->body_len, r->f);
+    return true;
+refuse:
+    say("null function: a request it cannot read (no Content-Length, chunked, or too large): "
+        "connection closed");
+    r->f->refused++;
     nullfn_req_free(r);
+    return false;
 }
 
 static inline void nullfn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct nullfn_req *r = arg;
+    bool eof = false;
     for (;;) {
         if (r->len == r->cap) {
             r->cap *= 2;
@@ -201,25 +222,19 @@ static inline void nullfn_read_cb(evutil_socket_t fd, short what, void *arg)
             continue;
         if (n < 0 && errno == EAGAIN)
             break;
-        /* End of file or an error: a connection answered is closed now, a busy one when its
-         * answer comes. */
-        event_del(r->ev);
-        if (r->busy) {
-            r->gone = true;
-            return;
-        }
-        nullfn_req_free(r);
+        eof = true; /* the end, or an error */
+        break;
+    }
+    /* A request that came whole with the end is still answered (and counted). */
+    if (!nullfn_try_request(r))
         return;
-    }
-    /* Grow now for a body bigger than the buffer: the next read fills it in one go. */
-    if (r->head_len && r->head_len + r->body_len > r->cap) {
-        while (r->cap < r->head_len + r->body_len)
-            r->cap *= 2;
-        r->buf = realloc(r->buf, r->cap);
-        if (!r->buf)
-            abort();
-    }
-    nullfn_try_request(r);
+    if (!eof)
+        return;
+    event_del(r->ev);
+    if (r->busy)
+        r->gone = true; /* freed when answered */
+    else
+        nullfn_req_free(r);
 }
 
 static inline void nullfn_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -349,6 +364,7 @@ static inline void nullfn_reply_ok(struct nullfn *f, struct nullfn_req *r)
     r->len -= used;
     r->head_len = r->body_len = 0;
     r->continued = r->busy = false;
+    event_add(r->ev, NULL);
     if (r->len)
         nullfn_try_request(r); /* a request sent before this answer (pipelined) */
 }

@@ -32,8 +32,9 @@
 
 /* Records handed over in one turn of the loop at most; the next turn goes on. */
 #define DRAIN_MAX 10000
-/* Messages one job of the converting thread carries at most. */
-#define CONVERT_MAX 1024
+/* Messages one job of the converting thread carries at most: a turn's worth, so a partition's
+ * read is one job and its records reach the mapping (and a zero window's flush) together. */
+#define CONVERT_MAX DRAIN_MAX
 /* While partitions are paused, the consumer is polled this often (max.poll.interval.ms is far
  * longer), so it stays in its group. */
 #define KEEPALIVE_MS 1000
@@ -282,7 +283,8 @@ static void take(struct weir_poller *p, rd_kafka_message_t *m)
 }
 
 /* On the converting thread: each job's messages become records; the messages are destroyed. It
- * reads only what never changes after kafka_new (the topic). */
+ * reads only what never changes after kafka_new (the topic), and the wall clock for a message
+ * without a timestamp. */
 static void convert(void *ctx, struct weir_worker_job **jobs, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
@@ -314,7 +316,6 @@ static void on_converted(struct weir_worker_job *wj)
         for (size_t i = 0; i < job->n; i++)
             weir_record_free(job->items[i]);
     } else {
-        note_reading(p);
         for (size_t i = 0; i < job->n; i++)
             p->sink.ops->deliver(p->sink.ctx, job->items[i]);
         p->records += job->n;
@@ -360,7 +361,7 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
             want = budget - n;
         if (want > CONVERT_MAX)
             want = CONVERT_MAX;
-        if (want == 0)
+        if (want == 0 || rd_kafka_queue_length(pt->queue) == 0)
             break;
         struct convert_job *job = weir_malloc(sizeof(*job) + want * sizeof(job->items[0]));
         ssize_t got =
@@ -378,6 +379,7 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
         if (!kept) {
             free(job);
         } else {
+            note_reading(p);
             job->p = p;
             job->part = pt->id;
             job->generation = pt->generation;
