@@ -6,7 +6,7 @@
 # Ends with "weir tests: N passed, N failed" (every ctest test of both builds, plus the format
 # check, the build-type check and the sanitizer-report check) and a non-zero exit on any failure.
 # Stops every server the tests started, also when a test is killed or the run is interrupted.
-# The tests must end within WEIR_TEST_BUDGET seconds (default 1080) of the start, setup included,
+# The tests must end within WEIR_TEST_BUDGET seconds (default 1140) of the start, setup included,
 # so that CI (20 minutes) always gets the closing line: ctest kills what runs past it, and tests
 # it never started count as failed.
 set -uo pipefail
@@ -14,7 +14,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 T0=$SECONDS
-DEADLINE=$((T0 + ${WEIR_TEST_BUDGET:-1080}))
+DEADLINE=$((T0 + ${WEIR_TEST_BUDGET:-1140}))
 
 PASSED=0
 FAILED=0

@@ -1168,7 +1168,7 @@ static void fifo_a_short_claim_says_whether_more_groups_are_ready(void **state)
 {
     keys_for(FKEY);
     for (int g = 0; g < 5; g++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof(name), "s%d", g);
         fpush(name, "one", NULL);
     }
@@ -1565,7 +1565,7 @@ static void poller_delivers_settles_and_redelivers_after_the_lease(void **state)
     assert_int_equal(g.m.n_got, 5);
     assert_true(g.m.read_done >= 1);
     for (int i = 0; i < 5; i++) {
-        char want[4];
+        char want[16];
         snprintf(want, sizeof(want), "m%d", i);
         assert_string_equal(g.m.got[i]->data, want);
         assert_int_equal(g.m.got[i]->receive_count, 1);
