@@ -1,7 +1,6 @@
 /* Growable byte buffer and JSON/base64 writers. Owns its bytes. */
 #include "core/buf.h"
 
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,9 +84,9 @@ void weir_buf_printf(struct weir_buf *b, const char *fmt, ...)
 
 void weir_buf_append_i64(struct weir_buf *b, int64_t v)
 {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
-    weir_buf_append(b, tmp, (size_t)n);
+    weir_buf_reserve(b, WEIR_U64_DIGITS + 1);
+    b->len = (size_t)(weir_put_i64(b->data + b->len, v) - b->data);
+    b->data[b->len] = '\0';
 }
 
 void weir_buf_append_json_str(struct weir_buf *b, const char *s, size_t len)

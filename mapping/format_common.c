@@ -10,13 +10,9 @@
 
 void weir_format_u64(struct weir_buf *out, uint64_t v)
 {
-    char tmp[24];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    weir_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+    weir_buf_reserve(out, WEIR_U64_DIGITS);
+    out->len = (size_t)(weir_put_u64(out->data + out->len, v) - out->data);
+    out->data[out->len] = '\0';
 }
 
 void weir_format_cstr(struct weir_buf *out, const char *s)

@@ -26,16 +26,6 @@
 /* How much of a name from the function's answer a reason repeats. */
 #define WHY_NAME_MAX 40
 
-static void append_i64(struct weir_buf *out, int64_t v)
-{
-    if (v < 0) {
-        weir_buf_append_char(out, '-');
-        weir_format_u64(out, (uint64_t)0 - (uint64_t)v);
-    } else {
-        weir_format_u64(out, (uint64_t)v);
-    }
-}
-
 /* "<topic>-<partition>", unquoted, into out[]; its length. */
 static size_t tp_text(const struct weir_record *r, char *out, size_t cap)
 {
@@ -83,7 +73,7 @@ static void append_signed_bytes(struct weir_buf *out, const char *v, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (i)
             weir_buf_append_char(out, ',');
-        append_i64(out, (signed char)v[i]);
+        weir_buf_append_i64(out, (signed char)v[i]);
     }
     weir_buf_append_char(out, ']');
 }
