@@ -28,9 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
 #include <librdkafka/rdkafka.h>
 
 #include "bench/common.h"

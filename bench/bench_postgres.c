@@ -32,9 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
 #include <libpq-fe.h>
 
 #include "bench/common.h"

@@ -32,9 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <hiredis/hiredis.h>
 
 #include "bench/common.h"
