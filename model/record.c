@@ -80,6 +80,14 @@ void weir_record_free(struct weir_record *r)
 {
     if (!r)
         return;
+    if (r->home)
+        r->home->take_back(r->home, r);
+    else
+        weir_record_destroy(r);
+}
+
+void weir_record_destroy(struct weir_record *r)
+{
     if (!r->packed) {
         free(r->data);
         free(r->id);

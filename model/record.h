@@ -51,6 +51,16 @@ void weir_headers_add(char **packed, size_t *len, const char *name, size_t name_
 /* Reads the header at *off and moves *off past it; false at the end or on a truncated entry. */
 bool weir_headers_next(const char *packed, size_t len, size_t *off, struct weir_header *h);
 
+struct weir_record;
+
+/* Where a record goes back to when it is freed, for a maker that frees its records itself: a
+ * poller making records on a thread of its own has them freed there, where they were allocated,
+ * so freeing costs the loop neither the time nor the allocator's locks. take_back runs on the
+ * loop and owns the record from then on (it frees it with weir_record_destroy). */
+struct weir_record_home {
+    void (*take_back)(struct weir_record_home *home, struct weir_record *r);
+};
+
 /* One record. Every string is owned by the record (free with weir_record_free) and may be NULL
  * unless said otherwise. Source-specific fields are plain members so an encoder can use them
  * without knowing the source protocol. */
@@ -65,7 +75,8 @@ struct weir_record {
     enum weir_time_type time_type; /* what sent_ms is (Kafka's timestampType) */
     char *data;                    /* payload bytes (SQS body); never NULL, may hold NUL bytes */
     size_t data_len;
-    int64_t sent_ms; /* wall ms the producer sent it (SentTimestamp) */
+    int64_t sent_ms;               /* wall ms the producer sent it (SentTimestamp) */
+    struct weir_record_home *home; /* NULL: weir_record_free frees it there and then */
     /* Streams (a Kafka topic, a replication slot): where the record sits and what came with it.
      * The key and headers are bytes; the headers are packed (weir_headers_add). */
     char *stream; /* the topic, the table: what the source calls the stream */
@@ -100,8 +111,10 @@ struct weir_record *weir_record_new(void);
  * allocation instead of five counts. Those four fields must not be replaced or freed alone. */
 struct weir_record *weir_record_new_packed(size_t data_len, size_t id_len, size_t stream_len,
                                            bool has_key, size_t key_len);
-/* NULL is a no-op. */
+/* Gives r back to its home, or frees it when it has none. NULL is a no-op. On the loop. */
 void weir_record_free(struct weir_record *r);
+/* Frees r and everything it owns, here and now, whatever its home: for homes. */
+void weir_record_destroy(struct weir_record *r);
 /* Sets r->reason (copied) and the verdict REJECT. */
 void weir_record_reject(struct weir_record *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

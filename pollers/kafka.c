@@ -32,6 +32,9 @@
 
 /* Records handed over in one turn of the loop at most; the next turn goes on. */
 #define DRAIN_MAX 10000
+/* Records given back that wait at most for a read to carry them to the converting thread: past
+ * this many, or at the keepalive tick, they go on a job of their own. */
+#define GIVEN_BACK_MAX 1024
 /* Messages one job of the converting thread carries at most: a turn's worth, so a partition's
  * read is one job and its records reach the mapping (and a zero window's flush) together. */
 #define CONVERT_MAX DRAIN_MAX
@@ -56,6 +59,18 @@ struct part {
     bool held;         /* the mapping paused it: not read until resumed */
 };
 
+/* The home of the records the converting thread makes (model/record.h): records done with come
+ * back here, on the loop, and ride the next job to the thread, which frees them. Made on one
+ * thread and freed on another, a record took a lock of the allocator on both sides (its arena's)
+ * and its free was a seventh of the loop's time. It outlives its poller while records are out. */
+struct record_home {
+    struct weir_record_home home;
+    struct weir_poller *p;     /* NULL once the poller is freed: records are then freed on return */
+    size_t out;                /* records delivered with this home and not back yet */
+    struct weir_record **back; /* given back, waiting for a job to the thread */
+    size_t back_n, back_cap;
+};
+
 /* Messages read from a partition on the loop, made into records on the converting thread. The
  * copying and freeing (librdkafka parses a message's headers with an allocation even when it
  * has none, and frees each message into its fetching thread's heap) was a quarter of the loop's
@@ -65,6 +80,10 @@ struct convert_job {
     struct weir_poller *p;
     int32_t part;
     uint64_t generation;
+    /* Records done with, to be freed on the thread before it converts (the array is the
+     * loop's: it frees it when the job is back). */
+    struct weir_record **given_back;
+    size_t given_back_n;
     size_t n;
     /* The messages, then (on the thread, one by one in place) the records made of them. */
     void *items[];
@@ -92,6 +111,7 @@ struct weir_poller {
     struct weir_timer *keepalive; /* polls the consumer at least once a second */
     /* Makes records of messages off the loop; NULL: the loop does it (no thread could start). */
     struct weir_worker *converter;
+    struct record_home *home; /* of the records the converting thread makes */
     size_t converting;        /* messages of every partition on the converting thread */
     uint64_t next_generation; /* of the next partition assigned */
     bool handed_over;         /* records went to the mapping since its last read_done */
@@ -282,16 +302,63 @@ static void take(struct weir_poller *p, rd_kafka_message_t *m)
     p->sink.ops->deliver(p->sink.ctx, r);
 }
 
-/* On the converting thread: each job's messages become records; the messages are destroyed. It
- * reads only what never changes after kafka_new (the topic), and the wall clock for a message
- * without a timestamp. */
+/* ---- the records' home ------------------------------------------------------------------ */
+
+static void home_destroy_back(struct record_home *h)
+{
+    for (size_t i = 0; i < h->back_n; i++)
+        weir_record_destroy(h->back[i]);
+    h->back_n = 0;
+}
+
+/* A record done with: it waits for a job to the converting thread, or is freed here when there
+ * is no thread (stopped, or none could start) or no poller any more. */
+static void home_take_back(struct weir_record_home *wh, struct weir_record *r)
+{
+    struct record_home *h = weir_list_entry(wh, struct record_home, home);
+    h->out--;
+    if (!h->p || !h->p->converter) {
+        weir_record_destroy(r);
+        if (!h->p && h->out == 0) {
+            free(h->back);
+            free(h);
+        }
+        return;
+    }
+    if (h->back_n == h->back_cap) {
+        h->back_cap = h->back_cap ? 2 * h->back_cap : 256;
+        h->back = weir_realloc(h->back, h->back_cap * sizeof(h->back[0]));
+    }
+    h->back[h->back_n++] = r;
+}
+
+/* The poller goes: what is back is freed, and the home itself once the last record is. */
+static void home_release(struct record_home *h)
+{
+    if (!h)
+        return;
+    home_destroy_back(h);
+    h->p = NULL;
+    if (h->out == 0) {
+        free(h->back);
+        free(h);
+    }
+}
+
+/* On the converting thread: the records given back are freed, then each job's messages become
+ * records; the messages are destroyed. It reads only what never changes after kafka_new (the
+ * topic, the home), and the wall clock for a message without a timestamp. */
 static void convert(void *ctx, struct weir_worker_job **jobs, size_t n)
 {
     for (size_t j = 0; j < n; j++) {
         struct convert_job *job = weir_list_entry(jobs[j], struct convert_job, job);
+        for (size_t i = 0; i < job->given_back_n; i++)
+            weir_record_destroy(job->given_back[i]);
         for (size_t i = 0; i < job->n; i++) {
             rd_kafka_message_t *m = job->items[i];
-            job->items[i] = record_of(job->p, m);
+            struct weir_record *r = record_of(job->p, m);
+            r->home = &job->p->home->home;
+            job->items[i] = r;
             rd_kafka_message_destroy(m);
         }
     }
@@ -310,26 +377,37 @@ static void on_converted(struct weir_worker_job *wj)
     if (current)
         pt->converting -= job->n;
     if (!wj->ran) {
+        for (size_t i = 0; i < job->given_back_n; i++)
+            weir_record_destroy(job->given_back[i]);
         for (size_t i = 0; i < job->n; i++)
             rd_kafka_message_destroy(job->items[i]);
     } else if (!current || p->stopping || p->freeing) {
         for (size_t i = 0; i < job->n; i++)
-            weir_record_free(job->items[i]);
+            weir_record_destroy(job->items[i]);
     } else {
         for (size_t i = 0; i < job->n; i++)
             p->sink.ops->deliver(p->sink.ctx, job->items[i]);
+        p->home->out += job->n;
         p->records += job->n;
         p->handed_over = true;
     }
+    bool read = job->n > 0;
+    free(job->given_back);
     free(job);
     /* librdkafka wakes the loop only when a queue turns non-empty: what is left in this one,
      * and the read_done of what went over, wait for a turn of draining. */
-    if (!p->stopping && !p->freeing)
+    if (read && !p->stopping && !p->freeing)
         event_active(p->drain_ev, EV_TIMEOUT, 0);
 }
 
+/* Every job takes the records given back so far along to the thread. */
 static void convert_submit(struct weir_poller *p, struct convert_job *job)
 {
+    struct record_home *h = p->home;
+    job->given_back = h->back;
+    job->given_back_n = h->back_n;
+    h->back = NULL;
+    h->back_n = h->back_cap = 0;
     job->job.done = on_converted;
     if (p->converter) {
         weir_worker_submit(p->converter, &job->job);
@@ -338,6 +416,17 @@ static void convert_submit(struct weir_poller *p, struct convert_job *job)
     job->job.ran = true;
     convert(p, (struct weir_worker_job *[]){&job->job}, 1);
     on_converted(&job->job);
+}
+
+/* Records given back go to the thread on a job of their own, when no read takes them. */
+static void send_given_back(struct weir_poller *p)
+{
+    if (!p->home->back_n || !p->converter)
+        return;
+    struct convert_job *job = weir_calloc(1, sizeof(*job));
+    job->p = p;
+    job->part = -1;
+    convert_submit(p, job);
 }
 
 static size_t less(size_t a, size_t b)
@@ -416,6 +505,8 @@ static void drain(struct weir_poller *p)
     }
     if (n >= DRAIN_MAX && !p->stopping)
         event_active(p->drain_ev, EV_TIMEOUT, 0);
+    if (p->home->back_n >= GIVEN_BACK_MAX && !p->stopping)
+        send_given_back(p);
     if (p->handed_over) {
         p->handed_over = false;
         p->sink.ops->read_done(p->sink.ctx);
@@ -443,6 +534,7 @@ static void on_keepalive(void *arg)
     if (p->stopping)
         return;
     drain(p);
+    send_given_back(p);
     keepalive_arm(p);
 }
 
@@ -668,6 +760,7 @@ static void kafka_free(struct weir_poller *p)
     p->freeing = true;
     weir_worker_free(p->converter);
     p->converter = NULL;
+    home_release(p->home);
     /* The consumer closes (when stop never did) before the events it could wake are freed. */
     queues_destroy(p);
     if (p->rk) {
@@ -707,6 +800,9 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
     p->sink = args->sink;
     p->base = args->base;
     p->wake[0] = p->wake[1] = -1;
+    p->home = weir_calloc(1, sizeof(*p->home));
+    p->home->home.take_back = home_take_back;
+    p->home->p = p;
     snprintf(p->comp, sizeof(p->comp), "%s", args->component);
     if (!weir_kafka_uri_parse(mc->source, &p->servers, &p->topic, why, sizeof(why))) {
         weir_err_set(err, "source: %s", why);
@@ -906,9 +1002,11 @@ static void kafka_stop(struct weir_poller *p, void (*done)(void *arg), void *arg
     if (p->drain_ev)
         event_del(p->drain_ev);
     weir_timer_stop(p->keepalive);
-    /* What is on the converting thread is dropped (read again from the last commit). */
+    /* What is on the converting thread is dropped (read again from the last commit); records
+     * are freed on the loop from now on. */
     weir_worker_free(p->converter);
     p->converter = NULL;
+    home_destroy_back(p->home);
     /* The queues go before the close, which unassigns the partitions. */
     queues_destroy(p);
     if (!p->rk || !p->started) {
