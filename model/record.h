@@ -88,6 +88,9 @@ struct weir_record {
     bool data_null;     /* the payload is null, not empty (a Kafka tombstone) */
     bool packed;        /* made by weir_record_new_packed */
     char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
+    /* Mono ms after which the source takes it back (lease), 0 = none: read for every record as
+     * it is batched and invoked, so in the second cache line with the rest read then. */
+    int64_t deadline_ms;
     char *handle;           /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
     char *group_id;         /* SQS MessageGroupId, Kafka key, ... */
     char *dedup_id;         /* SQS MessageDeduplicationId */
@@ -100,8 +103,7 @@ struct weir_record {
     uint64_t fifo_seq;      /* SQS FIFO SequenceNumber; 0 outside a FIFO queue */
     uint32_t receive_count; /* SQS ApproximateReceiveCount, counting this receive */
     int64_t first_receive_ms; /* wall ms of its first receive (ApproximateFirstReceiveTimestamp) */
-    int64_t deadline_ms;      /* mono ms after which the source takes it back (lease), 0 = none */
-    int64_t lease_ms;         /* how long that lease was when taken; 0 = none */
+    int64_t lease_ms; /* how long the lease was when taken; 0 = none (then so is deadline_ms) */
 };
 
 struct weir_record *weir_record_new(void);
