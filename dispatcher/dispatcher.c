@@ -264,7 +264,7 @@ static void job_start(struct job *j)
     struct weir_batch *b = j->b;
     int64_t deadline = weir_batch_deadline(b);
     int64_t need = j->at.function_timeout_ms + LEASE_MARGIN_MS;
-    /* Records without a deadline have no lease either: not read then (a cache line each). */
+    /* The lease only matters against a deadline: without one, not read (a cache line each). */
     int64_t lease = deadline ? weir_batch_lease_ms(b) : 0;
     if (lease && lease - LEASE_FRESH_MS < need)
         need = lease - LEASE_FRESH_MS > LEASE_MARGIN_MS ? lease - LEASE_FRESH_MS : LEASE_MARGIN_MS;

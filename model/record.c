@@ -88,6 +88,8 @@ void weir_record_free(struct weir_record *r)
 
 void weir_record_destroy(struct weir_record *r)
 {
+    if (!r)
+        return;
     if (!r->packed) {
         free(r->data);
         free(r->id);

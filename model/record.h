@@ -89,7 +89,7 @@ struct weir_record {
     bool packed;        /* made by weir_record_new_packed */
     char *id; /* the identity a function names in batchItemFailures (SQS messageId); never NULL */
     /* Mono ms after which the source takes it back (lease), 0 = none: read for every record as
-     * it is batched and invoked, so in the second cache line with the rest read then. */
+     * it is batched and invoked, so among the fields read then, not at the struct's end. */
     int64_t deadline_ms;
     char *handle;           /* the poller's settle handle (SQS receiptHandle, a Redis lease id) */
     char *group_id;         /* SQS MessageGroupId, Kafka key, ... */
@@ -113,9 +113,10 @@ struct weir_record *weir_record_new(void);
  * allocation instead of five counts. Those four fields must not be replaced or freed alone. */
 struct weir_record *weir_record_new_packed(size_t data_len, size_t id_len, size_t stream_len,
                                            bool has_key, size_t key_len);
-/* Gives r back to its home, or frees it when it has none. NULL is a no-op. On the loop. */
+/* Gives r back to its home, or frees it when it has none. NULL is a no-op. A record with a home
+ * is freed on the loop. */
 void weir_record_free(struct weir_record *r);
-/* Frees r and everything it owns, here and now, whatever its home: for homes. */
+/* Frees r and everything it owns, here and now, whatever its home: for homes. NULL is a no-op. */
 void weir_record_destroy(struct weir_record *r);
 /* Sets r->reason (copied) and the verdict REJECT. */
 void weir_record_reject(struct weir_record *r, const char *fmt, ...)

@@ -6,7 +6,8 @@
  * queue, read only while the mapping has room for it: a partition it holds enough of is not read
  * (librdkafka stops fetching it once its queue is full) while the consumer keeps polling, so the
  * group never evicts weir. Messages are taken on the loop and made into records on a thread of
- * the poller's own (convert), handed back in order. Rebalances drop what was read of a revoked
+ * the poller's own (convert), handed back in order; the records go back to that thread to be
+ * freed. Rebalances drop what was read of a revoked
  * partition and not yet sent. librdkafka's queue event fd wakes the loop; a one-second timer polls
  * the consumer besides, for the group's sake. A broker that is down is reconnected by librdkafka:
  * weir logs it and loses nothing. Must never know functions, HTTP or retries. */
@@ -32,8 +33,8 @@
 
 /* Records handed over in one turn of the loop at most; the next turn goes on. */
 #define DRAIN_MAX 10000
-/* Records given back that wait at most for a read to carry them to the converting thread: past
- * this many, or at the keepalive tick, they go on a job of their own. */
+/* Records given back that wait at most for a read to carry them to the converting thread: a turn
+ * of draining that finds this many, or the keepalive tick, sends them on a job of their own. */
 #define GIVEN_BACK_MAX 1024
 /* Messages one job of the converting thread carries at most: a turn's worth, so a partition's
  * read is one job and its records reach the mapping (and a zero window's flush) together. */
@@ -50,6 +51,8 @@
 
 enum start_at { START_TRIM_HORIZON, START_LATEST, START_AT_TIMESTAMP };
 
+#define NO_PARTITION (-1)
+
 /* An assigned partition: its own queue, read while the mapping has room for it. */
 struct part {
     int32_t id;
@@ -65,10 +68,10 @@ struct part {
  * and its free was a seventh of the loop's time. It outlives its poller while records are out. */
 struct record_home {
     struct weir_record_home home;
-    struct weir_poller *p;     /* NULL once the poller is freed: records are then freed on return */
-    size_t out;                /* records delivered with this home and not back yet */
-    struct weir_record **back; /* given back, waiting for a job to the thread */
-    size_t back_n, back_cap;
+    struct weir_poller *p; /* NULL once the poller is freed: records are then freed on return */
+    size_t out;            /* records delivered with this home and not back yet */
+    struct weir_record **given_back; /* waiting for a job to the thread */
+    size_t given_back_n, given_back_cap;
 };
 
 /* Messages read from a partition on the loop, made into records on the converting thread. The
@@ -78,7 +81,7 @@ struct record_home {
 struct convert_job {
     struct weir_worker_job job;
     struct weir_poller *p;
-    int32_t part;
+    int32_t part; /* NO_PARTITION: a job that only carries records given back */
     uint64_t generation;
     /* Records done with, to be freed on the thread before it converts (the array is the
      * loop's: it frees it when the job is back). */
@@ -304,11 +307,11 @@ static void take(struct weir_poller *p, rd_kafka_message_t *m)
 
 /* ---- the records' home ------------------------------------------------------------------ */
 
-static void home_destroy_back(struct record_home *h)
+static void home_destroy_given_back(struct record_home *h)
 {
-    for (size_t i = 0; i < h->back_n; i++)
-        weir_record_destroy(h->back[i]);
-    h->back_n = 0;
+    for (size_t i = 0; i < h->given_back_n; i++)
+        weir_record_destroy(h->given_back[i]);
+    h->given_back_n = 0;
 }
 
 /* A record done with: it waits for a job to the converting thread, or is freed here when there
@@ -320,16 +323,16 @@ static void home_take_back(struct weir_record_home *wh, struct weir_record *r)
     if (!h->p || !h->p->converter) {
         weir_record_destroy(r);
         if (!h->p && h->out == 0) {
-            free(h->back);
+            free(h->given_back);
             free(h);
         }
         return;
     }
-    if (h->back_n == h->back_cap) {
-        h->back_cap = h->back_cap ? 2 * h->back_cap : 256;
-        h->back = weir_realloc(h->back, h->back_cap * sizeof(h->back[0]));
+    if (h->given_back_n == h->given_back_cap) {
+        h->given_back_cap = h->given_back_cap ? 2 * h->given_back_cap : 256;
+        h->given_back = weir_realloc(h->given_back, h->given_back_cap * sizeof(h->given_back[0]));
     }
-    h->back[h->back_n++] = r;
+    h->given_back[h->given_back_n++] = r;
 }
 
 /* The poller goes: what is back is freed, and the home itself once the last record is. */
@@ -337,10 +340,10 @@ static void home_release(struct record_home *h)
 {
     if (!h)
         return;
-    home_destroy_back(h);
+    home_destroy_given_back(h);
     h->p = NULL;
     if (h->out == 0) {
-        free(h->back);
+        free(h->given_back);
         free(h);
     }
 }
@@ -385,9 +388,11 @@ static void on_converted(struct weir_worker_job *wj)
         for (size_t i = 0; i < job->n; i++)
             weir_record_destroy(job->items[i]);
     } else {
+        /* Counted out first: the mapping may be done with one before the last is delivered
+         * (a filter's run of records settled), and give it back. */
+        p->home->out += job->n;
         for (size_t i = 0; i < job->n; i++)
             p->sink.ops->deliver(p->sink.ctx, job->items[i]);
-        p->home->out += job->n;
         p->records += job->n;
         p->handed_over = true;
     }
@@ -404,10 +409,10 @@ static void on_converted(struct weir_worker_job *wj)
 static void convert_submit(struct weir_poller *p, struct convert_job *job)
 {
     struct record_home *h = p->home;
-    job->given_back = h->back;
-    job->given_back_n = h->back_n;
-    h->back = NULL;
-    h->back_n = h->back_cap = 0;
+    job->given_back = h->given_back;
+    job->given_back_n = h->given_back_n;
+    h->given_back = NULL;
+    h->given_back_n = h->given_back_cap = 0;
     job->job.done = on_converted;
     if (p->converter) {
         weir_worker_submit(p->converter, &job->job);
@@ -421,11 +426,11 @@ static void convert_submit(struct weir_poller *p, struct convert_job *job)
 /* Records given back go to the thread on a job of their own, when no read takes them. */
 static void send_given_back(struct weir_poller *p)
 {
-    if (!p->home->back_n || !p->converter)
+    if (!p->home->given_back_n || !p->converter)
         return;
     struct convert_job *job = weir_calloc(1, sizeof(*job));
     job->p = p;
-    job->part = -1;
+    job->part = NO_PARTITION;
     convert_submit(p, job);
 }
 
@@ -505,7 +510,7 @@ static void drain(struct weir_poller *p)
     }
     if (n >= DRAIN_MAX && !p->stopping)
         event_active(p->drain_ev, EV_TIMEOUT, 0);
-    if (p->home->back_n >= GIVEN_BACK_MAX && !p->stopping)
+    if (p->home->given_back_n >= GIVEN_BACK_MAX && !p->stopping)
         send_given_back(p);
     if (p->handed_over) {
         p->handed_over = false;
@@ -1006,7 +1011,7 @@ static void kafka_stop(struct weir_poller *p, void (*done)(void *arg), void *arg
      * are freed on the loop from now on. */
     weir_worker_free(p->converter);
     p->converter = NULL;
-    home_destroy_back(p->home);
+    home_destroy_given_back(p->home);
     /* The queues go before the close, which unassigns the partitions. */
     queues_destroy(p);
     if (!p->rk || !p->started) {
