@@ -1,7 +1,7 @@
 /* The batcher: when a batch closes (size, window from its first record, payload limit, flush),
  * one open batch per lane, a record no event can hold refused, that every closed event is valid
- * JSON holding exactly its records, and that nothing leaks when a batch is dropped open. Time is
- * the stepped clock. */
+ * JSON holding exactly its records, that nothing leaks when a batch is dropped open, and that a
+ * freed batch hands each record with a home back to it. Time is the stepped clock. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -446,6 +446,42 @@ static void deinit_frees_an_open_batch(void **state)
     assert_int_equal(s.n, 0);
 }
 
+/* A home that keeps what it is given back. */
+struct keeping_home {
+    struct weir_record_home home;
+    struct weir_record *kept[4];
+    size_t n;
+};
+
+static void keep(struct weir_record_home *wh, struct weir_record *r)
+{
+    struct keeping_home *h = (struct keeping_home *)wh;
+    assert_true(h->n < 4);
+    h->kept[h->n++] = r;
+}
+
+static void a_record_with_a_home_goes_back_there_when_its_batch_is_freed(void **state)
+{
+    (void)state;
+    struct keeping_home h = {.home.take_back = keep};
+    struct weir_batch *b = weir_batch_new(0);
+    struct weir_record *homed[2] = {rec(), rec()};
+    homed[0]->home = &h.home;
+    homed[1]->home = &h.home;
+    weir_batch_take(b, homed[0]);
+    weir_batch_take(b, rec()); /* no home: freed with the batch (the leak check sees it) */
+    weir_batch_take(b, homed[1]);
+    weir_batch_free(b);
+    assert_int_equal(h.n, 2);
+    assert_ptr_equal(h.kept[0], homed[0]);
+    assert_ptr_equal(h.kept[1], homed[1]);
+    /* The home frees them itself, whatever their home says. */
+    weir_record_destroy(h.kept[0]);
+    weir_record_destroy(h.kept[1]);
+    weir_record_free(NULL);
+    weir_record_destroy(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +498,7 @@ int main(void)
         cmocka_unit_test(every_closed_event_holds_exactly_the_records_added),
         cmocka_unit_test(steal_takes_the_open_batch_without_closing_it),
         cmocka_unit_test(deinit_frees_an_open_batch),
+        cmocka_unit_test(a_record_with_a_home_goes_back_there_when_its_batch_is_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
