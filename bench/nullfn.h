@@ -7,12 +7,11 @@
  * from weir on the same machine, so it is as cheap as an HTTP server can be — each connection
  * reads into one buffer of its own (a body lands contiguous, no copy after recv), only
  * Content-Length, Expect and Transfer-Encoding are looked at in the head, and the answer is one
- * canned send. It
- * speaks what weir's clients send: a request with a Content-Length on keep-alive connections; a
- * chunked body is refused (the connection closed, and said). NULLFN_EVHTTP, libevent's evhttp,
- * for the SQS benchmark, whose batch-1 goal is a ratio to this very server's raw POST rate as it
- * was set (evhttp costs ~70 us per 26 KB request where the lean one costs ~30). Header-only, as
- * bench/common.h; it must never measure anything itself. */
+ * canned send. It speaks what weir's clients send: a request with a Content-Length on keep-alive
+ * connections; a chunked body is refused (the connection closed, and said). NULLFN_EVHTTP,
+ * libevent's evhttp, for the SQS benchmark, whose batch-1 goal is a ratio to this very server's raw
+ * POST rate as it was set (evhttp costs ~70 us per 26 KB request where the lean one costs ~30).
+ * Header-only, as bench/common.h; it must never measure anything itself. */
 #ifndef WEIR_BENCH_NULLFN_H
 #define WEIR_BENCH_NULLFN_H
 

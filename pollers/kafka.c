@@ -7,9 +7,9 @@
  * (librdkafka stops fetching it once its queue is full) while the consumer keeps polling, so the
  * group never evicts weir. Messages are taken on the loop and made into records on a thread of
  * the poller's own (convert), handed back in order; the records go back to that thread to be
- * freed. Rebalances drop what was read of a revoked
- * partition and not yet sent. librdkafka's queue event fd wakes the loop; a one-second timer polls
- * the consumer besides, for the group's sake. A broker that is down is reconnected by librdkafka:
+ * freed. Rebalances drop what was read of a revoked partition and not yet sent. librdkafka's
+ * queue event fd wakes the loop; a one-second timer polls the consumer besides, for the group's
+ * sake. A broker that is down is reconnected by librdkafka:
  * weir logs it and loses nothing. Must never know functions, HTTP or retries. */
 #define _GNU_SOURCE /* pipe2 */
 #include "pollers/kafka.h"
@@ -314,6 +314,15 @@ static void home_destroy_given_back(struct record_home *h)
     h->given_back_n = 0;
 }
 
+/* A home whose poller is gone goes with its last record. */
+static void home_free_when_unused(struct record_home *h)
+{
+    if (!h->p && h->out == 0) {
+        free(h->given_back);
+        free(h);
+    }
+}
+
 /* A record done with: it waits for a job to the converting thread, or is freed here when there
  * is no thread (stopped, or none could start) or no poller any more. */
 static void home_take_back(struct weir_record_home *wh, struct weir_record *r)
@@ -322,10 +331,7 @@ static void home_take_back(struct weir_record_home *wh, struct weir_record *r)
     h->out--;
     if (!h->p || !h->p->converter) {
         weir_record_destroy(r);
-        if (!h->p && h->out == 0) {
-            free(h->given_back);
-            free(h);
-        }
+        home_free_when_unused(h);
         return;
     }
     if (h->given_back_n == h->given_back_cap) {
@@ -342,10 +348,7 @@ static void home_release(struct record_home *h)
         return;
     home_destroy_given_back(h);
     h->p = NULL;
-    if (h->out == 0) {
-        free(h->given_back);
-        free(h);
-    }
+    home_free_when_unused(h);
 }
 
 /* On the converting thread: the records given back are freed, then each job's messages become
