@@ -178,7 +178,7 @@ static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstu
  * event carries every value in base64: a 100-byte value takes 10 ns here against 41 ns a pair of
  * characters at a time (23 against 56 when the values come from memory, not cache), and the
  * scalar writer was a tenth of the loop's time at batch 100. Returns how many bytes it encoded
- * (a multiple of 24); the caller does the rest. */
+ * (a multiple of 24) and advances *outp past their characters; the caller does the rest. */
 __attribute__((target("avx2"))) static size_t put_base64_avx2(char **outp, const unsigned char *p,
                                                               size_t len)
 {
@@ -195,8 +195,10 @@ __attribute__((target("avx2"))) static size_t put_base64_avx2(char **outp, const
         __m128i lo = _mm_loadu_si128((const __m128i *)(p + i));
         __m128i hi = _mm_loadu_si128((const __m128i *)(p + i + 12));
         __m256i in = _mm256_shuffle_epi8(_mm256_set_m128i(hi, lo), spread);
-        /* Bytes b a c b of each word hold the four 6-bit values at bits 10, 4, 22 and 16: the
-         * multiplies move each to the bottom of its own byte. */
+        /* From its lowest byte each 32-bit word holds input bytes 1 0 2 1 of its three, which
+         * puts the four 6-bit values, in output order, at bits 10, 4, 22 and 16: ac moves the
+         * first and third down (mulhi by 2^6 and 2^10), bd the second and fourth up (mullo by
+         * 2^4 and 2^8), each to the low six bits of bytes 0, 1, 2 and 3. */
         __m256i ac = _mm256_mulhi_epu16(_mm256_and_si256(in, _mm256_set1_epi32(0x0fc0fc00)),
                                         _mm256_set1_epi32(0x04000040));
         __m256i bd = _mm256_mullo_epi16(_mm256_and_si256(in, _mm256_set1_epi32(0x003f03f0)),
@@ -223,8 +225,12 @@ static size_t put_base64_wide(char **outp, const unsigned char *p, size_t len)
     return put_base64_avx2(outp, p, len);
 }
 #else
+/* No AVX2 on this architecture: the two-character table does it all. */
 static size_t put_base64_wide(char **outp, const unsigned char *p, size_t len)
 {
+    (void)outp;
+    (void)p;
+    (void)len;
     return 0;
 }
 #endif
