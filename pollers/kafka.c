@@ -9,8 +9,8 @@
  * the poller's own (convert), handed back in order; the records go back to that thread to be
  * freed. Rebalances drop what was read of a revoked partition and not yet sent. librdkafka's
  * queue event fd wakes the loop; a one-second timer polls the consumer besides, for the group's
- * sake. A broker that is down is reconnected by librdkafka:
- * weir logs it and loses nothing. Must never know functions, HTTP or retries. */
+ * sake. A broker that is down is reconnected by librdkafka: weir logs it and loses nothing. Must
+ * never know functions, HTTP or retries. */
 #define _GNU_SOURCE /* pipe2 */
 #include "pollers/kafka.h"
 

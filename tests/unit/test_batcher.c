@@ -455,7 +455,7 @@ struct keeping_home {
 
 static void keep(struct weir_record_home *wh, struct weir_record *r)
 {
-    struct keeping_home *h = (struct keeping_home *)wh;
+    struct keeping_home *h = weir_list_entry(wh, struct keeping_home, home);
     assert_true(h->n < 4);
     h->kept[h->n++] = r;
 }
