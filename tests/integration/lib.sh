@@ -923,8 +923,10 @@ wait_connected() {
 # ---- buckets -------------------------------------------------------------------------------
 
 _SHM=
-# tmpfs_dir: a directory on tmpfs (/dev/shm) for this test, removed with the test's temp dir:
-# many-file tests run there, since ext4 slows down after mass deletes. Falls back to $T.
+# tmpfs_dir VAR: sets VAR to a directory on tmpfs (/dev/shm) for this test, removed with the
+# test's temp dir: many-file tests run there, since ext4 slows down after mass deletes. Falls back
+# to $T. It assigns rather than prints: called as $(tmpfs_dir), it made its directory in a subshell
+# that the cleanup never saw, and every such directory stayed behind in /dev/shm.
 tmpfs_dir() {
     if [[ -z $_SHM ]]; then
         if [[ -d /dev/shm && -w /dev/shm ]]; then
@@ -934,7 +936,7 @@ tmpfs_dir() {
             mkdir -p "$_SHM"
         fi
     fi
-    printf '%s' "$_SHM"
+    printf -v "$1" '%s' "$_SHM"
 }
 
 # wait_caught_up [PID]: waits until that weir's bucket mappings have scanned their buckets.

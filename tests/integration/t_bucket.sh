@@ -8,7 +8,8 @@
 # bucket is on tmpfs.
 source "$(dirname "$0")/lib.sh"
 
-B=$(tmpfs_dir)/photos
+tmpfs_dir SHM
+B=$SHM/photos
 mkdir -p "$B"
 start_fn_http --record "$T/rec_deletes"
 DELETES_URL=$FN_URL
@@ -126,7 +127,7 @@ wait_until '[[ $(removed "$T/rec" p0000) -ge 9 ]]' 30 || fail "deletes not annou
 mkdir "$B/album"
 for i in $(seq -w 1 300); do echo "$i" >"$B/album/r$i.jpg"; done
 wait_until '[[ $(created album/r) -ge 300 ]]' 60 || fail "the album was not announced"
-mv "$B/album" "$(tmpfs_dir)/album-elsewhere"
+mv "$B/album" "$SHM/album-elsewhere"
 wait_until '[[ $(removed "$T/rec" album/r) -ge 300 ]]' 30 ||
     fail "$(removed "$T/rec" album/r) of 300 deletes for a directory moved out"
 sleep 2

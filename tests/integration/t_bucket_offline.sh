@@ -5,7 +5,8 @@
 # 16,384) is followed by a rescan that announces every missed file, once.
 source "$(dirname "$0")/lib.sh"
 
-B=$(tmpfs_dir)/photos
+tmpfs_dir SHM
+B=$SHM/photos
 mkdir -p "$B"
 start_fn_http --record "$T/rec"
 

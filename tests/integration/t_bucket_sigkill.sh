@@ -4,7 +4,8 @@
 # may come again), the store's queue ends empty, and the catalog holds every file.
 source "$(dirname "$0")/lib.sh"
 
-B=$(tmpfs_dir)/photos
+tmpfs_dir SHM
+B=$SHM/photos
 mkdir -p "$B"
 # A function slow enough that announcements pile up in the queue.
 start_fn_http --record "$T/rec" --delay-ms 2
