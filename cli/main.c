@@ -10,6 +10,7 @@
 #include "cli/sources.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "pollers/poller.h"
 
 /* Exit codes: 0 success, 1 runtime failure, 2 bad usage or invalid configuration. */
@@ -148,7 +149,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "redrive") == 0)
         return weir_redrive_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("weir %s\n", WEIR_VERSION);
+        char allocator[64];
+        weir_allocator_name(allocator, sizeof allocator);
+        printf("weir %s (allocator: %s)\n", WEIR_VERSION, allocator);
         return 0;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -308,8 +308,10 @@ int weir_run(const struct weir_config *cfg)
     if (!cfg->n_mappings && !cfg->api.enabled)
         weir_warn(NULL, "the configuration has no mappings and no api: nothing to do until "
                         "stopped");
-    weir_info(NULL, "running version=%s functions=%zu mappings=%zu pid=%ld", WEIR_VERSION,
-              cfg->n_functions, cfg->n_mappings, (long)getpid());
+    char allocator[64];
+    weir_allocator_name(allocator, sizeof allocator);
+    weir_info(NULL, "running version=%s allocator=\"%s\" functions=%zu mappings=%zu pid=%ld",
+              WEIR_VERSION, allocator, cfg->n_functions, cfg->n_mappings, (long)getpid());
     event_base_dispatch(rt.base);
 out:
     /* The store first: what it still has to run calls back into the API, the queues and the

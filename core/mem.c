@@ -2,6 +2,7 @@
  * without a bound checked first. */
 #include "core/mem.h"
 
+#include <gnu/libc-version.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,4 +48,18 @@ char *weir_strndup(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
+}
+
+/* jemalloc's control interface: weak, so a program without jemalloc links, and finds it NULL. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+void weir_allocator_name(char *out, size_t len)
+{
+    const char *version = NULL;
+    size_t size = sizeof version;
+    if (mallctl && mallctl("version", &version, &size, NULL, 0) == 0 && version)
+        snprintf(out, len, "jemalloc %.*s", (int)strcspn(version, "-"), version);
+    else
+        snprintf(out, len, "glibc %s", gnu_get_libc_version());
 }

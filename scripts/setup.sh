@@ -33,7 +33,7 @@ esac
 PACKAGES=(
     build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
     libevent-dev libhiredis-dev libcurl4-openssl-dev libssl-dev libjansson-dev libyaml-dev
-    libsqlite3-dev
+    libsqlite3-dev libjemalloc-dev
     libcmocka-dev librdkafka-dev libpq-dev
     redis-server redis-tools jq kcat inotify-tools awscli sqlite3 libvips-tools
     postgresql-15 postgresql-client-15
