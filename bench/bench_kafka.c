@@ -48,6 +48,8 @@
  * means something is wrong. */
 #define JOIN_LIMIT_US (60 * 1000000LL)
 #define MAX_BATCHES   4
+/* weir's default fetch.wait.max.ms (FETCH_WAIT_MAX_MS in pollers/kafka.c), for the report. */
+#define WEIR_FETCH_WAIT_MS 100
 /* Every consumer reads the whole topic once a round; judged by its better round. */
 #define ROUNDS 2
 
@@ -63,7 +65,8 @@ struct options {
     int pace_seconds;
     bool window0; /* a latency run at window 0 too: weir's own latency, without the window */
     /* fetch.wait.max.ms given to every consumer (raw, kcat, weir) in the throughput runs and in
-     * the latency runs; 0 leaves librdkafka's default (500 ms). */
+     * the latency runs; 0 leaves each its default: librdkafka's (500 ms) for the raw consumer and
+     * kcat, weir's own (WEIR_FETCH_WAIT_MS) for weir. */
     int fetch_wait_ms;
     int lat_fetch_wait_ms;
     const char *weir_log_level; /* info: weir logs nothing per record or batch */
@@ -1040,14 +1043,18 @@ static void report(const struct ctx *x, const struct throughput raw[ROUNDS],
                    "the rate includes that wait\n",
                    o->batches[i]);
     }
-    char fw[32] = "librdkafka's default (500 ms)", lfw[32] = "librdkafka's default (500 ms)";
+    char defaults[128], fw[128], lfw[128];
+    snprintf(defaults, sizeof defaults,
+             "each consumer's default: librdkafka's (500 ms) for the raw consumer and kcat, "
+             "weir's own (%d ms) for weir",
+             WEIR_FETCH_WAIT_MS);
+    snprintf(fw, sizeof fw, "%s", defaults);
+    snprintf(lfw, sizeof lfw, "%s", defaults);
     if (o->fetch_wait_ms)
-        snprintf(fw, sizeof fw, "%d ms", o->fetch_wait_ms);
+        snprintf(fw, sizeof fw, "%d ms for every consumer", o->fetch_wait_ms);
     if (o->lat_fetch_wait_ms)
-        snprintf(lfw, sizeof lfw, "%d ms", o->lat_fetch_wait_ms);
-    printf("every consumer's fetch.wait.max.ms: %s in the throughput runs, %s in the latency "
-           "runs\n\n",
-           fw, lfw);
+        snprintf(lfw, sizeof lfw, "%d ms for every consumer", o->lat_fetch_wait_ms);
+    printf("fetch.wait.max.ms: %s in the throughput runs; %s in the latency runs\n\n", fw, lfw);
     printf("%-44s %10s %8s %8s  %s\n", "consumer (first record -> last)", "rec/s", "to raw",
            "to kcat", "cpu: consumer / broker / function; notes");
     for (int round = 0; round < ROUNDS; round++) {
