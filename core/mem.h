@@ -11,9 +11,9 @@ void *weir_realloc(void *p, size_t n);
 char *weir_strdup(const char *s);
 char *weir_strndup(const char *s, size_t n);
 
-/* Writes which allocator serves this process's malloc (every library's, not only weir's) into
- * out: "jemalloc 5.3.0" when the executable is linked with it (CMakeLists.txt, WEIR_JEMALLOC),
- * else the C library's, "glibc 2.36". */
+/* Writes which allocator the executable was linked with into out: "jemalloc 5.3.0" when it was
+ * (CMakeLists.txt, WEIR_JEMALLOC: then it serves every library's malloc, not only weir's), else
+ * the C library's, "glibc 2.36" (which AddressSanitizer replaces in the sanitizer build). */
 void weir_allocator_name(char *out, size_t len);
 
 #endif

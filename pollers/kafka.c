@@ -861,8 +861,9 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
         !conf_set(conf, "fetch.max.bytes", "52428800", err) ||
         /* A partition whose queue is full is left out of fetches; once read, it waits for the
          * fetch under way for the others, which a broker holds this long when they have nothing
-         * new (librdkafka's 500 ms cost the Kafka benchmark pauses of 0.2 - 0.5 s). Idle, it is
-         * a fetch every 100 ms per broker; kafka_config may change it. */
+         * new (with librdkafka's 500 ms, the last partitions of some of the Kafka benchmark's
+         * drains waited up to 0.5 s). Idle, it is a fetch every 100 ms per broker; kafka_config
+         * may change it. */
         !conf_set(conf, "fetch.wait.max.ms", FETCH_WAIT_MAX_MS, err) ||
         !conf_set(conf, "log.queue", "true", err)) {
         rd_kafka_conf_destroy(conf);
