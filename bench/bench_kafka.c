@@ -53,6 +53,9 @@
 /* Every consumer reads the whole topic once a round; judged by its better round. */
 #define ROUNDS 2
 
+/* kcat's two ways of reading the topic: to every partition's end (-e, the goal's), or N records. */
+enum kcat_mode { KCAT_TO_END, KCAT_COUNT, KCAT_MODES };
+
 /* The latency runs, each on a topic of its own so that every consumer starts caught up. */
 enum lat_run { LAT_RAW, LAT_WEIR_FIRST };
 
@@ -1017,15 +1020,16 @@ static double better(const struct throughput r[ROUNDS])
 }
 
 static void report(const struct ctx *x, const struct throughput raw[ROUNDS],
-                   const struct throughput kc[2][ROUNDS], const struct throughput w[][ROUNDS],
-                   int n_w, const struct latency *lat, int n_lat, double produce_rps, double load0)
+                   const struct throughput kc[KCAT_MODES][ROUNDS],
+                   const struct throughput w[][ROUNDS], int n_w, const struct latency *lat,
+                   int n_lat, double produce_rps, double load0)
 {
     const struct options *o = x->o;
     double raw_best = better(raw);
     /* The goal is the issue's `kcat -C -e`; kcat -c N (its read alone, without the wait for
      * every partition's end) is printed beside it. */
-    double kcat_best = better(kc[0]);
-    double kcat_read = better(kc[1]);
+    double kcat_best = better(kc[KCAT_TO_END]);
+    double kcat_read = better(kc[KCAT_COUNT]);
     printf("\nweir kafka benchmark  records=%ld value=%dB partitions=%d  librdkafka %s (mock "
            "broker)  cores=%ld  load average %.2f before, %.2f after\n",
            o->records, VALUE_LEN, o->partitions, rd_kafka_version_str(),
@@ -1043,18 +1047,15 @@ static void report(const struct ctx *x, const struct throughput raw[ROUNDS],
                    "the rate includes that wait\n",
                    o->batches[i]);
     }
-    char defaults[128], fw[128], lfw[128];
+    char defaults[128], fw[64], lfw[64];
     snprintf(defaults, sizeof defaults,
              "each consumer's default: librdkafka's (500 ms) for the raw consumer and kcat, "
              "weir's own (%d ms) for weir",
              WEIR_FETCH_WAIT_MS);
-    snprintf(fw, sizeof fw, "%s", defaults);
-    snprintf(lfw, sizeof lfw, "%s", defaults);
-    if (o->fetch_wait_ms)
-        snprintf(fw, sizeof fw, "%d ms for every consumer", o->fetch_wait_ms);
-    if (o->lat_fetch_wait_ms)
-        snprintf(lfw, sizeof lfw, "%d ms for every consumer", o->lat_fetch_wait_ms);
-    printf("fetch.wait.max.ms: %s in the throughput runs; %s in the latency runs\n\n", fw, lfw);
+    snprintf(fw, sizeof fw, "%d ms for every consumer", o->fetch_wait_ms);
+    snprintf(lfw, sizeof lfw, "%d ms for every consumer", o->lat_fetch_wait_ms);
+    printf("fetch.wait.max.ms: %s in the throughput runs; %s in the latency runs\n\n",
+           o->fetch_wait_ms ? fw : defaults, o->lat_fetch_wait_ms ? lfw : defaults);
     printf("%-44s %10s %8s %8s  %s\n", "consumer (first record -> last)", "rec/s", "to raw",
            "to kcat", "cpu: consumer / broker / function; notes");
     for (int round = 0; round < ROUNDS; round++) {
@@ -1064,7 +1065,7 @@ static void report(const struct ctx *x, const struct throughput raw[ROUNDS],
                    "start (group join)\n",
                    r->label, r->rps, r->rps / raw_best, r->rps / kcat_best, 100 * r->cpu_consumer,
                    100 * r->cpu_broker, r->startup_s);
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < KCAT_MODES; k++) {
             r = &kc[k][round];
             if (r->ran)
                 printf("%-44s %10.0f %8.2f %8.2f  %3.0f%% (whole process); first line %.3f s "
@@ -1279,7 +1280,7 @@ int main(int argc, char **argv)
      * machine was slow that another had a second chance at. */
     struct throughput raw[ROUNDS] = {{.label = "raw librdkafka consumer, round 1"},
                                      {.label = "raw librdkafka consumer, round 2"}};
-    struct throughput kc[2][ROUNDS] = {
+    struct throughput kc[KCAT_MODES][ROUNDS] = {
         {{.label = "kcat -C -e, round 1"}, {.label = "kcat -C -e, round 2"}},
         {{.label = "kcat -C -c N, round 1"}, {.label = "kcat -C -c N, round 2"}}};
     struct throughput w[MAX_BATCHES][ROUNDS];
@@ -1321,8 +1322,9 @@ int main(int argc, char **argv)
 
     x.fetch_wait_ms = o.fetch_wait_ms;
     for (int round = 0; round < ROUNDS; round++) {
-        if (run_raw(&x, &raw[round], round) != 0 || run_kcat(&x, &kc[0][round], true) != 0 ||
-            run_kcat(&x, &kc[1][round], false) != 0)
+        if (run_raw(&x, &raw[round], round) != 0 ||
+            run_kcat(&x, &kc[KCAT_TO_END][round], true) != 0 ||
+            run_kcat(&x, &kc[KCAT_COUNT][round], false) != 0)
             goto out;
         for (int i = 0; i < o.n_batches; i++) {
             struct throughput *r = &w[i][round];
