@@ -4,13 +4,13 @@
  * when the mapping says every record below them is done (checkpoint), and committed by
  * librdkafka after (every second, on a revoke and at stop). Each assigned partition has its own
  * queue, read only while the mapping has room for it: a partition it holds enough of is not read
- * (librdkafka stops fetching it once its queue is full) while the consumer keeps polling, so the
- * group never evicts weir. Messages are taken on the loop and made into records on a thread of
- * the poller's own (convert), handed back in order; the records go back to that thread to be
- * freed. Rebalances drop what was read of a revoked partition and not yet sent. librdkafka's
- * queue event fd wakes the loop; a one-second timer polls the consumer besides, for the group's
- * sake. A broker that is down is reconnected by librdkafka: weir logs it and loses nothing. Must
- * never know functions, HTTP or retries. */
+ * (librdkafka stops fetching it once its queue is full, and weir wakes its fetcher once it has read
+ * the queue empty) while the consumer keeps polling, so the group never evicts weir. Messages are
+ * taken on the loop and made into records on a thread of the poller's own (convert), handed back in
+ * order; the records go back to that thread to be freed. Rebalances drop what was read of a revoked
+ * partition and not yet sent. librdkafka's queue event fd wakes the loop; a one-second timer polls
+ * the consumer besides, for the group's sake. A broker that is down is reconnected by librdkafka:
+ * weir logs it and loses nothing. Must never know functions, HTTP or retries. */
 #define _GNU_SOURCE /* pipe2 */
 #include "pollers/kafka.h"
 
@@ -62,6 +62,12 @@ struct part {
     rd_kafka_queue_t *queue;
     size_t converting; /* messages read and on the converting thread, not yet handed over */
     bool held;         /* the mapping paused it: not read until resumed */
+    /* Whether librdkafka has stopped fetching it (see wake_fetcher), told from what weir reads:
+     * the queue as it was when a fetch last filled it, and what weir expects left in it. */
+    int64_t next_offset; /* after the last message read; -1 before any */
+    size_t fill_messages;
+    size_t fill_bytes; /* of the messages of that fill read so far: a lower bound of its size */
+    size_t expected_left;
 };
 
 /* The home of the records the converting thread makes (model/record.h): records done with come
@@ -123,6 +129,10 @@ struct weir_poller {
     bool freeing;             /* kafka_free: converted records are dropped, nothing more read */
     rd_kafka_topic_partition_list_t *assigned;
     struct weir_u32map parts; /* partition -> struct part, while assigned */
+    /* librdkafka's thresholds (queued.min.messages, queued.max.messages.kbytes): a partition's
+     * queue holding this much is not fetched until its broker's thread looks again. */
+    size_t full_messages, full_bytes;
+    uint64_t fetcher_wakes;
     bool started, stopping;
     bool broker_down; /* an outage was reported; its end will be too */
     /* Stopping: the consumer closes on a thread of its own. Its callbacks, called there, touch
@@ -444,14 +454,44 @@ static size_t less(size_t a, size_t b)
     return a > b ? a - b : 0;
 }
 
+/* librdkafka (2.0.2) leaves a partition out of its fetches once its queue holds
+ * queued.min.messages or queued.max.messages.kbytes, and looks at it again only when its broker's
+ * thread wakes: when a fetch of that broker comes back, or after a second with nothing to do (2.2's
+ * fetch.queue.backoff.ms waits the same second by default). When every partition of a broker is
+ * full at once, no fetch is under way: read empty, they waited up to that second (a benchmark run
+ * in six stalled so, 0.4 s at a time, and queues of 5 messages gave 5 records a second). A seek is
+ * what wakes that thread from outside (pausing and resuming is served on another thread and did
+ * not); to the offset after the last message read, with the queue empty, it moves nothing. Its
+ * cost: a fetch of the partition under way meanwhile is dropped by librdkafka and made again. */
+static void wake_fetcher(struct weir_poller *p, struct part *pt)
+{
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, p->topic, pt->id)->offset = pt->next_offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(p->rk, one, 0);
+    rd_kafka_resp_err_t err = error ? rd_kafka_error_code(error) : one->elems[0].err;
+    if (err && err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+        weir_debug(p->comp, "could not wake the fetcher partition=%d why=\"%s\"", pt->id,
+                   rd_kafka_err2str(err));
+    } else {
+        p->fetcher_wakes++;
+        weir_trace(p->comp, "fetcher woken partition=%d offset=%lld queue_filled_to=%zu", pt->id,
+                   (long long)pt->next_offset, pt->fill_messages);
+    }
+    if (error)
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
 /* Reads what a partition's queue holds, as far as the mapping has room for it (less what is
  * being converted already), and sends it to be converted; returns how many messages it took. A
  * partition the mapping has no room for is simply not read: librdkafka stops fetching it once
  * its queue holds queued.max.messages.kbytes, and nothing it prefetched is thrown away (a pause
- * would, and cost a fetch round to resume). */
+ * would, and cost a fetch round to resume). A queue read empty that had filled to librdkafka's
+ * threshold has its fetcher woken. */
 static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budget)
 {
     size_t n = 0;
+    bool emptied = false;
     while (n < budget && !pt->held) {
         size_t room = less(p->sink.ops->room(p->sink.ctx, (uint32_t)pt->id), pt->converting);
         size_t any = less(p->sink.ops->room(p->sink.ctx, WEIR_LANE_ANY), p->converting);
@@ -460,8 +500,18 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
             want = budget - n;
         if (want > CONVERT_MAX)
             want = CONVERT_MAX;
-        if (want == 0 || rd_kafka_queue_length(pt->queue) == 0)
+        if (want == 0)
             break;
+        size_t queued = rd_kafka_queue_length(pt->queue);
+        if (queued == 0) {
+            emptied = true;
+            break;
+        }
+        if (queued > pt->expected_left) {
+            /* A fetch came back since the last read: the queue as that fetch left it. */
+            pt->fill_messages = queued;
+            pt->fill_bytes = 0;
+        }
         struct convert_job *job = weir_malloc(sizeof(*job) + want * sizeof(job->items[0]));
         ssize_t got =
             rd_kafka_consume_batch_queue(pt->queue, 0, (rd_kafka_message_t **)job->items, want);
@@ -472,6 +522,8 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
                 on_message_error(p, m);
                 rd_kafka_message_destroy(m);
             } else {
+                pt->next_offset = m->offset + 1;
+                pt->fill_bytes += m->len;
                 job->items[kept++] = m;
             }
         }
@@ -489,9 +541,18 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
         }
         if (got <= 0)
             break;
+        pt->expected_left = less(queued, (size_t)got);
         n += (size_t)got;
-        if ((size_t)got < want)
+        if ((size_t)got < want) {
+            emptied = true; /* taken without waiting: the queue had no more */
             break;
+        }
+    }
+    if (emptied) {
+        bool was_full = pt->fill_messages >= p->full_messages || pt->fill_bytes >= p->full_bytes;
+        if (was_full && pt->next_offset >= 0)
+            wake_fetcher(p, pt);
+        pt->fill_messages = pt->fill_bytes = pt->expected_left = 0;
     }
     return n;
 }
@@ -564,6 +625,7 @@ static void part_open(struct weir_poller *p, int32_t id)
     pt->id = id;
     pt->generation = ++p->next_generation;
     pt->queue = queue;
+    pt->next_offset = -1;
     rd_kafka_queue_forward(pt->queue, NULL);
     rd_kafka_queue_io_event_enable(pt->queue, p->wake[1], "1", 1);
     weir_u32map_put(&p->parts, (uint32_t)id, pt);
@@ -743,6 +805,16 @@ static bool conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
     return true;
 }
 
+/* A numeric property's value as set (every one weir reads has a default), times unit. */
+static size_t conf_size(rd_kafka_conf_t *conf, const char *name, size_t unit)
+{
+    char value[32];
+    size_t len = sizeof(value);
+    if (rd_kafka_conf_get(conf, name, value, &len) != RD_KAFKA_CONF_OK)
+        return SIZE_MAX;
+    return (size_t)strtoull(value, NULL, 10) * unit;
+}
+
 /* Destroys the poller's queue handles: librdkafka wants them gone before the consumer closes. */
 static void queues_destroy(struct weir_poller *p)
 {
@@ -875,6 +947,8 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
             goto fail;
         }
     }
+    p->full_messages = conf_size(conf, "queued.min.messages", 1);
+    p->full_bytes = conf_size(conf, "queued.max.messages.kbytes", 1024);
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -1002,8 +1076,8 @@ static void on_closed(struct weir_worker_job *job)
         weir_warn(p->comp,
                   "last commit failed; the next start reads again from the one before why=\"%s\"",
                   rd_kafka_err2str(p->last_commit));
-    weir_info(p->comp, "consumer closed topic=%s records=%llu", p->topic,
-              (unsigned long long)p->records);
+    weir_info(p->comp, "consumer closed topic=%s records=%llu fetcher_wakes=%llu", p->topic,
+              (unsigned long long)p->records, (unsigned long long)p->fetcher_wakes);
     p->stop_done(p->stop_arg);
 }
 
