@@ -156,6 +156,9 @@ struct tally {
     /* Wall clock: the first record, the want-th distinct one, and the 99%-th (the last records
      * of a partition may wait out a batching window). */
     int64_t t_first_us, t_want_us, t_99_us;
+    /* The longest time nothing arrived before the 99%-th record: a consumer that stalls (a
+     * fetcher asleep) shows here, apart from the batching windows at the end. */
+    int64_t t_last_us, longest_pause_us, longest_pause_end_us;
     long inv_at_want;
     long lat_base, lat_cap;
     int64_t *lat; /* receipt - produce, microseconds, by seq - lat_base */
@@ -172,6 +175,7 @@ static void tally_reset(struct tally *t, long capacity, long want, long lat_base
     t->want = want;
     t->want99 = (want * 99 + 99) / 100;
     t->t_first_us = t->t_want_us = t->t_99_us = 0;
+    t->t_last_us = t->longest_pause_us = t->longest_pause_end_us = 0;
     t->inv_at_want = 0;
     t->lat_base = lat_base;
     t->lat_cap = lat_cap;
@@ -187,6 +191,11 @@ static void tally_add(struct tally *t, const char *head, size_t len, int64_t now
     t->records++;
     if (t->t_first_us == 0)
         t->t_first_us = now;
+    if (t->t_99_us == 0 && t->t_last_us && now - t->t_last_us > t->longest_pause_us) {
+        t->longest_pause_us = now - t->t_last_us;
+        t->longest_pause_end_us = now;
+    }
+    t->t_last_us = now;
     if (!parse_head(head, len, &push, &seq) || seq < 0 || seq >= t->capacity) {
         t->bad++;
         return;
@@ -210,14 +219,23 @@ static void tally_add(struct tally *t, const char *head, size_t len, int64_t now
 
 struct tally_view {
     long unique, dups, bad, records, invocations, inv_at_want;
-    int64_t t_first_us, t_want_us, t_99_us;
+    int64_t t_first_us, t_want_us, t_99_us, longest_pause_us, longest_pause_end_us;
 };
 
 static struct tally_view tally_read(struct tally *t)
 {
     pthread_mutex_lock(&t->mu);
-    struct tally_view v = {t->unique,      t->dups,       t->bad,       t->records, t->invocations,
-                           t->inv_at_want, t->t_first_us, t->t_want_us, t->t_99_us};
+    struct tally_view v = {t->unique,
+                           t->dups,
+                           t->bad,
+                           t->records,
+                           t->invocations,
+                           t->inv_at_want,
+                           t->t_first_us,
+                           t->t_want_us,
+                           t->t_99_us,
+                           t->longest_pause_us,
+                           t->longest_pause_end_us};
     pthread_mutex_unlock(&t->mu);
     return v;
 }
@@ -568,6 +586,8 @@ struct throughput {
     char label[64];
     double rps, ips, elapsed_s;
     double s99;         /* weir: seconds from the first record to 99% of them */
+    double pause_ms;    /* weir: the longest time nothing arrived before that */
+    double pause_at_s;  /* weir: when that pause began, from the first record */
     struct pct backlog; /* weir: produce -> receipt of the backlog (produced before weir started) */
     double cpu_consumer, cpu_broker, cpu_fn; /* shares of the interval (1.0 = one core) */
     double startup_s; /* from the start of the consumer to its first record */
@@ -897,6 +917,10 @@ static int run_weir(struct ctx *x, struct throughput *r, int round)
     struct tally_view v = tally_read(&x->t);
     r->elapsed_s = (double)(v.t_want_us - v.t_first_us) / 1e6;
     r->s99 = (double)(v.t_99_us - v.t_first_us) / 1e6;
+    r->pause_ms = (double)v.longest_pause_us / 1e3;
+    r->pause_at_s = v.longest_pause_us
+                        ? (double)(v.longest_pause_end_us - v.longest_pause_us - v.t_first_us) / 1e6
+                        : 0;
     r->backlog = tally_latency(&x->t, 0, n);
     r->cpu_consumer = (pid_cpu(pid) - mark.consumer0) / r->elapsed_s;
     r->cpu_broker = (pid_cpu(x->broker) - mark.broker0) / r->elapsed_s;
@@ -1077,12 +1101,13 @@ static void report(const struct ctx *x, const struct throughput raw[ROUNDS],
         for (int i = 0; i < n_w; i++) {
             r = &w[i][round];
             if (r->ran)
-                printf("%-44s %10.0f %8.2f %8.2f  %3.0f%% / %3.0f%% / %3.0f%%; %.0f inv/s; 99%% "
-                       "of the records in %.2f s of %.2f s; first record %.1f s after start; "
-                       "peak RSS %.1f MB; duplicates %ld\n",
-                       r->label, r->rps, r->rps / raw_best, r->rps / kcat_best,
-                       100 * r->cpu_consumer, 100 * r->cpu_broker, 100 * r->cpu_fn, r->ips, r->s99,
-                       r->elapsed_s, r->startup_s, (double)r->rss_kb / 1024.0, r->dups);
+                printf(
+                    "%-44s %10.0f %8.2f %8.2f  %3.0f%% / %3.0f%% / %3.0f%%; %.0f inv/s; 99%% "
+                    "of the records in %.2f s of %.2f s, none for %.0f ms at most before (from "
+                    "%.2f s); first record %.1f s after start; peak RSS %.1f MB; duplicates %ld\n",
+                    r->label, r->rps, r->rps / raw_best, r->rps / kcat_best, 100 * r->cpu_consumer,
+                    100 * r->cpu_broker, 100 * r->cpu_fn, r->ips, r->s99, r->elapsed_s, r->pause_ms,
+                    r->pause_at_s, r->startup_s, (double)r->rss_kb / 1024.0, r->dups);
         }
     }
     printf("(ratios to the better of the raw consumer's rounds, %.0f rec/s, and of kcat -C -e's, "
