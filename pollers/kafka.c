@@ -456,13 +456,15 @@ static size_t less(size_t a, size_t b)
 
 /* librdkafka (2.0.2) leaves a partition out of its fetches once its queue holds
  * queued.min.messages or queued.max.messages.kbytes, and looks at it again only when its broker's
- * thread wakes: when a fetch of that broker comes back, or after a second with nothing to do (2.2's
- * fetch.queue.backoff.ms waits the same second by default). When every partition of a broker is
- * full at once, no fetch is under way: read empty, they waited up to that second (a benchmark run
- * in six stalled so, 0.4 s at a time, and queues of 5 messages gave 5 records a second). A seek is
- * what wakes that thread from outside (pausing and resuming is served on another thread and did
- * not); to the offset after the last message read, with the queue empty, it moves nothing. Its
- * cost: a fetch of the partition under way meanwhile is dropped by librdkafka and made again. */
+ * thread wakes: when a fetch of that broker comes back, an order reaches it, or after a second
+ * with nothing to do (2.2's fetch.queue.backoff.ms waits the same second by default). When every
+ * partition of a broker is full at once, no fetch is under way: read empty, they waited up to that
+ * second (a benchmark run in six stalled so, 0.4 s at a time, and queues of 5 messages gave 5
+ * records a second). A seek is what wakes that thread from outside (pausing and resuming is served
+ * on another thread and did not); to the offset after the last message read, with the queue empty,
+ * it moves nothing. Its cost: a fetch of the partition under way meanwhile is dropped by
+ * librdkafka and made again. It cannot help with queued.min.messages 1: the barrier a seek puts in
+ * the queue is one entry, and the queue is full again when that thread looks. */
 static void wake_fetcher(struct weir_poller *p, struct part *pt)
 {
     rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
@@ -507,11 +509,11 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
             emptied = true;
             break;
         }
-        if (queued > pt->expected_left) {
-            /* A fetch came back since the last read: the queue as that fetch left it. */
-            pt->fill_messages = queued;
-            pt->fill_bytes = 0;
-        }
+        /* More than the last read left: a fetch came back since, and this is the queue as it
+         * left it (unless only what is not a message came: a seek's barrier, messages it made
+         * stale). */
+        bool fresh = queued > pt->expected_left;
+        size_t bytes = 0;
         struct convert_job *job = weir_malloc(sizeof(*job) + want * sizeof(job->items[0]));
         ssize_t got =
             rd_kafka_consume_batch_queue(pt->queue, 0, (rd_kafka_message_t **)job->items, want);
@@ -523,7 +525,7 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
                 rd_kafka_message_destroy(m);
             } else {
                 pt->next_offset = m->offset + 1;
-                pt->fill_bytes += m->len;
+                bytes += m->len;
                 job->items[kept++] = m;
             }
         }
@@ -541,6 +543,11 @@ static size_t read_partition(struct weir_poller *p, struct part *pt, size_t budg
         }
         if (got <= 0)
             break;
+        if (fresh) {
+            pt->fill_messages = queued;
+            pt->fill_bytes = 0;
+        }
+        pt->fill_bytes += bytes;
         pt->expected_left = less(queued, (size_t)got);
         n += (size_t)got;
         if ((size_t)got < want) {
@@ -948,7 +955,7 @@ static struct weir_poller *kafka_new(const struct weir_poller_args *args, struct
         }
     }
     p->full_messages = conf_size(conf, "queued.min.messages", 1);
-    p->full_bytes = conf_size(conf, "queued.max.messages.kbytes", 1024);
+    p->full_bytes = conf_size(conf, "queued.max.messages.kbytes", 1000); /* as librdkafka */
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_log_cb(conf, on_log);
