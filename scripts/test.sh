@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs and builds (scripts/setup.sh --asan), checks formatting, builds the
 # other build types (Release, MinSizeRel), then runs every ctest test (unit and integration,
-# against real servers) in build/, and again in build-asan/ under AddressSanitizer and UBSan,
-# where any sanitizer report fails the run.
+# against real servers; two at a time, WEIR_TEST_JOBS) in build/, and again in build-asan/ under
+# AddressSanitizer and UBSan, where any sanitizer report fails the run.
 # Ends with "weir tests: N passed, N failed" (every ctest test of both builds, plus the format
 # check, the build-type check and the sanitizer-report check) and a non-zero exit on any failure.
 # Stops every server the tests started, also when a test is killed or the run is interrupted.
@@ -15,6 +15,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 T0=$SECONDS
 DEADLINE=$((T0 + ${WEIR_TEST_BUDGET:-1140}))
+# Tests at once: most of a test's time is waiting (group joins, leases, windows, delays), so two
+# fill the run's gaps; every test has its own servers, ports and directories.
+JOBS=${WEIR_TEST_JOBS:-2}
 
 PASSED=0
 FAILED=0
@@ -151,7 +154,7 @@ run_ctest() {
     # --stop-time: ctest kills a test still running then and starts no more; a time of day past
     # midnight is taken as tomorrow's.
     (cd "$ROOT/$dir" && env "$@" TMPDIR="$RUN/tmp" WEIR_TEST_PIDS="$RUN/pids" \
-        ctest --output-on-failure --no-tests=error \
+        ctest --output-on-failure --no-tests=error -j "$JOBS" \
         --stop-time "$(date -d "+$left seconds" +%H:%M:%S)") 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     stop_leftovers
