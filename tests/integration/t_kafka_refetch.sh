@@ -6,7 +6,7 @@
 # every partition of a broker is full at once, nothing is fetched until then. Queues of 5
 # messages, records produced in sets of 5 and a 5 ms function make every partition full after
 # each fetch: without weir's wake, 2 partitions deliver about 10 records a second (1185 of 3000
-# in two minutes, measured); with it, 3000 take about 5 s after the group join. weir says it woke
+# in two minutes, measured); with it, 3000 take 5 - 11 s after the group join. weir says it woke
 # the fetcher; each record still arrives exactly once, in offset order per partition, and the
 # committed offsets hold over a restart.
 source "$(dirname "$0")/lib.sh"
