@@ -158,7 +158,7 @@ struct tally {
     int64_t t_first_us, t_want_us, t_99_us;
     /* The longest time nothing arrived before the 99%-th record: a consumer that stalls (a
      * fetcher asleep) shows here, apart from the batching windows at the end. */
-    int64_t t_last_us, longest_pause_us, longest_pause_end_us;
+    int64_t t_last_us, longest_pause_us, longest_pause_from_us;
     long inv_at_want;
     long lat_base, lat_cap;
     int64_t *lat; /* receipt - produce, microseconds, by seq - lat_base */
@@ -175,7 +175,7 @@ static void tally_reset(struct tally *t, long capacity, long want, long lat_base
     t->want = want;
     t->want99 = (want * 99 + 99) / 100;
     t->t_first_us = t->t_want_us = t->t_99_us = 0;
-    t->t_last_us = t->longest_pause_us = t->longest_pause_end_us = 0;
+    t->t_last_us = t->longest_pause_us = t->longest_pause_from_us = 0;
     t->inv_at_want = 0;
     t->lat_base = lat_base;
     t->lat_cap = lat_cap;
@@ -193,7 +193,7 @@ static void tally_add(struct tally *t, const char *head, size_t len, int64_t now
         t->t_first_us = now;
     if (t->t_99_us == 0 && t->t_last_us && now - t->t_last_us > t->longest_pause_us) {
         t->longest_pause_us = now - t->t_last_us;
-        t->longest_pause_end_us = now;
+        t->longest_pause_from_us = t->t_last_us;
     }
     t->t_last_us = now;
     if (!parse_head(head, len, &push, &seq) || seq < 0 || seq >= t->capacity) {
@@ -219,7 +219,7 @@ static void tally_add(struct tally *t, const char *head, size_t len, int64_t now
 
 struct tally_view {
     long unique, dups, bad, records, invocations, inv_at_want;
-    int64_t t_first_us, t_want_us, t_99_us, longest_pause_us, longest_pause_end_us;
+    int64_t t_first_us, t_want_us, t_99_us, longest_pause_us, longest_pause_from_us;
 };
 
 static struct tally_view tally_read(struct tally *t)
@@ -235,7 +235,7 @@ static struct tally_view tally_read(struct tally *t)
                            t->t_want_us,
                            t->t_99_us,
                            t->longest_pause_us,
-                           t->longest_pause_end_us};
+                           t->longest_pause_from_us};
     pthread_mutex_unlock(&t->mu);
     return v;
 }
@@ -918,9 +918,7 @@ static int run_weir(struct ctx *x, struct throughput *r, int round)
     r->elapsed_s = (double)(v.t_want_us - v.t_first_us) / 1e6;
     r->s99 = (double)(v.t_99_us - v.t_first_us) / 1e6;
     r->pause_ms = (double)v.longest_pause_us / 1e3;
-    r->pause_at_s = v.longest_pause_us
-                        ? (double)(v.longest_pause_end_us - v.longest_pause_us - v.t_first_us) / 1e6
-                        : 0;
+    r->pause_at_s = v.longest_pause_us ? (double)(v.longest_pause_from_us - v.t_first_us) / 1e6 : 0;
     r->backlog = tally_latency(&x->t, 0, n);
     r->cpu_consumer = (pid_cpu(pid) - mark.consumer0) / r->elapsed_s;
     r->cpu_broker = (pid_cpu(x->broker) - mark.broker0) / r->elapsed_s;
